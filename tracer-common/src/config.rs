@@ -1,0 +1,16 @@
+//! Values the loader writes into the kernel programs' globals before load.
+
+/// Runtime knobs of the kernel programs (see `names::globals`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TraceConfig {
+    /// tgid of the tracer itself, never traced.
+    pub self_tgid: u32,
+    /// Submissions wake userspace only once the ring holds this many bytes; below that,
+    /// userspace finds the data on its next poll.
+    pub wakeup_bytes: u32,
+    /// Nonzero: collect user stacks.
+    pub stacks: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(core::mem::size_of::<TraceConfig>() == 16);

@@ -1,0 +1,169 @@
+//! Record layouts. Every record is an [`EventHeader`] followed by one payload; records are built
+//! in place in the ring buffer by the kernel programs.
+
+use core::mem::size_of;
+
+/// First bytes of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`crate::EventKind`] number.
+    pub kind: u32,
+    /// Process id (the kernel's tgid).
+    pub pid: u32,
+    /// Thread id (the kernel's pid).
+    pub tid: u32,
+    pub _pad: u32,
+    /// `CLOCK_MONOTONIC` nanoseconds (`bpf_ktime_get_ns`).
+    pub ts_ns: u64,
+}
+
+/// Flag in [`AllocData::flags`]: the stack id is missing; `stack_id` holds the negative errno.
+pub const ALLOC_STACK_ERR: u32 = 1;
+
+/// An allocator call returned.
+///
+/// For `realloc`/`reallocarray`, `old_ptr` is the block passed in. For `posix_memalign`, `ptr`
+/// is what the call stored through its first argument (0 when it failed).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllocData {
+    /// Returned block, 0 when the call failed.
+    pub ptr: u64,
+    /// Requested size in bytes; for calloc and reallocarray the element size.
+    pub size: u64,
+    /// calloc and reallocarray: the element count (userspace multiplies, checking overflow;
+    /// BPF has no 128-bit multiply). Otherwise 1.
+    pub count: u64,
+    /// Block passed to realloc/reallocarray, else 0.
+    pub old_ptr: u64,
+    /// Return address of the allocator call: the instruction after the call in its caller.
+    pub caller: u64,
+    /// Stack id in the stack-trace map (frames above the caller), or a negative errno.
+    pub stack_id: i32,
+    /// An [`crate::kind::AllocFunc`] number.
+    pub func: u32,
+    /// `ALLOC_*` flags.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// `free` was called with a non-null pointer outside any other allocator call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FreeData {
+    pub ptr: u64,
+}
+
+/// Flag in [`MapData::flags`]: the call happened inside an allocator call (e.g. malloc's own
+/// mmap for a large block); the heap view already accounts for it.
+pub const MAP_IN_ALLOCATOR: u32 = 1;
+/// Flag in [`MapData::flags`]: the stack id is missing.
+pub const MAP_STACK_ERR: u32 = 2;
+
+/// A successful mmap, munmap, mremap or brk.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapData {
+    /// mmap: the new mapping. munmap: the start. mremap: the new address. brk: the new break.
+    pub addr: u64,
+    /// mmap/munmap: length. mremap: the new length.
+    pub len: u64,
+    /// mremap: the old address and length.
+    pub old_addr: u64,
+    pub old_len: u64,
+    /// mmap: `PROT_*` and `MAP_*` as passed.
+    pub prot: u32,
+    pub map_flags: u32,
+    /// mmap: the fd argument (-1 for anonymous).
+    pub fd: i32,
+    /// A [`crate::kind::MapOp`] number.
+    pub op: u32,
+    /// User instruction pointer at the syscall and the word at the user stack pointer (the
+    /// return address when the libc wrapper keeps no frame).
+    pub user_ip: u64,
+    pub user_sp_word: u64,
+    pub stack_id: i32,
+    /// `MAP_*` flags of this crate.
+    pub flags: u32,
+}
+
+/// A thread exited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitData {
+    /// Nonzero when this was the last thread of its process.
+    pub group_dead: u32,
+    pub _pad: u32,
+}
+
+/// Header plus payload, as laid out in the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Record<T> {
+    pub header: EventHeader,
+    pub data: T,
+}
+
+pub type AllocEvent = Record<AllocData>;
+pub type FreeEvent = Record<FreeData>;
+pub type MapEvent = Record<MapData>;
+pub type ExitEvent = Record<ExitData>;
+
+/// Per-thread state kept by an allocator's entry probe until its return probe runs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PendingAlloc {
+    /// User stack pointer at entry; the matching return sees `sp + 8`.
+    pub sp: u64,
+    pub size: u64,
+    pub count: u64,
+    /// realloc: old block; posix_memalign: the `void **` out pointer.
+    pub arg: u64,
+    pub caller: u64,
+    pub stack_id: i32,
+    pub func: u32,
+    /// Nonzero while an outermost allocator call is in progress on this thread.
+    pub active: u32,
+    pub flags: u32,
+}
+
+/// Per-thread state kept by a mapping syscall's entry until its exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PendingMap {
+    pub data: MapData,
+    /// Nonzero between entry and exit.
+    pub active: u32,
+    pub _pad: u32,
+}
+
+/// Indexes into the per-CPU `COUNTERS` array.
+pub mod counter {
+    /// Ring reservations that failed: events lost.
+    pub const DROPPED: u32 = 0;
+    /// `bpf_get_stackid` failures (collision or full map).
+    pub const STACK_ERRORS: u32 = 1;
+    /// Return probes without a matching entry in progress.
+    pub const ORPHAN_RETURNS: u32 = 2;
+    /// Entries that found a stale in-progress call (its return was never seen).
+    pub const STALE_PENDING: u32 = 3;
+    /// Per-thread state that could not be stored (map full).
+    pub const PENDING_FULL: u32 = 4;
+    /// `free(NULL)` calls, which free nothing.
+    pub const FREE_NULL: u32 = 5;
+    /// Number of counters.
+    pub const COUNT: u32 = 8;
+}
+
+const _: () = assert!(size_of::<EventHeader>() == 24);
+const _: () = assert!(size_of::<AllocData>() == 56);
+const _: () = assert!(size_of::<FreeData>() == 8);
+const _: () = assert!(size_of::<MapData>() == 72);
+const _: () = assert!(size_of::<ExitData>() == 8);
+const _: () = assert!(size_of::<AllocEvent>() == 80);
+const _: () = assert!(size_of::<FreeEvent>() == 32);
+const _: () = assert!(size_of::<MapEvent>() == 96);
+const _: () = assert!(size_of::<ExitEvent>() == 32);
+const _: () = assert!(size_of::<PendingAlloc>() == 56);
+const _: () = assert!(size_of::<PendingMap>() == 80);

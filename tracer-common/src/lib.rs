@@ -1,0 +1,21 @@
+//! The wire format shared by tracer's kernel programs (`tracer-ebpf`) and its userspace (`tracer`).
+//!
+//! Everything here is `#[repr(C)]`, `Copy` and free of implicit padding, so both sides agree on
+//! the bytes. This crate owns layouts and names only: it never decodes (that is `tracer::decode`)
+//! and never touches BPF.
+#![no_std]
+
+pub mod config;
+pub mod event;
+pub mod kind;
+pub mod names;
+#[cfg(feature = "user")]
+pub mod user;
+
+pub use config::TraceConfig;
+pub use event::*;
+pub use kind::EventKind;
+
+/// Bumped on any change to a layout or a kind number; recordings carry it and a mismatch is
+/// rejected.
+pub const ABI_VERSION: u32 = 1;

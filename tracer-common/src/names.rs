@@ -1,0 +1,50 @@
+//! Names of maps, programs and globals, and default sizes: the one place both sides read them.
+
+/// Ring buffer carrying every event.
+pub const EVENTS: &str = "EVENTS";
+/// Per-CPU counters indexed by [`crate::event::counter`].
+pub const COUNTERS: &str = "COUNTERS";
+/// Deduplicated user stacks.
+pub const STACKS: &str = "STACKS";
+/// tgids being traced.
+pub const TARGETS: &str = "TARGETS";
+/// The [`crate::TraceConfig`] global.
+pub const CONFIG: &str = "CONFIG";
+
+/// Default ring buffer size in bytes (a power of two, a multiple of the page size).
+pub const DEFAULT_RING_BYTES: u32 = 32 << 20;
+/// Default number of stacks kept.
+pub const DEFAULT_STACK_ENTRIES: u32 = 32 * 1024;
+/// Maximum number of traced processes.
+pub const MAX_TARGETS: u32 = 1024;
+/// Maximum threads with a call in progress.
+pub const MAX_PENDING: u32 = 64 * 1024;
+/// Frames per stored stack (the kernel's `PERF_MAX_STACK_DEPTH`).
+pub const STACK_DEPTH: usize = 127;
+
+/// Kernel program names, one per probe.
+pub mod programs {
+    pub const MALLOC_ENTER: &str = "malloc_enter";
+    pub const CALLOC_ENTER: &str = "calloc_enter";
+    pub const REALLOC_ENTER: &str = "realloc_enter";
+    pub const REALLOCARRAY_ENTER: &str = "reallocarray_enter";
+    pub const POSIX_MEMALIGN_ENTER: &str = "posix_memalign_enter";
+    pub const MEMALIGN_ENTER: &str = "memalign_enter";
+    pub const ALIGNED_ALLOC_ENTER: &str = "aligned_alloc_enter";
+    pub const VALLOC_ENTER: &str = "valloc_enter";
+    pub const PVALLOC_ENTER: &str = "pvalloc_enter";
+    /// One return program serves every allocator returning a pointer.
+    pub const ALLOC_EXIT: &str = "alloc_exit";
+    /// posix_memalign stores its result through a pointer.
+    pub const POSIX_MEMALIGN_EXIT: &str = "posix_memalign_exit";
+    pub const FREE_ENTER: &str = "free_enter";
+    pub const SYS_ENTER_MMAP: &str = "syscalls_sys_enter_mmap";
+    pub const SYS_EXIT_MMAP: &str = "syscalls_sys_exit_mmap";
+    pub const SYS_ENTER_MUNMAP: &str = "syscalls_sys_enter_munmap";
+    pub const SYS_EXIT_MUNMAP: &str = "syscalls_sys_exit_munmap";
+    pub const SYS_ENTER_MREMAP: &str = "syscalls_sys_enter_mremap";
+    pub const SYS_EXIT_MREMAP: &str = "syscalls_sys_exit_mremap";
+    pub const SYS_ENTER_BRK: &str = "syscalls_sys_enter_brk";
+    pub const SYS_EXIT_BRK: &str = "syscalls_sys_exit_brk";
+    pub const SCHED_PROCESS_EXIT: &str = "sched_sched_process_exit";
+}

@@ -1,0 +1,48 @@
+//! Userspace-only glue: `aya::Pod` for the shared structs and `TryFrom` for kinds.
+
+use crate::{
+    config::TraceConfig,
+    event::{AllocData, EventHeader, ExitData, FreeData, MapData},
+    kind::EventKind,
+};
+
+// SAFETY: each type is #[repr(C)], Copy, made of integers only and has no implicit padding
+// (size assertions in event.rs and config.rs), so every bit pattern is valid.
+unsafe impl aya::Pod for TraceConfig {}
+// SAFETY: as above.
+unsafe impl aya::Pod for EventHeader {}
+// SAFETY: as above.
+unsafe impl aya::Pod for AllocData {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FreeData {}
+// SAFETY: as above.
+unsafe impl aya::Pod for MapData {}
+// SAFETY: as above.
+unsafe impl aya::Pod for ExitData {}
+
+/// An unknown kind number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownKind(pub u32);
+
+impl TryFrom<u32> for EventKind {
+    type Error = UnknownKind;
+
+    fn try_from(v: u32) -> Result<Self, Self::Error> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| *k as u32 == v)
+            .ok_or(UnknownKind(v))
+    }
+}
+
+impl core::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let s = match self {
+            EventKind::Alloc => "alloc",
+            EventKind::Free => "free",
+            EventKind::Map => "map",
+            EventKind::TaskExit => "task-exit",
+        };
+        f.write_str(s)
+    }
+}

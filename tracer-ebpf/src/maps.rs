@@ -1,0 +1,55 @@
+//! Every map and global of the kernel programs. Names match `tracer_common::names`.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf, StackTrace},
+    Global,
+};
+use tracer_common::{
+    counter,
+    names::{DEFAULT_RING_BYTES, DEFAULT_STACK_ENTRIES, MAX_PENDING, MAX_TARGETS},
+    PendingAlloc, PendingMap, TraceConfig,
+};
+
+/// All events, in submission order per CPU. Userspace may resize it before load.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
+
+/// Per-CPU counters, indexed by `tracer_common::counter`.
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// User stacks, deduplicated by the kernel.
+#[map]
+pub static STACKS: StackTrace = StackTrace::with_max_entries(DEFAULT_STACK_ENTRIES, 0);
+
+/// tgid → 1 for every traced process.
+#[map]
+pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
+/// tid → the outermost allocator call in progress on that thread.
+#[map]
+pub static PENDING: HashMap<u32, PendingAlloc> = HashMap::with_max_entries(MAX_PENDING, 0);
+
+/// tid → the mapping syscall in progress on that thread.
+#[map]
+pub static PENDING_MAP: HashMap<u32, PendingMap> = HashMap::with_max_entries(MAX_PENDING, 0);
+
+/// Written by the loader before load.
+#[unsafe(no_mangle)]
+pub static CONFIG: Global<TraceConfig> = Global::new(TraceConfig {
+    self_tgid: 0,
+    wakeup_bytes: 0,
+    stacks: 1,
+    _pad: 0,
+});
+
+/// Adds one to a counter of this CPU.
+#[inline(always)]
+pub fn bump(index: u32) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: the pointer comes from a successful lookup of this CPU's slot, which only
+        // this CPU writes, and programs are not preempted on one CPU in between.
+        unsafe { *slot += 1 };
+    }
+}
