@@ -1,1 +1,145 @@
+//! Test workloads with exactly known behaviour, for the tracer's end-to-end tests, benchmarks
+//! and README demo.
+//!
+//! The programs are written in C (`c/<name>.c`) so that no language runtime allocates behind
+//! their back, and `build.rs` compiles each into an executable; [`path`] finds it. They use no
+//! stdio (its buffers would show up as leaks) and allocate nothing beyond what is documented.
+//! Every allocating or mapping call sits in its own never-inlined function with a distinctive
+//! name ([`symbol`]), so the first stack frame above the allocator names the site. Every exact
+//! number a test may assert lives once, in `c/workloads.h`, and is mirrored in [`expect`]; a
+//! unit test keeps the two identical.
+//!
+//! | program | usage | behaviour |
+//! |---|---|---|
+//! | [`ALLOC_EACH`] | `alloc_each [--no-leak]` | leaks one block through each of malloc, calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc ([`expect::ALLOC_EACH_LEAKS`]); `churn_each` allocates and frees one more block through each, then calls `free(NULL)`; `--no-leak` frees the leaks too (`free_leaks`) |
+//! | [`ATTACH_TARGET`] | `attach_target [--hold]` | quiescent until one byte (or EOF) on stdin; then [`expect::ATTACH_ALLOCS`] × malloc([`expect::ATTACH_SIZE`]), frees the first [`expect::ATTACH_FREES`], writes `d` to stdout and exits |
+//! | [`MMAP_LEAK`] | `mmap_leak [--hold]` | after one stdin byte (or EOF): leaks a 7-page anonymous mapping, maps and unmaps 3 pages, maps 5 pages and unmaps the last 2; writes `d` and exits |
+//! | [`CHURN`] | `churn [ITERATIONS [THREADS]] [--wait]` | each thread runs `churn_loop`: malloc([`expect::CHURN_BLOCK_SIZE`]) + free, ITERATIONS times; one thread runs on the main thread; `--wait` first waits for a stdin byte |
+//! | [`DEMO`] | `demo [SECONDS]` | every 100 ms: `handle_request` allocates and frees three blocks, `cache_insert` leaks 1 KiB; every second `open_config` leaks an fd; `start_worker` leaks a sleeping thread; `0` seconds runs until killed |
+//!
+//! All exit with status 0 on success, 1 when a call fails (message on stderr), 2 on bad
+//! arguments. With `--hold`, `attach_target` and `mmap_leak` wait for one more stdin byte (or
+//! EOF) after writing `d`, so they can be inspected while alive.
+//!
+//! Counting conventions (the tracer's): realloc of a block is a free of that block plus one
+//! allocation; realloc(NULL, n) and reallocarray(NULL, ...) are plain allocations; allocator
+//! calls made inside another allocator call (glibc's reallocarray calls realloc) are part of the
+//! outer call. Sizes are requested bytes (calloc and reallocarray: count × element size).
+//!
+//! Only what the programs' own code does is exact: the dynamic loader maps and may allocate
+//! before `main`, and `pthread_create` (churn with several threads, demo) maps the thread's
+//! stack and lets glibc allocate (glibc 2.36 on x86-64: one 272-byte calloc per thread, freed
+//! when the thread is joined).
+//! The stdin wait of `attach_target`, `mmap_leak` and `churn --wait` gives a tracer a quiet
+//! point after startup to begin counting.
 
+use std::path::{Path, PathBuf};
+
+/// `alloc_each`: one leak per allocating entry point.
+pub const ALLOC_EACH: &str = "alloc_each";
+/// `attach_target`: waits on stdin, then allocates and partly frees.
+pub const ATTACH_TARGET: &str = "attach_target";
+/// `churn`: malloc + free in a tight loop, optionally on several threads.
+pub const CHURN: &str = "churn";
+/// `demo`: the README's demo with a heap, fd and thread leak.
+pub const DEMO: &str = "demo";
+/// `mmap_leak`: anonymous mappings, one leaked and one partly unmapped.
+pub const MMAP_LEAK: &str = "mmap_leak";
+
+/// Every workload program, one per `c/<name>.c`.
+pub const NAMES: &[&str] = &[ALLOC_EACH, ATTACH_TARGET, CHURN, DEMO, MMAP_LEAK];
+
+/// Where the executable of workload `name` (one of [`NAMES`]) was built.
+pub fn path(name: &str) -> PathBuf {
+    Path::new(env!("TRACER_WORKLOAD_DIR")).join(name)
+}
+
+/// Command-line flags the workloads understand.
+pub mod arg {
+    /// `alloc_each`: free the leaked blocks before exit.
+    pub const NO_LEAK: &str = "--no-leak";
+    /// `attach_target`, `mmap_leak`: after writing `d`, wait for one more stdin byte (or EOF).
+    pub const HOLD: &str = "--hold";
+    /// `churn`: wait for one stdin byte (or EOF) before starting.
+    pub const WAIT: &str = "--wait";
+}
+
+/// Names of the functions that make the interesting calls: the first stack frame above the
+/// allocator (or above `mmap`/`munmap`/`open`/`pthread_create`) of each call is one of these.
+pub mod symbol {
+    /// `alloc_each`: malloc([`LEAK_MALLOC_SIZE`](super::expect::LEAK_MALLOC_SIZE)), leaked.
+    pub const LEAK_MALLOC: &str = "leak_malloc";
+    /// `alloc_each`: calloc, leaked.
+    pub const LEAK_CALLOC: &str = "leak_calloc";
+    /// `alloc_each`: the malloc that `leak_realloc` reallocates (freed by that realloc).
+    pub const REALLOC_SEED: &str = "realloc_seed";
+    /// `alloc_each`: realloc of the seed, leaked.
+    pub const LEAK_REALLOC: &str = "leak_realloc";
+    /// `alloc_each`: reallocarray(NULL, ...), leaked.
+    pub const LEAK_REALLOCARRAY: &str = "leak_reallocarray";
+    /// `alloc_each`: posix_memalign, leaked.
+    pub const LEAK_POSIX_MEMALIGN: &str = "leak_posix_memalign";
+    /// `alloc_each`: aligned_alloc, leaked.
+    pub const LEAK_ALIGNED_ALLOC: &str = "leak_aligned_alloc";
+    /// `alloc_each`: memalign, leaked.
+    pub const LEAK_MEMALIGN: &str = "leak_memalign";
+    /// `alloc_each`: valloc, leaked.
+    pub const LEAK_VALLOC: &str = "leak_valloc";
+    /// `alloc_each`: pvalloc, leaked.
+    pub const LEAK_PVALLOC: &str = "leak_pvalloc";
+    /// `alloc_each`: one block through each entry point, all freed, plus `free(NULL)`.
+    pub const CHURN_EACH: &str = "churn_each";
+    /// `alloc_each --no-leak`: frees the nine leaked blocks.
+    pub const FREE_LEAKS: &str = "free_leaks";
+    /// `attach_target`: the mallocs.
+    pub const ATTACH_ALLOC_LOOP: &str = "attach_alloc_loop";
+    /// `attach_target`: the frees.
+    pub const ATTACH_FREE_LOOP: &str = "attach_free_loop";
+    /// `mmap_leak`: the mapping that is never unmapped.
+    pub const LEAK_MAPPING: &str = "leak_mapping";
+    /// `mmap_leak`: maps and unmaps all of it.
+    pub const MAP_AND_UNMAP: &str = "map_and_unmap";
+    /// `mmap_leak`: maps, then unmaps the tail.
+    pub const PARTIAL_UNMAP: &str = "partial_unmap";
+    /// `churn`: the malloc + free loop.
+    pub const CHURN_LOOP: &str = "churn_loop";
+    /// `demo`: allocates and frees three blocks.
+    pub const HANDLE_REQUEST: &str = "handle_request";
+    /// `demo`: leaks one block.
+    pub const CACHE_INSERT: &str = "cache_insert";
+    /// `demo`: leaks one fd.
+    pub const OPEN_CONFIG: &str = "open_config";
+    /// `demo`: creates the thread that never exits.
+    pub const START_WORKER: &str = "start_worker";
+
+    /// Every symbol above with the workload that defines it.
+    pub const ALL: &[(&str, &str)] = &[
+        (super::ALLOC_EACH, LEAK_MALLOC),
+        (super::ALLOC_EACH, LEAK_CALLOC),
+        (super::ALLOC_EACH, REALLOC_SEED),
+        (super::ALLOC_EACH, LEAK_REALLOC),
+        (super::ALLOC_EACH, LEAK_REALLOCARRAY),
+        (super::ALLOC_EACH, LEAK_POSIX_MEMALIGN),
+        (super::ALLOC_EACH, LEAK_ALIGNED_ALLOC),
+        (super::ALLOC_EACH, LEAK_MEMALIGN),
+        (super::ALLOC_EACH, LEAK_VALLOC),
+        (super::ALLOC_EACH, LEAK_PVALLOC),
+        (super::ALLOC_EACH, CHURN_EACH),
+        (super::ALLOC_EACH, FREE_LEAKS),
+        (super::ATTACH_TARGET, ATTACH_ALLOC_LOOP),
+        (super::ATTACH_TARGET, ATTACH_FREE_LOOP),
+        (super::MMAP_LEAK, LEAK_MAPPING),
+        (super::MMAP_LEAK, MAP_AND_UNMAP),
+        (super::MMAP_LEAK, PARTIAL_UNMAP),
+        (super::CHURN, CHURN_LOOP),
+        (super::DEMO, HANDLE_REQUEST),
+        (super::DEMO, CACHE_INSERT),
+        (super::DEMO, OPEN_CONFIG),
+        (super::DEMO, START_WORKER),
+    ];
+}
+
+pub mod expect;
+
+#[cfg(test)]
+mod tests;

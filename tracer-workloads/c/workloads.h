@@ -1,0 +1,184 @@
+/*
+ * workloads.h — every exact number the tracer's tests assert about the workloads.
+ *
+ * This is the ONE place the numbers live. `src/lib.rs` mirrors each define as
+ * `tracer_workloads::expect::<NAME>` and a unit test there fails if the two disagree (in
+ * either direction), so keep every define in the form `#define NAME <decimal>` with an
+ * optional trailing comment; anything else is rejected by that test.
+ *
+ * Counting conventions (the tracer's own semantics):
+ *  - an "allocation call" is one successful call of malloc, calloc, realloc, reallocarray,
+ *    posix_memalign, aligned_alloc, memalign, valloc or pvalloc, whatever glibc calls inside
+ *    (realloc(NULL, n) runs malloc, reallocarray runs realloc: still one call);
+ *  - realloc(p, n) with p != NULL is "free of p + one new allocation"; it is one allocation
+ *    call and frees one block, but it is not a free() call;
+ *  - reallocarray(NULL, n, m) and realloc(NULL, n) are plain allocations;
+ *  - "size" is the requested size in bytes (calloc/reallocarray: count * element size);
+ *    pvalloc rounds the usable size up to whole pages, the request stays as below.
+ */
+#ifndef TRACER_WORKLOADS_H
+#define TRACER_WORKLOADS_H
+
+/* ---- alloc_each: one leaked block per allocating entry point ----------------------- */
+
+/* leak_malloc: malloc(LEAK_MALLOC_SIZE) */
+#define LEAK_MALLOC_SIZE 11111
+/* leak_calloc: calloc(LEAK_CALLOC_NMEMB, LEAK_CALLOC_ELEM_SIZE) */
+#define LEAK_CALLOC_NMEMB 13
+#define LEAK_CALLOC_ELEM_SIZE 1009
+#define LEAK_CALLOC_SIZE 13117
+/* realloc_seed: malloc(REALLOC_SEED_SIZE), freed by the realloc in leak_realloc */
+#define REALLOC_SEED_SIZE 100
+/* leak_realloc: realloc(seed, LEAK_REALLOC_SIZE); the new block may reuse the seed's address */
+#define LEAK_REALLOC_SIZE 15151
+/* leak_reallocarray: reallocarray(NULL, LEAK_REALLOCARRAY_NMEMB, LEAK_REALLOCARRAY_ELEM_SIZE) */
+#define LEAK_REALLOCARRAY_NMEMB 17
+#define LEAK_REALLOCARRAY_ELEM_SIZE 1013
+#define LEAK_REALLOCARRAY_SIZE 17221
+/* leak_posix_memalign: posix_memalign(&p, LEAK_POSIX_MEMALIGN_ALIGN, LEAK_POSIX_MEMALIGN_SIZE) */
+#define LEAK_POSIX_MEMALIGN_ALIGN 64
+#define LEAK_POSIX_MEMALIGN_SIZE 19191
+/* leak_aligned_alloc: aligned_alloc(LEAK_ALIGNED_ALLOC_ALIGN, LEAK_ALIGNED_ALLOC_SIZE) */
+#define LEAK_ALIGNED_ALLOC_ALIGN 64
+#define LEAK_ALIGNED_ALLOC_SIZE 21312
+/* leak_memalign: memalign(LEAK_MEMALIGN_ALIGN, LEAK_MEMALIGN_SIZE) */
+#define LEAK_MEMALIGN_ALIGN 128
+#define LEAK_MEMALIGN_SIZE 23232
+/* leak_valloc: valloc(LEAK_VALLOC_SIZE) */
+#define LEAK_VALLOC_SIZE 25252
+/* leak_pvalloc: pvalloc(LEAK_PVALLOC_SIZE) */
+#define LEAK_PVALLOC_SIZE 27272
+
+/* churn_each: one block through each entry point, each freed with free(), plus free(NULL) */
+#define CHURN_EACH_MALLOC_SIZE 300
+#define CHURN_EACH_CALLOC_NMEMB 7
+#define CHURN_EACH_CALLOC_ELEM_SIZE 43
+#define CHURN_EACH_CALLOC_SIZE 301
+/* realloc(NULL, CHURN_EACH_REALLOC_SIZE) */
+#define CHURN_EACH_REALLOC_SIZE 302
+/* reallocarray(NULL, CHURN_EACH_REALLOCARRAY_NMEMB, CHURN_EACH_REALLOCARRAY_ELEM_SIZE) */
+#define CHURN_EACH_REALLOCARRAY_NMEMB 3
+#define CHURN_EACH_REALLOCARRAY_ELEM_SIZE 101
+#define CHURN_EACH_REALLOCARRAY_SIZE 303
+#define CHURN_EACH_POSIX_MEMALIGN_ALIGN 64
+#define CHURN_EACH_POSIX_MEMALIGN_SIZE 304
+/* a multiple of the alignment, as C11 asks of aligned_alloc */
+#define CHURN_EACH_ALIGNED_ALLOC_ALIGN 64
+#define CHURN_EACH_ALIGNED_ALLOC_SIZE 320
+#define CHURN_EACH_MEMALIGN_ALIGN 128
+#define CHURN_EACH_MEMALIGN_SIZE 306
+#define CHURN_EACH_VALLOC_SIZE 307
+#define CHURN_EACH_PVALLOC_SIZE 308
+
+/* Totals, default mode (leaks kept) */
+/* 9 leaks + realloc_seed + 9 in churn_each; the same with --no-leak */
+#define ALLOC_EACH_ALLOC_CALLS 19
+/* blocks freed by realloc (the seed); the same with --no-leak */
+#define ALLOC_EACH_REALLOC_FREES 1
+/* free() calls with a non-NULL pointer: churn_each's nine */
+#define ALLOC_EACH_FREE_CALLS 9
+/* free(NULL) calls (churn_each); the same with --no-leak */
+#define ALLOC_EACH_FREE_NULL_CALLS 1
+/* blocks freed in any way: free() calls + realloc frees */
+#define ALLOC_EACH_FREED_BLOCKS 10
+/* blocks still live at exit, and their requested bytes */
+#define ALLOC_EACH_LEAKED_BLOCKS 9
+#define ALLOC_EACH_LEAKED_BYTES 172859
+
+/* Totals, --no-leak (free_leaks frees the nine leaked blocks; nothing is live at exit) */
+#define ALLOC_EACH_NO_LEAK_FREE_CALLS 18
+#define ALLOC_EACH_NO_LEAK_FREED_BLOCKS 19
+
+/* ---- attach_target: waits for one stdin byte, then allocates ------------------------ */
+
+/* attach_alloc_loop: ATTACH_ALLOCS x malloc(ATTACH_SIZE) */
+#define ATTACH_ALLOCS 1000
+#define ATTACH_SIZE 4242
+/* attach_free_loop: frees the first ATTACH_FREES of them */
+#define ATTACH_FREES 700
+#define ATTACH_LEAKED_BLOCKS 300
+#define ATTACH_LEAKED_BYTES 1272600
+
+/* ---- mmap_leak: anonymous private mappings, after one stdin byte -------------------- */
+
+/* the program checks that the system page size is this and fails otherwise */
+#define MMAP_PAGE_SIZE 4096
+/* leak_mapping: maps and touches LEAK_MAPPING_PAGES, never unmapped */
+#define LEAK_MAPPING_PAGES 7
+/* map_and_unmap: maps MAP_AND_UNMAP_PAGES and unmaps all of them */
+#define MAP_AND_UNMAP_PAGES 3
+/* partial_unmap: maps PARTIAL_UNMAP_PAGES, unmaps the last PARTIAL_UNMAP_TAIL_PAGES */
+#define PARTIAL_UNMAP_PAGES 5
+#define PARTIAL_UNMAP_TAIL_PAGES 2
+/* what the program's own calls do in total (the loader's mappings before main not counted) */
+#define MMAP_LEAK_MMAP_CALLS 3
+#define MMAP_LEAK_MUNMAP_CALLS 2
+#define MMAP_LEAK_UNMAPPED_BYTES 20480
+/* still mapped at exit: 7 + 3 pages in 2 regions */
+#define MMAP_LEAK_LIVE_BYTES 40960
+#define MMAP_LEAK_LIVE_REGIONS 2
+
+/* ---- churn: malloc(CHURN_BLOCK_SIZE) + free, ITERATIONS times per thread ------------- */
+
+#define CHURN_BLOCK_SIZE 64
+#define CHURN_DEFAULT_ITERATIONS 1000000
+#define CHURN_DEFAULT_THREADS 1
+#define CHURN_MAX_THREADS 64
+
+/* ---- demo: the README's demo ------------------------------------------------------- */
+
+#define DEMO_DEFAULT_SECONDS 20
+/* one iteration per tick */
+#define DEMO_TICK_MS 100
+#define DEMO_TICKS_PER_SECOND 10
+/* handle_request: malloc of these three sizes, all freed */
+#define DEMO_REQUEST_SMALL_SIZE 256
+#define DEMO_REQUEST_MEDIUM_SIZE 2048
+#define DEMO_REQUEST_LARGE_SIZE 4096
+/* cache_insert: one leaked block per tick */
+#define DEMO_CACHE_BLOCK_SIZE 1024
+/* open_config: one leaked fd per second; start_worker: one thread that never exits */
+#define DEMO_LEAKED_THREADS 1
+
+/* ---- consistency of the derived numbers ------------------------------------------- */
+
+_Static_assert(LEAK_CALLOC_SIZE == LEAK_CALLOC_NMEMB * LEAK_CALLOC_ELEM_SIZE, "calloc");
+_Static_assert(LEAK_REALLOCARRAY_SIZE == LEAK_REALLOCARRAY_NMEMB * LEAK_REALLOCARRAY_ELEM_SIZE,
+               "reallocarray");
+_Static_assert(CHURN_EACH_CALLOC_SIZE == CHURN_EACH_CALLOC_NMEMB * CHURN_EACH_CALLOC_ELEM_SIZE,
+               "churn calloc");
+_Static_assert(CHURN_EACH_REALLOCARRAY_SIZE ==
+                   CHURN_EACH_REALLOCARRAY_NMEMB * CHURN_EACH_REALLOCARRAY_ELEM_SIZE,
+               "churn reallocarray");
+_Static_assert(CHURN_EACH_ALIGNED_ALLOC_SIZE % CHURN_EACH_ALIGNED_ALLOC_ALIGN == 0,
+               "aligned_alloc size");
+_Static_assert(LEAK_ALIGNED_ALLOC_SIZE % LEAK_ALIGNED_ALLOC_ALIGN == 0, "aligned_alloc size");
+_Static_assert(ALLOC_EACH_LEAKED_BYTES ==
+                   LEAK_MALLOC_SIZE + LEAK_CALLOC_SIZE + LEAK_REALLOC_SIZE +
+                       LEAK_REALLOCARRAY_SIZE + LEAK_POSIX_MEMALIGN_SIZE +
+                       LEAK_ALIGNED_ALLOC_SIZE + LEAK_MEMALIGN_SIZE + LEAK_VALLOC_SIZE +
+                       LEAK_PVALLOC_SIZE,
+               "leaked bytes");
+_Static_assert(ALLOC_EACH_ALLOC_CALLS == ALLOC_EACH_LEAKED_BLOCKS + 1 + 9, "alloc calls");
+_Static_assert(ALLOC_EACH_FREED_BLOCKS == ALLOC_EACH_FREE_CALLS + ALLOC_EACH_REALLOC_FREES,
+               "freed blocks");
+_Static_assert(ALLOC_EACH_ALLOC_CALLS == ALLOC_EACH_FREED_BLOCKS + ALLOC_EACH_LEAKED_BLOCKS,
+               "leak mode balance");
+_Static_assert(ALLOC_EACH_NO_LEAK_FREE_CALLS == ALLOC_EACH_FREE_CALLS + ALLOC_EACH_LEAKED_BLOCKS,
+               "no-leak free calls");
+_Static_assert(ALLOC_EACH_NO_LEAK_FREED_BLOCKS ==
+                   ALLOC_EACH_NO_LEAK_FREE_CALLS + ALLOC_EACH_REALLOC_FREES,
+               "no-leak freed blocks");
+_Static_assert(ALLOC_EACH_ALLOC_CALLS == ALLOC_EACH_NO_LEAK_FREED_BLOCKS, "no-leak balance");
+_Static_assert(ATTACH_LEAKED_BLOCKS == ATTACH_ALLOCS - ATTACH_FREES, "attach blocks");
+_Static_assert(ATTACH_LEAKED_BYTES == ATTACH_LEAKED_BLOCKS * ATTACH_SIZE, "attach bytes");
+_Static_assert(MMAP_LEAK_LIVE_BYTES ==
+                   (LEAK_MAPPING_PAGES + PARTIAL_UNMAP_PAGES - PARTIAL_UNMAP_TAIL_PAGES) *
+                       MMAP_PAGE_SIZE,
+               "live mapped bytes");
+_Static_assert(MMAP_LEAK_UNMAPPED_BYTES ==
+                   (MAP_AND_UNMAP_PAGES + PARTIAL_UNMAP_TAIL_PAGES) * MMAP_PAGE_SIZE,
+               "unmapped bytes");
+_Static_assert(DEMO_TICK_MS * DEMO_TICKS_PER_SECOND == 1000, "demo tick");
+
+#endif

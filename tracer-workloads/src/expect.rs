@@ -1,0 +1,243 @@
+//! Every exact number the tests assert about the workloads, mirrored from `c/workloads.h`
+//! (name for name; the header's comments say which call each number belongs to). A unit test
+//! fails if a constant here and its `#define` differ, or if either side has one the other lacks.
+//!
+//! All values are `u64`, the width of sizes and counts in the tracer's events.
+
+/// Declares the constants and [`ALL`], the list the header test walks, from one list so that
+/// no constant can escape the check.
+macro_rules! constants {
+    ($($(#[$meta:meta])* $name:ident = $value:expr;)*) => {
+        $($(#[$meta])* pub const $name: u64 = $value;)*
+
+        /// Every constant in this module with its name, as `c/workloads.h` spells it.
+        pub const ALL: &[(&str, u64)] = &[$((stringify!($name), $name)),*];
+    };
+}
+
+constants! {
+    // ---- alloc_each: the leaks ------------------------------------------------------------
+    /// `leak_malloc`: malloc of this many bytes.
+    LEAK_MALLOC_SIZE = 11111;
+    /// `leak_calloc`: element count.
+    LEAK_CALLOC_NMEMB = 13;
+    /// `leak_calloc`: element size.
+    LEAK_CALLOC_ELEM_SIZE = 1009;
+    /// `leak_calloc`: total bytes.
+    LEAK_CALLOC_SIZE = LEAK_CALLOC_NMEMB * LEAK_CALLOC_ELEM_SIZE;
+    /// `realloc_seed`: malloc of this many bytes, freed by the realloc in `leak_realloc`.
+    REALLOC_SEED_SIZE = 100;
+    /// `leak_realloc`: realloc of the seed to this many bytes (may keep the seed's address).
+    LEAK_REALLOC_SIZE = 15151;
+    /// `leak_reallocarray`: element count (reallocarray(NULL, ...)).
+    LEAK_REALLOCARRAY_NMEMB = 17;
+    /// `leak_reallocarray`: element size.
+    LEAK_REALLOCARRAY_ELEM_SIZE = 1013;
+    /// `leak_reallocarray`: total bytes.
+    LEAK_REALLOCARRAY_SIZE = LEAK_REALLOCARRAY_NMEMB * LEAK_REALLOCARRAY_ELEM_SIZE;
+    /// `leak_posix_memalign`: alignment.
+    LEAK_POSIX_MEMALIGN_ALIGN = 64;
+    /// `leak_posix_memalign`: bytes.
+    LEAK_POSIX_MEMALIGN_SIZE = 19191;
+    /// `leak_aligned_alloc`: alignment.
+    LEAK_ALIGNED_ALLOC_ALIGN = 64;
+    /// `leak_aligned_alloc`: bytes.
+    LEAK_ALIGNED_ALLOC_SIZE = 21312;
+    /// `leak_memalign`: alignment.
+    LEAK_MEMALIGN_ALIGN = 128;
+    /// `leak_memalign`: bytes.
+    LEAK_MEMALIGN_SIZE = 23232;
+    /// `leak_valloc`: bytes.
+    LEAK_VALLOC_SIZE = 25252;
+    /// `leak_pvalloc`: requested bytes (pvalloc rounds the usable size up to whole pages).
+    LEAK_PVALLOC_SIZE = 27272;
+
+    // ---- alloc_each: churn_each, everything freed with free() ------------------------------
+    /// malloc bytes.
+    CHURN_EACH_MALLOC_SIZE = 300;
+    /// calloc element count.
+    CHURN_EACH_CALLOC_NMEMB = 7;
+    /// calloc element size.
+    CHURN_EACH_CALLOC_ELEM_SIZE = 43;
+    /// calloc total bytes.
+    CHURN_EACH_CALLOC_SIZE = CHURN_EACH_CALLOC_NMEMB * CHURN_EACH_CALLOC_ELEM_SIZE;
+    /// realloc(NULL, ...) bytes.
+    CHURN_EACH_REALLOC_SIZE = 302;
+    /// reallocarray(NULL, ...) element count.
+    CHURN_EACH_REALLOCARRAY_NMEMB = 3;
+    /// reallocarray(NULL, ...) element size.
+    CHURN_EACH_REALLOCARRAY_ELEM_SIZE = 101;
+    /// reallocarray total bytes.
+    CHURN_EACH_REALLOCARRAY_SIZE = CHURN_EACH_REALLOCARRAY_NMEMB * CHURN_EACH_REALLOCARRAY_ELEM_SIZE;
+    /// posix_memalign alignment.
+    CHURN_EACH_POSIX_MEMALIGN_ALIGN = 64;
+    /// posix_memalign bytes.
+    CHURN_EACH_POSIX_MEMALIGN_SIZE = 304;
+    /// aligned_alloc alignment.
+    CHURN_EACH_ALIGNED_ALLOC_ALIGN = 64;
+    /// aligned_alloc bytes (a multiple of the alignment).
+    CHURN_EACH_ALIGNED_ALLOC_SIZE = 320;
+    /// memalign alignment.
+    CHURN_EACH_MEMALIGN_ALIGN = 128;
+    /// memalign bytes.
+    CHURN_EACH_MEMALIGN_SIZE = 306;
+    /// valloc bytes.
+    CHURN_EACH_VALLOC_SIZE = 307;
+    /// pvalloc requested bytes.
+    CHURN_EACH_PVALLOC_SIZE = 308;
+
+    // ---- alloc_each: totals ------------------------------------------------------------------
+    /// Successful allocation calls, both modes: 9 leaks + `realloc_seed` + 9 in `churn_each`.
+    ALLOC_EACH_ALLOC_CALLS = ALLOC_EACH_LEAKED_BLOCKS + 1 + 9;
+    /// Blocks freed by realloc (the seed), both modes.
+    ALLOC_EACH_REALLOC_FREES = 1;
+    /// free() calls with a non-NULL pointer, default mode (`churn_each`'s nine).
+    ALLOC_EACH_FREE_CALLS = 9;
+    /// free(NULL) calls, both modes.
+    ALLOC_EACH_FREE_NULL_CALLS = 1;
+    /// Blocks freed in any way, default mode: free() calls + realloc frees.
+    ALLOC_EACH_FREED_BLOCKS = ALLOC_EACH_FREE_CALLS + ALLOC_EACH_REALLOC_FREES;
+    /// Blocks live at exit, default mode (with `--no-leak`: none).
+    ALLOC_EACH_LEAKED_BLOCKS = 9;
+    /// Requested bytes live at exit, default mode (with `--no-leak`: none).
+    ALLOC_EACH_LEAKED_BYTES = LEAK_MALLOC_SIZE
+        + LEAK_CALLOC_SIZE
+        + LEAK_REALLOC_SIZE
+        + LEAK_REALLOCARRAY_SIZE
+        + LEAK_POSIX_MEMALIGN_SIZE
+        + LEAK_ALIGNED_ALLOC_SIZE
+        + LEAK_MEMALIGN_SIZE
+        + LEAK_VALLOC_SIZE
+        + LEAK_PVALLOC_SIZE;
+    /// free() calls with a non-NULL pointer, `--no-leak`.
+    ALLOC_EACH_NO_LEAK_FREE_CALLS = ALLOC_EACH_FREE_CALLS + ALLOC_EACH_LEAKED_BLOCKS;
+    /// Blocks freed in any way, `--no-leak` (equals [`ALLOC_EACH_ALLOC_CALLS`]).
+    ALLOC_EACH_NO_LEAK_FREED_BLOCKS = ALLOC_EACH_NO_LEAK_FREE_CALLS + ALLOC_EACH_REALLOC_FREES;
+
+    // ---- attach_target ---------------------------------------------------------------------
+    /// `attach_alloc_loop`: number of mallocs.
+    ATTACH_ALLOCS = 1000;
+    /// `attach_alloc_loop`: bytes per malloc.
+    ATTACH_SIZE = 4242;
+    /// `attach_free_loop`: frees the first this many blocks.
+    ATTACH_FREES = 700;
+    /// Blocks live at exit.
+    ATTACH_LEAKED_BLOCKS = ATTACH_ALLOCS - ATTACH_FREES;
+    /// Bytes live at exit.
+    ATTACH_LEAKED_BYTES = ATTACH_LEAKED_BLOCKS * ATTACH_SIZE;
+
+    // ---- mmap_leak -------------------------------------------------------------------------
+    /// The page size the program requires (it fails on any other).
+    MMAP_PAGE_SIZE = 4096;
+    /// `leak_mapping`: pages mapped, touched, never unmapped.
+    LEAK_MAPPING_PAGES = 7;
+    /// `map_and_unmap`: pages mapped and then all unmapped.
+    MAP_AND_UNMAP_PAGES = 3;
+    /// `partial_unmap`: pages mapped.
+    PARTIAL_UNMAP_PAGES = 5;
+    /// `partial_unmap`: pages unmapped at the end of its mapping.
+    PARTIAL_UNMAP_TAIL_PAGES = 2;
+    /// mmap calls made by the program's code (the loader's mappings before `main` aside).
+    MMAP_LEAK_MMAP_CALLS = 3;
+    /// munmap calls made by the program's code.
+    MMAP_LEAK_MUNMAP_CALLS = 2;
+    /// Bytes unmapped by those munmap calls.
+    MMAP_LEAK_UNMAPPED_BYTES = (MAP_AND_UNMAP_PAGES + PARTIAL_UNMAP_TAIL_PAGES) * MMAP_PAGE_SIZE;
+    /// Anonymous bytes the program's own calls leave mapped (7 + 3 pages).
+    MMAP_LEAK_LIVE_BYTES =
+        (LEAK_MAPPING_PAGES + PARTIAL_UNMAP_PAGES - PARTIAL_UNMAP_TAIL_PAGES) * MMAP_PAGE_SIZE;
+    /// Regions the program's own calls leave mapped.
+    MMAP_LEAK_LIVE_REGIONS = 2;
+
+    // ---- churn -----------------------------------------------------------------------------
+    /// Bytes per malloc in `churn_loop`.
+    CHURN_BLOCK_SIZE = 64;
+    /// Iterations per thread without an argument.
+    CHURN_DEFAULT_ITERATIONS = 1_000_000;
+    /// Threads without an argument (1: the main thread, no pthread_create).
+    CHURN_DEFAULT_THREADS = 1;
+    /// Most threads accepted.
+    CHURN_MAX_THREADS = 64;
+
+    // ---- demo ------------------------------------------------------------------------------
+    /// Run time without an argument.
+    DEMO_DEFAULT_SECONDS = 20;
+    /// Milliseconds between iterations.
+    DEMO_TICK_MS = 100;
+    /// Iterations per second.
+    DEMO_TICKS_PER_SECOND = 10;
+    /// `handle_request`: first block (freed).
+    DEMO_REQUEST_SMALL_SIZE = 256;
+    /// `handle_request`: second block (freed).
+    DEMO_REQUEST_MEDIUM_SIZE = 2048;
+    /// `handle_request`: third block (freed).
+    DEMO_REQUEST_LARGE_SIZE = 4096;
+    /// `cache_insert`: bytes leaked per iteration.
+    DEMO_CACHE_BLOCK_SIZE = 1024;
+    /// `start_worker`: threads that never exit.
+    DEMO_LEAKED_THREADS = 1;
+}
+
+/// The file `demo`'s `open_config` opens once a second and never closes (`/dev/null` where it
+/// is missing).
+pub const DEMO_CONFIG_PATH: &str = "/etc/hostname";
+
+/// One leaked block of `alloc_each`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leak {
+    /// The allocator entry point called.
+    pub allocator: &'static str,
+    /// The function that calls it: the first stack frame above the allocator.
+    pub function: &'static str,
+    /// Requested bytes (calloc and reallocarray: count × element size).
+    pub size: u64,
+}
+
+/// The blocks `alloc_each` leaks without `--no-leak`, in the order it allocates them.
+pub const ALLOC_EACH_LEAKS: &[Leak] = &[
+    Leak {
+        allocator: "malloc",
+        function: crate::symbol::LEAK_MALLOC,
+        size: LEAK_MALLOC_SIZE,
+    },
+    Leak {
+        allocator: "calloc",
+        function: crate::symbol::LEAK_CALLOC,
+        size: LEAK_CALLOC_SIZE,
+    },
+    Leak {
+        allocator: "realloc",
+        function: crate::symbol::LEAK_REALLOC,
+        size: LEAK_REALLOC_SIZE,
+    },
+    Leak {
+        allocator: "reallocarray",
+        function: crate::symbol::LEAK_REALLOCARRAY,
+        size: LEAK_REALLOCARRAY_SIZE,
+    },
+    Leak {
+        allocator: "posix_memalign",
+        function: crate::symbol::LEAK_POSIX_MEMALIGN,
+        size: LEAK_POSIX_MEMALIGN_SIZE,
+    },
+    Leak {
+        allocator: "aligned_alloc",
+        function: crate::symbol::LEAK_ALIGNED_ALLOC,
+        size: LEAK_ALIGNED_ALLOC_SIZE,
+    },
+    Leak {
+        allocator: "memalign",
+        function: crate::symbol::LEAK_MEMALIGN,
+        size: LEAK_MEMALIGN_SIZE,
+    },
+    Leak {
+        allocator: "valloc",
+        function: crate::symbol::LEAK_VALLOC,
+        size: LEAK_VALLOC_SIZE,
+    },
+    Leak {
+        allocator: "pvalloc",
+        function: crate::symbol::LEAK_PVALLOC,
+        size: LEAK_PVALLOC_SIZE,
+    },
+];

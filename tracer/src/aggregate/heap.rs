@@ -1,0 +1,118 @@
+//! Heap state of one process: live blocks, totals and per-call-site statistics.
+//!
+//! realloc is a free of the old block plus an allocation of the new one; a failed call (NULL)
+//! is not an allocation; realloc(p, 0) returning NULL freed p (glibc). Frees of addresses never
+//! seen allocated (made before attach, or lost to drops) change nothing and are counted.
+
+use std::collections::HashMap;
+
+use tracer_common::kind::AllocFunc;
+
+use crate::event::{Alloc, HeapSite};
+
+/// A live block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub size: u64,
+    pub site: HeapSite,
+    pub ts_ns: u64,
+}
+
+/// Per-call-site counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SiteStats {
+    pub allocs: u64,
+    pub bytes: u64,
+    pub frees: u64,
+    pub live_blocks: u64,
+    pub live_bytes: u64,
+}
+
+/// Heap totals of one process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HeapTotals {
+    pub live_bytes: u64,
+    pub live_blocks: u64,
+    pub peak_live_bytes: u64,
+    pub total_allocs: u64,
+    pub total_frees: u64,
+    pub total_alloc_bytes: u64,
+    /// Calls that returned NULL (not allocations).
+    pub failed_allocs: u64,
+    /// Frees of addresses never seen allocated (made before attach, or lost to drops).
+    pub unknown_frees: u64,
+    /// Allocations returned at an address still live here: its free was lost (dropped event).
+    pub replaced_blocks: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Heap {
+    pub live: HashMap<u64, Block>,
+    pub sites: HashMap<HeapSite, SiteStats>,
+    pub totals: HeapTotals,
+}
+
+impl Heap {
+    pub fn apply_alloc(&mut self, a: &Alloc, ts_ns: u64) {
+        let resizes = matches!(a.func, AllocFunc::Realloc | AllocFunc::Reallocarray);
+        if a.ptr == 0 {
+            if resizes && a.size == Some(0) && a.old_ptr != 0 {
+                self.free(a.old_ptr);
+            } else {
+                self.totals.failed_allocs += 1;
+            }
+            return;
+        }
+        if resizes && a.old_ptr != 0 {
+            self.free(a.old_ptr);
+        }
+        let size = a.size.unwrap_or(0);
+        if let Some(old) = self.live.insert(
+            a.ptr,
+            Block {
+                size,
+                site: a.site,
+                ts_ns,
+            },
+        ) {
+            self.totals.replaced_blocks += 1;
+            self.forget(&old);
+        }
+        let t = &mut self.totals;
+        t.total_allocs += 1;
+        t.total_alloc_bytes += size;
+        t.live_blocks += 1;
+        t.live_bytes += size;
+        t.peak_live_bytes = t.peak_live_bytes.max(t.live_bytes);
+        let s = self.sites.entry(a.site).or_default();
+        s.allocs += 1;
+        s.bytes += size;
+        s.live_blocks += 1;
+        s.live_bytes += size;
+    }
+
+    /// A free (or the free half of a realloc).
+    pub fn free(&mut self, ptr: u64) {
+        match self.live.remove(&ptr) {
+            Some(block) => {
+                self.totals.total_frees += 1;
+                self.forget(&block);
+                if let Some(s) = self.sites.get_mut(&block.site) {
+                    s.frees += 1;
+                }
+            }
+            None => self.totals.unknown_frees += 1,
+        }
+    }
+
+    /// Removes a block that is no longer live from the live counts.
+    fn forget(&mut self, block: &Block) {
+        let t = &mut self.totals;
+        t.live_blocks = t.live_blocks.saturating_sub(1);
+        t.live_bytes = t.live_bytes.saturating_sub(block.size);
+        if let Some(s) = self.sites.get_mut(&block.site) {
+            s.live_blocks = s.live_blocks.saturating_sub(1);
+            s.live_bytes = s.live_bytes.saturating_sub(block.size);
+        }
+    }
+}

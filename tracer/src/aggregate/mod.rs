@@ -1,0 +1,203 @@
+//! The aggregator: folds events into per-process state and produces [`Snapshot`]s.
+//!
+//! Pure: it owns no handles, reads no clock and does no I/O. Time comes from event timestamps
+//! and from the `now_ns` a caller passes to [`Aggregator::snapshot`], both `CLOCK_MONOTONIC`.
+
+pub mod heap;
+pub mod maps;
+
+use std::collections::HashMap;
+
+use crate::event::{Body, Event, HeapSite, MapSite};
+
+pub use heap::{HeapTotals, SiteStats};
+pub use maps::{MapTotals, Origin};
+
+/// State of one traced process.
+#[derive(Debug, Default)]
+pub struct Proc {
+    pub heap: heap::Heap,
+    pub maps: maps::Maps,
+    pub exited: bool,
+    pub threads_exited: u64,
+}
+
+/// Everything seen so far.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    pub procs: HashMap<u32, Proc>,
+    /// Processes whose pid was reused by a later process, kept for the report.
+    pub retired: Vec<(u32, Proc)>,
+    pub events: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeakKind {
+    Heap,
+    Mmap,
+}
+
+/// The call site a leak or hotspot belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Site {
+    Heap(HeapSite),
+    Map(MapSite),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hotspot {
+    pub site: HeapSite,
+    pub stats: SiteStats,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leak {
+    pub kind: LeakKind,
+    pub site: Site,
+    pub count: u64,
+    pub bytes: u64,
+    pub oldest_age_ns: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcSnapshot {
+    pub pid: u32,
+    pub exited: bool,
+    pub heap: HeapTotals,
+    pub maps: MapTotals,
+    /// Heap call sites, most bytes allocated first.
+    pub hotspots: Vec<Hotspot>,
+    /// Most bytes first.
+    pub leaks: Vec<Leak>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub now_ns: u64,
+    pub events: u64,
+    pub procs: Vec<ProcSnapshot>,
+}
+
+impl Aggregator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a target before its first event (so it is reported even if it does nothing).
+    pub fn add_target(&mut self, pid: u32) -> &mut Proc {
+        self.procs.entry(pid).or_default()
+    }
+
+    pub fn apply(&mut self, ev: &Event) {
+        self.events += 1;
+        if self.procs.get(&ev.pid).is_some_and(|p| p.exited)
+            && !matches!(ev.body, Body::TaskExit { .. })
+        {
+            // The pid now belongs to a new process: keep the old one's results apart.
+            if let Some(old) = self.procs.remove(&ev.pid) {
+                self.retired.push((ev.pid, old));
+            }
+        }
+        let proc = self.procs.entry(ev.pid).or_default();
+        match &ev.body {
+            Body::Alloc(a) => proc.heap.apply_alloc(a, ev.ts_ns),
+            Body::Free { ptr } => proc.heap.free(*ptr),
+            Body::Map(m) => proc.maps.apply(m, ev.ts_ns),
+            Body::TaskExit { group_dead } => {
+                proc.threads_exited += 1;
+                if *group_dead {
+                    proc.exited = true;
+                }
+            }
+        }
+    }
+
+    /// Marks a process as gone (its exit was observed outside the event stream).
+    pub fn mark_exited(&mut self, pid: u32) {
+        self.procs.entry(pid).or_default().exited = true;
+    }
+
+    /// Current state. Leaks are allocations live for at least `leak_age_ns` at `now_ns`; for
+    /// an exited process, everything still live.
+    pub fn snapshot(&self, now_ns: u64, leak_age_ns: u64) -> Snapshot {
+        let mut procs: Vec<ProcSnapshot> = self
+            .procs
+            .iter()
+            .chain(self.retired.iter().map(|(pid, p)| (pid, p)))
+            .map(|(pid, p)| proc_snapshot(*pid, p, now_ns, leak_age_ns))
+            .collect();
+        procs.sort_by_key(|p| p.pid);
+        Snapshot {
+            now_ns,
+            events: self.events,
+            procs,
+        }
+    }
+}
+
+#[derive(Default)]
+struct LeakAcc {
+    count: u64,
+    bytes: u64,
+    oldest_ts: u64,
+}
+
+impl LeakAcc {
+    fn add(&mut self, bytes: u64, ts: u64) {
+        if self.count == 0 || ts < self.oldest_ts {
+            self.oldest_ts = ts;
+        }
+        self.count += 1;
+        self.bytes += bytes;
+    }
+}
+
+fn proc_snapshot(pid: u32, p: &Proc, now_ns: u64, leak_age_ns: u64) -> ProcSnapshot {
+    let old_enough = |ts: u64| p.exited || now_ns.saturating_sub(ts) >= leak_age_ns;
+    let mut acc: HashMap<(LeakKind, Site), LeakAcc> = HashMap::new();
+    for b in p.heap.live.values().filter(|b| old_enough(b.ts_ns)) {
+        acc.entry((LeakKind::Heap, Site::Heap(b.site)))
+            .or_default()
+            .add(b.size, b.ts_ns);
+    }
+    for (start, r) in &p.maps.regions {
+        if r.origin == Origin::Program && r.anonymous && old_enough(r.ts_ns) {
+            acc.entry((LeakKind::Mmap, Site::Map(r.site)))
+                .or_default()
+                .add(r.end - start, r.ts_ns);
+        }
+    }
+    let mut leaks: Vec<Leak> = acc
+        .into_iter()
+        .map(|((kind, site), a)| Leak {
+            kind,
+            site,
+            count: a.count,
+            bytes: a.bytes,
+            oldest_age_ns: now_ns.saturating_sub(a.oldest_ts),
+        })
+        .collect();
+    leaks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.site.cmp(&b.site)));
+    let mut hotspots: Vec<Hotspot> = p
+        .heap
+        .sites
+        .iter()
+        .map(|(site, stats)| Hotspot {
+            site: *site,
+            stats: *stats,
+        })
+        .collect();
+    hotspots.sort_by(|a, b| b.stats.bytes.cmp(&a.stats.bytes).then(a.site.cmp(&b.site)));
+    ProcSnapshot {
+        pid,
+        exited: p.exited,
+        heap: p.heap.totals,
+        maps: p.maps.totals,
+        hotspots,
+        leaks,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,287 @@
+//! Aggregator scenarios from hand-written event sequences: given, when, then.
+
+use tracer_common::kind::{AllocFunc, MapOp};
+
+use super::*;
+use crate::event::{Alloc, Map, MAP_ANONYMOUS};
+
+const PID: u32 = 100;
+const SITE_A: HeapSite = HeapSite {
+    caller: 0x1000,
+    stack_id: Some(1),
+};
+const SITE_B: HeapSite = HeapSite {
+    caller: 0x2000,
+    stack_id: None,
+};
+const MSITE: MapSite = MapSite {
+    ip: 0x7f00,
+    sp_word: 0x3000,
+    stack_id: Some(9),
+};
+
+fn ev(ts_ns: u64, body: Body) -> Event {
+    Event {
+        pid: PID,
+        tid: PID,
+        ts_ns,
+        body,
+    }
+}
+
+fn alloc(ts: u64, func: AllocFunc, ptr: u64, size: u64, old_ptr: u64, site: HeapSite) -> Event {
+    ev(
+        ts,
+        Body::Alloc(Alloc {
+            func,
+            ptr,
+            size: Some(size),
+            old_ptr,
+            site,
+        }),
+    )
+}
+
+fn malloc(ts: u64, ptr: u64, size: u64) -> Event {
+    alloc(ts, AllocFunc::Malloc, ptr, size, 0, SITE_A)
+}
+
+fn free(ts: u64, ptr: u64) -> Event {
+    ev(ts, Body::Free { ptr })
+}
+
+fn map(ts: u64, op: MapOp, addr: u64, len: u64) -> Event {
+    ev(
+        ts,
+        Body::Map(Map {
+            op,
+            addr,
+            len,
+            old_addr: 0,
+            old_len: 0,
+            prot: 3,
+            map_flags: MAP_ANONYMOUS | 0x2,
+            fd: -1,
+            in_allocator: false,
+            from_loader: false,
+            site: MSITE,
+        }),
+    )
+}
+
+fn run(events: &[Event]) -> Aggregator {
+    let mut agg = Aggregator::new();
+    for e in events {
+        agg.apply(e);
+    }
+    agg
+}
+
+fn only(agg: &Aggregator, now: u64, age: u64) -> ProcSnapshot {
+    let snap = agg.snapshot(now, age);
+    assert_eq!(snap.procs.len(), 1, "{snap:?}");
+    snap.procs[0].clone()
+}
+
+#[test]
+fn malloc_free_totals_and_peak() {
+    let agg = run(&[malloc(1, 0xa, 10), malloc(2, 0xb, 20), free(3, 0xa), malloc(4, 0xc, 5)]);
+    let h = only(&agg, 10, 0).heap;
+    assert_eq!(h.total_allocs, 3);
+    assert_eq!(h.total_frees, 1);
+    assert_eq!(h.total_alloc_bytes, 35);
+    assert_eq!((h.live_blocks, h.live_bytes), (2, 25));
+    assert_eq!(h.peak_live_bytes, 30);
+}
+
+#[test]
+fn realloc_chain_is_free_plus_alloc_and_keeps_the_last_site() {
+    let agg = run(&[
+        malloc(1, 0xa, 10),
+        alloc(2, AllocFunc::Realloc, 0xb, 100, 0xa, SITE_B),
+        alloc(3, AllocFunc::Realloc, 0xb, 200, 0xb, SITE_B), // grown in place
+        alloc(4, AllocFunc::Reallocarray, 0xc, 300, 0xb, SITE_B),
+    ]);
+    let p = only(&agg, 10, 0);
+    assert_eq!(p.heap.total_allocs, 4);
+    assert_eq!(p.heap.total_frees, 3);
+    assert_eq!((p.heap.live_blocks, p.heap.live_bytes), (1, 300));
+    assert_eq!(p.heap.unknown_frees, 0);
+    assert_eq!(p.leaks.len(), 1);
+    assert_eq!(p.leaks[0].site, Site::Heap(SITE_B));
+    assert_eq!((p.leaks[0].count, p.leaks[0].bytes), (1, 300));
+}
+
+#[test]
+fn realloc_null_is_malloc_and_realloc_to_zero_frees() {
+    let agg = run(&[
+        alloc(1, AllocFunc::Realloc, 0xa, 16, 0, SITE_A),
+        alloc(2, AllocFunc::Realloc, 0, 0, 0xa, SITE_A),
+    ]);
+    let h = only(&agg, 10, 0).heap;
+    assert_eq!((h.total_allocs, h.total_frees, h.live_blocks), (1, 1, 0));
+    assert_eq!(h.failed_allocs, 0);
+}
+
+#[test]
+fn failed_calls_are_not_allocations() {
+    let agg = run(&[
+        alloc(1, AllocFunc::Malloc, 0, 1 << 50, 0, SITE_A),
+        malloc(2, 0xa, 8),
+        // realloc failing keeps the old block live
+        alloc(3, AllocFunc::Realloc, 0, 1 << 50, 0xa, SITE_A),
+    ]);
+    let h = only(&agg, 10, 0).heap;
+    assert_eq!(h.failed_allocs, 2);
+    assert_eq!((h.total_allocs, h.live_blocks, h.live_bytes), (1, 1, 8));
+}
+
+#[test]
+fn unknown_frees_are_counted_and_change_nothing() {
+    let agg = run(&[malloc(1, 0xa, 8), free(2, 0xdead), free(3, 0xa), free(4, 0xa)]);
+    let h = only(&agg, 10, 0).heap;
+    assert_eq!(h.unknown_frees, 2);
+    assert_eq!((h.total_frees, h.live_blocks, h.live_bytes), (1, 0, 0));
+}
+
+#[test]
+fn an_address_reused_without_a_free_is_counted() {
+    let agg = run(&[malloc(1, 0xa, 8), malloc(2, 0xa, 16)]);
+    let h = only(&agg, 10, 0).heap;
+    assert_eq!(h.replaced_blocks, 1);
+    assert_eq!((h.live_blocks, h.live_bytes), (1, 16));
+}
+
+#[test]
+fn leaks_respect_the_age_while_running_and_everything_at_exit() {
+    let s = 1_000_000_000;
+    let events = [malloc(0, 0xa, 8), malloc(40 * s, 0xb, 16)];
+    let agg = run(&events);
+    let p = only(&agg, 45 * s, 30 * s);
+    assert_eq!(p.leaks.len(), 1);
+    assert_eq!((p.leaks[0].count, p.leaks[0].bytes), (1, 8));
+    assert_eq!(p.leaks[0].oldest_age_ns, 45 * s);
+
+    let mut agg = run(&events);
+    agg.apply(&ev(
+        41 * s,
+        Body::TaskExit {
+            group_dead: true,
+        },
+    ));
+    let p = only(&agg, 45 * s, 30 * s);
+    assert!(p.exited);
+    assert_eq!(p.leaks.len(), 1, "one site");
+    assert_eq!((p.leaks[0].count, p.leaks[0].bytes), (2, 24));
+}
+
+#[test]
+fn leaks_group_by_site_most_bytes_first() {
+    let agg = run(&[
+        malloc(1, 0xa, 8),
+        malloc(2, 0xb, 8),
+        alloc(3, AllocFunc::Calloc, 0xc, 100, 0, SITE_B),
+    ]);
+    let p = only(&agg, 10, 0);
+    let got: Vec<(Site, u64, u64)> = p.leaks.iter().map(|l| (l.site, l.count, l.bytes)).collect();
+    assert_eq!(
+        got,
+        vec![(Site::Heap(SITE_B), 1, 100), (Site::Heap(SITE_A), 2, 16)]
+    );
+    assert_eq!(p.hotspots[0].site, SITE_B);
+    assert_eq!(p.hotspots[1].stats.allocs, 2);
+}
+
+#[test]
+fn pid_reuse_starts_a_new_process() {
+    let mut agg = run(&[malloc(1, 0xa, 8)]);
+    agg.apply(&ev(2, Body::TaskExit { group_dead: true }));
+    agg.apply(&malloc(3, 0xa, 32));
+    let snap = agg.snapshot(10, 0);
+    assert_eq!(snap.procs.len(), 2);
+    let live: Vec<(bool, u64)> = snap
+        .procs
+        .iter()
+        .map(|p| (p.exited, p.heap.live_bytes))
+        .collect();
+    assert!(live.contains(&(true, 8)) && live.contains(&(false, 32)), "{live:?}");
+}
+
+#[test]
+fn munmap_splits_regions_and_counts_unknown_bytes() {
+    let agg = run(&[
+        map(1, MapOp::Mmap, 0x10000, 5 * 4096),
+        map(2, MapOp::Munmap, 0x10000 + 4096, 4096), // hole in the middle
+        map(3, MapOp::Munmap, 0x90000, 8192),        // never seen
+    ]);
+    let p = only(&agg, 10, 0);
+    assert_eq!(p.maps.live_bytes, 4 * 4096);
+    assert_eq!(p.maps.live_regions, 2);
+    assert_eq!(p.maps.unknown_unmapped_bytes, 8192);
+    assert_eq!(p.leaks.len(), 1);
+    assert_eq!((p.leaks[0].kind, p.leaks[0].count, p.leaks[0].bytes), (LeakKind::Mmap, 2, 4 * 4096));
+}
+
+#[test]
+fn munmap_across_several_regions() {
+    let agg = run(&[
+        map(1, MapOp::Mmap, 0x10000, 4096),
+        map(2, MapOp::Mmap, 0x12000, 4096),
+        map(3, MapOp::Munmap, 0x10000, 3 * 4096),
+    ]);
+    let p = only(&agg, 10, 0);
+    assert_eq!((p.maps.live_bytes, p.maps.live_regions), (0, 0));
+    assert_eq!(p.maps.unknown_unmapped_bytes, 4096);
+}
+
+#[test]
+fn mremap_moves_and_resizes_keeping_the_site() {
+    let mut e = map(2, MapOp::Mremap, 0x50000, 3 * 4096);
+    if let Body::Map(m) = &mut e.body {
+        m.old_addr = 0x10000;
+        m.old_len = 4096;
+        m.site.ip = 0x9999;
+    }
+    let agg = run(&[map(1, MapOp::Mmap, 0x10000, 100), e]);
+    let p = only(&agg, 10, 0);
+    assert_eq!((p.maps.live_bytes, p.maps.live_regions), (3 * 4096, 1));
+    assert_eq!(p.leaks[0].site, Site::Map(MSITE));
+}
+
+#[test]
+fn allocator_and_loader_mappings_are_counted_but_not_leaks() {
+    let mut a = map(1, MapOp::Mmap, 0x10000, 4096);
+    let mut l = map(2, MapOp::Mmap, 0x20000, 4096);
+    if let Body::Map(m) = &mut a.body {
+        m.in_allocator = true;
+    }
+    if let Body::Map(m) = &mut l.body {
+        m.from_loader = true;
+    }
+    let agg = run(&[a, l]);
+    let p = only(&agg, 10, 0);
+    assert_eq!(p.maps.live_bytes, 8192);
+    assert!(p.leaks.is_empty());
+}
+
+#[test]
+fn file_mappings_are_not_leaks() {
+    let mut f = map(1, MapOp::Mmap, 0x10000, 4096);
+    if let Body::Map(m) = &mut f.body {
+        m.map_flags = 0x2;
+        m.fd = 3;
+    }
+    let agg = run(&[f]);
+    let p = only(&agg, 10, 0);
+    assert_eq!((p.maps.file_bytes, p.maps.anon_bytes), (4096, 0));
+    assert!(p.leaks.is_empty());
+}
+
+#[test]
+fn brk_growth_is_measured_from_the_first_break() {
+    let agg = run(&[
+        map(1, MapOp::Brk, 0x100000, 0),
+        map(2, MapOp::Brk, 0x121000, 0),
+    ]);
+    assert_eq!(only(&agg, 10, 0).maps.brk_bytes, 0x21000);
+}

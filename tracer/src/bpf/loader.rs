@@ -1,0 +1,211 @@
+//! Loads the embedded eBPF object, writes its globals, attaches programs and owns the links for
+//! their lifetime (dropping the [`Tracer`] detaches everything).
+
+use std::{collections::HashMap, num::NonZeroU32};
+
+use anyhow::{anyhow, Context as _};
+use aya::{
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    programs::{uprobe::UProbeScope, TracePoint, UProbe},
+    Ebpf, EbpfLoader,
+};
+use tracer_common::{counter, names, TraceConfig};
+
+use super::{features, probes::{self, LibcProbes}};
+
+/// Tunables of one run.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Ring buffer bytes (rounded up to a power of two, at least one page).
+    pub ring_bytes: u32,
+    pub stack_entries: u32,
+    pub stacks: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            ring_bytes: names::DEFAULT_RING_BYTES,
+            stack_entries: names::DEFAULT_STACK_ENTRIES,
+            stacks: true,
+        }
+    }
+}
+
+/// Totals of the kernel-side counters, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelCounters {
+    pub dropped: u64,
+    pub stack_errors: u64,
+    pub orphan_returns: u64,
+    pub stale_pending: u64,
+    pub pending_full: u64,
+    pub free_null: u64,
+}
+
+/// Loaded programs and their attachments.
+pub struct Tracer {
+    ebpf: Ebpf,
+    /// Libraries already planned, by path.
+    plans: HashMap<std::path::PathBuf, LibcProbes>,
+    /// "what: why" for each optional attachment that failed or was skipped.
+    pub attach_failures: Vec<String>,
+}
+
+fn ring_size(bytes: u32) -> u32 {
+    bytes.max(4096).checked_next_power_of_two().unwrap_or(1 << 31)
+}
+
+impl Tracer {
+    /// Checks the machine, loads every program and attaches the tracepoints. No process is
+    /// traced until [`Tracer::add_target`].
+    pub fn load(opts: &LoadOptions) -> anyhow::Result<Self> {
+        features::check_all()?;
+        let config = TraceConfig {
+            self_tgid: std::process::id(),
+            // Wake userspace only when a quarter of the ring is used; it polls otherwise.
+            wakeup_bytes: ring_size(opts.ring_bytes) / 4,
+            stacks: u32::from(opts.stacks),
+            _pad: 0,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::CONFIG, &config, true)
+            .map_max_entries(names::EVENTS, ring_size(opts.ring_bytes))
+            .map_max_entries(names::STACKS, opts.stack_entries.max(1))
+            .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer")))
+            .context("load the eBPF programs into the kernel")?;
+        let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
+        for name in &names {
+            let prog = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("program {name} vanished"))?;
+            match prog {
+                aya::programs::Program::UProbe(u) => u.load(),
+                aya::programs::Program::TracePoint(t) => t.load(),
+                _ => continue,
+            }
+            .with_context(|| format!("verify program {name}"))?;
+        }
+        for (prog, category, event) in probes::TRACEPOINTS {
+            let tp: &mut TracePoint = program(&mut ebpf, prog)?
+                .try_into()
+                .with_context(|| format!("{prog} is not a tracepoint program"))?;
+            tp.attach(category, event)
+                .with_context(|| format!("attach tracepoint {category}:{event}"))?;
+        }
+        Ok(Self {
+            ebpf,
+            plans: HashMap::new(),
+            attach_failures: Vec::new(),
+        })
+    }
+
+    /// Starts tracing process `pid`: adds it to the target set and attaches the allocator
+    /// probes to the libc it maps.
+    pub fn add_target(&mut self, pid: u32, libc: &std::path::Path) -> anyhow::Result<()> {
+        let mut targets: BpfHashMap<&mut MapData, u32, u32> = BpfHashMap::try_from(
+            self.ebpf
+                .map_mut(names::TARGETS)
+                .ok_or_else(|| anyhow!("map {} missing", names::TARGETS))?,
+        )?;
+        targets
+            .insert(pid, 1, 0)
+            .with_context(|| format!("add pid {pid} to the traced set"))?;
+        if !self.plans.contains_key(libc) {
+            let plan = probes::plan(libc)?;
+            for symbol in &plan.missing {
+                self.attach_failures
+                    .push(format!("{symbol} in {}: symbol not found", libc.display()));
+            }
+            self.plans.insert(libc.to_path_buf(), plan);
+        }
+        let sites = self
+            .plans
+            .get(libc)
+            .map(|p| p.sites.clone())
+            .unwrap_or_default();
+        let scope = UProbeScope::OneProcess(
+            NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0 cannot be traced"))?,
+        );
+        // Return probes first: an entry must never be recorded without its return watched.
+        for pass_exit in [true, false] {
+            for site in &sites {
+                let prog_name = if pass_exit {
+                    match site.spec.exit {
+                        Some(e) => e,
+                        None => continue,
+                    }
+                } else {
+                    site.spec.entry
+                };
+                let what = format!(
+                    "{} {}{} at {}+{:#x} in {}",
+                    if pass_exit { "uretprobe" } else { "uprobe" },
+                    site.spec.func.symbol(),
+                    if site.aliases.is_empty() { String::new() } else { format!(" (= {})", site.aliases.join(", ")) },
+                    site.spec.func.symbol(),
+                    site.placement.offset,
+                    libc.display()
+                );
+                let result = program(&mut self.ebpf, prog_name).and_then(|prog| {
+                    let up: &mut UProbe = prog.try_into()?;
+                    up.attach(site.file_offset, libc, scope)?;
+                    Ok(())
+                });
+                if let Err(e) = result {
+                    if site.spec.required {
+                        return Err(e.context(format!("attach {what}")));
+                    }
+                    self.attach_failures.push(format!("{what}: {e:#}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The probe sites planned so far, for `--verbose` output and benchmarks.
+    pub fn plans(&self) -> impl Iterator<Item = &LibcProbes> {
+        self.plans.values()
+    }
+
+    /// Takes the event ring (once).
+    pub fn take_ring(&mut self) -> anyhow::Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map(names::EVENTS)
+            .ok_or_else(|| anyhow!("ring buffer already taken"))?;
+        Ok(RingBuf::<MapData>::try_from(map)?)
+    }
+
+    /// Takes the stack map (once).
+    pub fn take_stacks(&mut self) -> anyhow::Result<StackTraceMap<MapData>> {
+        let map = self
+            .ebpf
+            .take_map(names::STACKS)
+            .ok_or_else(|| anyhow!("stack map already taken"))?;
+        Ok(StackTraceMap::<MapData>::try_from(map)?)
+    }
+
+    /// Reads the kernel counters.
+    pub fn counters(&self) -> anyhow::Result<KernelCounters> {
+        let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(
+            self.ebpf
+                .map(names::COUNTERS)
+                .ok_or_else(|| anyhow!("map {} missing", names::COUNTERS))?,
+        )?;
+        let sum = |i: u32| -> u64 { arr.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0) };
+        Ok(KernelCounters {
+            dropped: sum(counter::DROPPED),
+            stack_errors: sum(counter::STACK_ERRORS),
+            orphan_returns: sum(counter::ORPHAN_RETURNS),
+            stale_pending: sum(counter::STALE_PENDING),
+            pending_full: sum(counter::PENDING_FULL),
+            free_null: sum(counter::FREE_NULL),
+        })
+    }
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} is not in the eBPF object"))
+}

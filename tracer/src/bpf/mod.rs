@@ -1,0 +1,7 @@
+//! Everything that talks to the kernel: checks, loading, attaching, reading.
+
+pub mod features;
+pub mod loader;
+pub mod placement;
+pub mod probes;
+pub mod reader;

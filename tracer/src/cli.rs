@@ -1,0 +1,138 @@
+//! Command-line interface (clap derive). Parsing only: `main` dispatches.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Parser;
+
+use crate::pipeline::Format;
+
+const EXAMPLES: &str = "\
+Examples:
+  sudo tracer --pid 1234                      watch a running process (text every 5s, report at exit)
+  sudo tracer --pid 1234 --duration 1m --format json -o report.json
+  sudo tracer -- ./server --port 8080         start a command under the tracer
+  sudo tracer --leak-age 10s -- ./batch-job   leaks: live for 10s, or never freed at exit
+
+Exit codes: 0 ok, 1 usage error, 2 runtime failure (with a one-line cause).";
+
+/// Finds where a Linux process spends and loses memory, by watching it from the kernel with
+/// eBPF: no restart, no LD_PRELOAD, no change to the target.
+#[derive(Debug, Parser)]
+#[command(name = "tracer", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Process to attach to (repeat for several).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+
+    /// Stop after this long (e.g. 500ms, 10s, 5m, 1h); default: until the targets exit or Ctrl-C.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+
+    /// An allocation live this long is a leak (everything still live at target exit is).
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub leak_age: Duration,
+
+    /// Output format. json prints the PRODUCT.md §7 document when the run ends.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Write the report to FILE instead of stdout (a launched command keeps stdout).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Period of the text output while running.
+    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
+    pub interval: Duration,
+
+    /// Hotspots shown per target.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+
+    /// Ring buffer size in bytes (rounded up to a power of two), e.g. 32M, 64K.
+    #[arg(long, value_parser = parse_size, default_value = "32M", value_name = "BYTES")]
+    pub ring_size: u32,
+
+    /// Log what is attached where.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+
+    /// Command to start and trace from its first instruction.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Parses `500ms`, `10s`, `5m`, `1h`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration '{s}': expected e.g. 500ms, 10s, 5m, 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in '{s}': use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration '{s}'"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `4096`, `64K`, `32M`, `1G`.
+pub fn parse_size(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size '{s}': expected e.g. 4096, 64K, 32M"))?;
+    u32::try_from(n.saturating_mul(mult))
+        .ok()
+        .filter(|v| *v >= 4096 && *v <= 1 << 30)
+        .ok_or_else(|| format!("size '{s}' out of range: 4K to 1G"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("32M"), Ok(32 << 20));
+        assert!(parse_size("1").is_err());
+        assert!(parse_size("8G").is_err());
+        assert!(parse_size("abc").is_err());
+    }
+
+    #[test]
+    fn command_after_double_dash() {
+        let cli = Cli::try_parse_from(["tracer", "--leak-age", "1s", "--", "ls", "-l"]).expect("parses");
+        assert_eq!(cli.command, vec!["ls", "-l"]);
+        assert_eq!(cli.leak_age, Duration::from_secs(1));
+        let cli = Cli::try_parse_from(["tracer", "--pid", "1", "--pid", "2"]).expect("parses");
+        assert_eq!(cli.pids, vec![1, 2]);
+    }
+}

@@ -1,0 +1,82 @@
+//! Owned userspace events, decoded from ring records by `decode`.
+//!
+//! Timestamps stay in the kernel's `CLOCK_MONOTONIC` domain (`bpf_ktime_get_ns`); the command
+//! edge converts to wall-clock time when it prints one. See `docs/clocks.md`.
+
+use tracer_common::kind::{AllocFunc, MapOp};
+
+/// One traced event of process `pid` (the kernel's tgid), thread `tid`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub pid: u32,
+    pub tid: u32,
+    /// `CLOCK_MONOTONIC` nanoseconds.
+    pub ts_ns: u64,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Alloc(Alloc),
+    Free { ptr: u64 },
+    Map(Map),
+    TaskExit { group_dead: bool },
+}
+
+/// Where an allocation was made: the return address into malloc's caller, plus the frames
+/// above it (a kernel stack id; `None` when the kernel could not record the stack).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HeapSite {
+    pub caller: u64,
+    pub stack_id: Option<u32>,
+}
+
+/// Where a mapping call was made: the user instruction pointer at the syscall (inside the libc
+/// wrapper), the word at the user stack pointer, and the frame-pointer stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MapSite {
+    pub ip: u64,
+    pub sp_word: u64,
+    pub stack_id: Option<u32>,
+}
+
+/// An allocator call returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alloc {
+    pub func: AllocFunc,
+    /// The new block; 0 when the call failed.
+    pub ptr: u64,
+    /// Requested bytes; `None` when count × size overflows (the call fails).
+    pub size: Option<u64>,
+    /// realloc/reallocarray: the block passed in.
+    pub old_ptr: u64,
+    pub site: HeapSite,
+}
+
+/// A successful mapping call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Map {
+    pub op: MapOp,
+    pub addr: u64,
+    pub len: u64,
+    pub old_addr: u64,
+    pub old_len: u64,
+    pub prot: u32,
+    pub map_flags: u32,
+    pub fd: i32,
+    /// Made inside an allocator call (e.g. malloc's own mmap of a large block).
+    pub in_allocator: bool,
+    /// Made by the dynamic loader (set by the pipeline from the process's modules).
+    pub from_loader: bool,
+    pub site: MapSite,
+}
+
+/// `MAP_ANONYMOUS`.
+pub const MAP_ANONYMOUS: u32 = 0x20;
+
+impl Map {
+    /// Anonymous memory (not backed by a file).
+    pub fn anonymous(&self) -> bool {
+        self.map_flags & MAP_ANONYMOUS != 0 || self.fd < 0
+    }
+}

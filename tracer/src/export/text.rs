@@ -1,0 +1,180 @@
+//! Human-readable report: health first, then per target totals, leaks and hotspots.
+
+use std::io::Write;
+
+use crate::{
+    aggregate::LeakKind,
+    report::{Health, Report, TargetReport},
+    symbolize::Frame,
+};
+
+/// Bytes as B/KiB/MiB/GiB with one decimal above bytes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// `function (file:line)` or the best that is known.
+pub fn frame_label(f: &Frame) -> String {
+    let func = f
+        .function
+        .clone()
+        .unwrap_or_else(|| format!("{:#x}", f.addr));
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => {
+            let short = file.rsplit('/').next().unwrap_or(file);
+            format!("{func} ({short}:{line})")
+        }
+        _ => match &f.module {
+            Some(m) if f.function.is_none() => {
+                format!("{func} in {}", m.rsplit('/').next().unwrap_or(m))
+            }
+            _ => func,
+        },
+    }
+}
+
+fn stack_line(stack: &[Frame], depth: usize) -> String {
+    let mut parts: Vec<String> = stack.iter().take(depth).map(frame_label).collect();
+    if stack.len() > depth {
+        parts.push("…".into());
+    }
+    if parts.is_empty() {
+        "(no stack)".into()
+    } else {
+        parts.join(" ← ")
+    }
+}
+
+fn health_line(h: &Health) -> String {
+    let mut s = format!(
+        "events {}  dropped {}  stack errors {}  unknown frames {}",
+        h.events, h.dropped, h.stack_errors, h.unknown_frames
+    );
+    if h.decode_errors > 0 {
+        s.push_str(&format!("  decode errors {}", h.decode_errors));
+    }
+    if h.incomplete {
+        s.push_str("  (INCOMPLETE: events were lost, totals may be short)");
+    }
+    s
+}
+
+fn target(t: &TargetReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let state = match (&t.exit_status, t.exited) {
+        (Some(s), _) => s.clone(),
+        (None, true) => "exited".into(),
+        (None, false) => "running".into(),
+    };
+    writeln!(out, "== pid {} ({}) — {state}", t.pid, t.comm)?;
+    let h = &t.heap;
+    writeln!(
+        out,
+        "heap: live {} in {} blocks (peak {}); {} allocations of {}, {} frees; {} failed, {} unknown frees",
+        human_bytes(h.live_bytes),
+        h.live_blocks,
+        human_bytes(h.peak_live_bytes),
+        h.total_allocs,
+        human_bytes(h.total_alloc_bytes),
+        h.total_frees,
+        h.failed_allocs,
+        h.unknown_frees
+    )?;
+    let m = &t.mappings;
+    writeln!(
+        out,
+        "mappings: live {} in {} regions ({} anonymous, {} file); brk +{}",
+        human_bytes(m.live_bytes),
+        m.live_regions,
+        human_bytes(m.anon_bytes),
+        human_bytes(m.file_bytes),
+        human_bytes(m.brk_bytes)
+    )?;
+    if t.leaks.is_empty() {
+        writeln!(out, "leaks: none")?;
+    } else {
+        writeln!(out, "leaks ({}):", t.leaks.len())?;
+        for l in &t.leaks {
+            let kind = match l.kind {
+                LeakKind::Heap => "heap",
+                LeakKind::Mmap => "mmap",
+            };
+            writeln!(
+                out,
+                "  {kind:<4} {:>6} × {:>10}  oldest {:>7.1}s  {}",
+                l.count,
+                human_bytes(l.bytes),
+                l.oldest_age_ms as f64 / 1000.0,
+                stack_line(&l.stack, 4)
+            )?;
+        }
+    }
+    if !t.hotspots.is_empty() {
+        writeln!(out, "hotspots (by bytes allocated):")?;
+        writeln!(out, "  {:>10} {:>8} {:>10}  site", "bytes", "allocs", "live")?;
+        for hs in &t.hotspots {
+            writeln!(
+                out,
+                "  {:>10} {:>8} {:>10}  {}",
+                human_bytes(hs.bytes),
+                hs.allocs,
+                human_bytes(hs.live_bytes),
+                stack_line(&hs.stack, 3)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the whole report.
+pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "tracer: {}", health_line(&report.health))?;
+    for f in &report.health.attach_failures {
+        writeln!(out, "  not attached: {f}")?;
+    }
+    for t in &report.targets {
+        target(t, out)?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+
+    #[test]
+    fn labels() {
+        let f = Frame {
+            addr: 0x10,
+            function: Some("leak".into()),
+            file: Some("/src/a.c".into()),
+            line: Some(7),
+            ..Frame::default()
+        };
+        assert_eq!(frame_label(&f), "leak (a.c:7)");
+        let f = Frame {
+            addr: 0x10,
+            module: Some("/lib/libx.so".into()),
+            ..Frame::default()
+        };
+        assert_eq!(frame_label(&f), "0x10 in libx.so");
+        assert_eq!(stack_line(&[], 3), "(no stack)");
+    }
+}

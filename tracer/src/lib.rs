@@ -1,0 +1,16 @@
+//! tracer: finds where a Linux process spends and loses memory, by watching it from the kernel
+//! with eBPF. This library holds everything but argument parsing glue, so the binary, the
+//! end-to-end tests and xtask share it.
+
+pub mod aggregate;
+pub mod bpf;
+pub mod cli;
+pub mod decode;
+pub mod event;
+pub mod export;
+pub mod live;
+pub mod logger;
+pub mod pipeline;
+pub mod report;
+pub mod symbolize;
+pub mod target;

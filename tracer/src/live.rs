@@ -1,0 +1,149 @@
+//! The live command: resolve targets, load and attach, run the pipeline, write the report.
+
+use std::{io::Write, path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context as _};
+use thiserror::Error;
+
+use crate::{
+    bpf::{
+        features,
+        loader::{LoadOptions, Tracer},
+        probes,
+    },
+    cli::Cli,
+    export,
+    pipeline::{self, Format, RunConfig, Target},
+    report::Report,
+    target::{self, TargetMsg},
+};
+
+/// A command line that cannot work, whatever the machine: exit code 1.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// Runs the live command to its end and writes the report. Returns the report.
+pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
+    if cli.pids.is_empty() && cli.command.is_empty() {
+        return Err(usage(
+            "nothing to trace: give --pid PID or -- COMMAND (see tracer --help)",
+        ));
+    }
+    if !cli.pids.is_empty() && !cli.command.is_empty() {
+        return Err(usage("give either --pid or -- COMMAND, not both"));
+    }
+    let me = std::process::id();
+    if cli.pids.contains(&me) || cli.pids.contains(&0) {
+        return Err(usage("tracer cannot trace itself or pid 0"));
+    }
+    for pid in &cli.pids {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(probes::LibcError::NoProcess(*pid).into());
+        }
+    }
+    let launch_libc = if cli.command.is_empty() {
+        None
+    } else {
+        let path = target::resolve_command(&cli.command[0])?;
+        match target::elf_interpreter(&path)? {
+            None => bail!(
+                "{} is statically linked (no dynamic libc): heap tracing needs malloc in a shared libc",
+                path.display()
+            ),
+            Some(interp) if probes::is_libc_path(&interp) => Some(PathBuf::from(interp)),
+            Some(_) => Some(probes::find_libc(me).context("find tracer's own libc")?),
+        }
+    };
+    features::check_all()?;
+    let libcs: Vec<(u32, PathBuf)> = cli
+        .pids
+        .iter()
+        .map(|pid| probes::find_libc(*pid).map(|l| (*pid, l)))
+        .collect::<Result<_, _>>()?;
+
+    let mut tracer = Tracer::load(&LoadOptions {
+        ring_bytes: cli.ring_size,
+        ..LoadOptions::default()
+    })?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TargetMsg>();
+    let mut targets = Vec::new();
+    if let Some(libc) = launch_libc {
+        let launched = target::launch(&cli.command, tx)?;
+        tracer
+            .add_target(launched.pid, &libc)
+            .with_context(|| format!("trace {}", cli.command[0]))?;
+        targets.push(Target {
+            pid: launched.pid,
+            comm: comm_of_command(&cli.command[0]),
+            libc,
+        });
+        log_plans(cli, &tracer);
+        launched.release();
+    } else {
+        for (pid, libc) in libcs {
+            target::attach(pid, tx.clone())?;
+            tracer
+                .add_target(pid, &libc)
+                .with_context(|| format!("trace pid {pid}"))?;
+            targets.push(Target {
+                pid,
+                comm: std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim().to_string())
+                    .unwrap_or_default(),
+                libc,
+            });
+        }
+        drop(tx);
+        log_plans(cli, &tracer);
+    }
+    let cfg = RunConfig {
+        leak_age: cli.leak_age,
+        duration: cli.duration,
+        interval: cli.interval.max(Duration::from_millis(100)),
+        format: cli.format,
+        top: cli.top,
+        poll: Duration::from_millis(20),
+    };
+    let report = pipeline::run(tracer, targets, rx, &cfg, out).await?;
+    match cli.format {
+        Format::Json => export::json::write(&report, out)?,
+        Format::Text => export::text::write(&report, out)?,
+    }
+    out.flush()?;
+    Ok(report)
+}
+
+fn comm_of_command(cmd: &str) -> String {
+    let base = cmd.rsplit('/').next().unwrap_or(cmd);
+    base.chars().take(15).collect()
+}
+
+fn log_plans(cli: &Cli, tracer: &Tracer) {
+    if !cli.verbose {
+        return;
+    }
+    for plan in tracer.plans() {
+        for site in &plan.sites {
+            log::info!(
+                "{} in {}: probe at +{:#x} ({}){}",
+                site.spec.func.symbol(),
+                plan.path.display(),
+                site.placement.offset,
+                if site.placement.emulated { "emulated" } else { "single-stepped" },
+                if site.aliases.is_empty() {
+                    String::new()
+                } else {
+                    format!(", also {}", site.aliases.join(", "))
+                }
+            );
+        }
+    }
+    for f in &tracer.attach_failures {
+        log::warn!("not attached: {f}");
+    }
+}

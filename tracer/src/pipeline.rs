@@ -1,0 +1,261 @@
+//! Wires the ring reader → decoder → aggregator, handles target exits, and produces the final
+//! report.
+//!
+//! One task does it all: on each wakeup (kernel signal, poll timer, a watcher message) it drains
+//! the ring completely, decodes each record and applies it. Keeping decode and aggregation on
+//! the reader's task avoids a copy per event; the ring itself is the bounded buffer, and when
+//! userspace falls behind the kernel counts drops, which every output shows.
+
+use std::{
+    collections::{HashMap, HashSet},
+    io::Write,
+    os::unix::fs::MetadataExt as _,
+    path::PathBuf,
+    time::Duration,
+};
+
+use aya::maps::{MapData, StackTraceMap};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::{
+    aggregate::Aggregator,
+    bpf::{loader::Tracer, reader::Reader},
+    decode::decode,
+    event::Body,
+    export,
+    report::{self, Health, Report, StackTable, TargetInfo},
+    symbolize::{ProcMaps, Symbolizer},
+    target::TargetMsg,
+};
+
+/// Output format of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub leak_age: Duration,
+    pub duration: Option<Duration>,
+    /// Period of the text output while running (text format only).
+    pub interval: Duration,
+    pub format: Format,
+    pub top: usize,
+    /// Ring poll period.
+    pub poll: Duration,
+}
+
+/// One traced process as the run knows it.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub pid: u32,
+    pub comm: String,
+    /// The libc the probes were attached to.
+    pub libc: PathBuf,
+}
+
+/// `CLOCK_MONOTONIC` now, the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn is_loader(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.starts_with("ld-linux") || name.starts_with("ld-2.") || name == "ld.so"
+}
+
+struct State {
+    agg: Aggregator,
+    stacks: StackTable,
+    stack_map: StackTraceMap<MapData>,
+    sym: Symbolizer,
+    /// (pid, address) pairs whose module is known, so maps are read once per new code.
+    known: HashSet<(u32, u64)>,
+    decode_errors: u64,
+}
+
+impl State {
+    fn note_stack(&mut self, id: Option<u32>) {
+        let Some(id) = id else { return };
+        if self.stacks.contains_key(&id) {
+            return;
+        }
+        if let Ok(trace) = self.stack_map.get(&id, 0) {
+            self.stacks
+                .insert(id, trace.frames().iter().map(|f| f.ip).collect());
+        }
+    }
+
+    fn note_code(&mut self, pid: u32, addr: u64) {
+        if self.known.insert((pid, addr)) {
+            self.sym.ensure(pid, addr);
+        }
+    }
+
+    fn apply(&mut self, bytes: &[u8]) {
+        let mut ev = match decode(bytes) {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.decode_errors += 1;
+                log::debug!("undecodable record: {e}");
+                return;
+            }
+        };
+        match &mut ev.body {
+            Body::Alloc(a) => {
+                let (pid, caller, id) = (ev.pid, a.site.caller, a.site.stack_id);
+                self.note_stack(id);
+                self.note_code(pid, caller);
+            }
+            Body::Map(m) => {
+                self.note_stack(m.site.stack_id);
+                self.note_code(ev.pid, m.site.ip);
+                m.from_loader = self.sym.module_of(ev.pid, m.site.ip).is_some_and(is_loader);
+            }
+            Body::Free { .. } | Body::TaskExit { .. } => {}
+        }
+        self.agg.apply(&ev);
+    }
+}
+
+fn drain(reader: &mut Reader, state: &mut State) {
+    reader.drain(|bytes| state.apply(bytes));
+}
+
+/// Whether `maps` contains the file at `libc` (compared by device and inode).
+fn maps_contain(maps: &ProcMaps, libc: &std::path::Path) -> bool {
+    let Ok(want) = std::fs::metadata(libc) else {
+        return true;
+    };
+    maps.entries.iter().filter_map(|e| e.path.as_ref()).any(|p| {
+        std::fs::metadata(format!("{}{}", maps.root, p))
+            .is_ok_and(|m| m.dev() == want.dev() && m.ino() == want.ino())
+    })
+}
+
+/// Runs until every target has exited, the duration elapses, or Ctrl-C / SIGTERM.
+pub async fn run(
+    mut tracer: Tracer,
+    targets: Vec<Target>,
+    mut rx: UnboundedReceiver<TargetMsg>,
+    cfg: &RunConfig,
+    out: &mut dyn Write,
+) -> anyhow::Result<Report> {
+    let mut reader = Reader::new(tracer.take_ring()?, cfg.poll)?;
+    let mut state = State {
+        agg: Aggregator::new(),
+        stacks: StackTable::new(),
+        stack_map: tracer.take_stacks()?,
+        sym: Symbolizer::new(),
+        known: HashSet::new(),
+        decode_errors: 0,
+    };
+    let mut info: HashMap<u32, TargetInfo> = HashMap::new();
+    let mut alive: HashSet<u32> = HashSet::new();
+    for t in &targets {
+        state.agg.add_target(t.pid);
+        info.insert(
+            t.pid,
+            TargetInfo {
+                comm: t.comm.clone(),
+                exit_status: None,
+            },
+        );
+        alive.insert(t.pid);
+    }
+    let libc_of: HashMap<u32, PathBuf> = targets.iter().map(|t| (t.pid, t.libc.clone())).collect();
+    let mut warnings: Vec<String> = Vec::new();
+    let deadline = cfg.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut ticker = tokio::time::interval(cfg.interval);
+    ticker.tick().await;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let leak_age_ns = cfg.leak_age.as_nanos() as u64;
+
+    while !alive.is_empty() {
+        tokio::select! {
+            _ = reader.wait() => {}
+            msg = rx.recv() => match msg {
+                Some(TargetMsg::Exiting { pid, ack }) => {
+                    // The target is stopped at exit: every event it made is in the ring.
+                    drain(&mut reader, &mut state);
+                    if let Ok(maps) = ProcMaps::read(pid) {
+                        if let Some(libc) = libc_of.get(&pid) {
+                            if !maps_contain(&maps, libc) {
+                                warnings.push(format!(
+                                    "pid {pid} does not map {} (probes were attached there): its heap was not traced",
+                                    libc.display()
+                                ));
+                            }
+                        }
+                        state.sym.set_maps(pid, maps);
+                    }
+                    if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                        if let Some(i) = info.get_mut(&pid) {
+                            i.comm = comm.trim().to_string();
+                        }
+                    }
+                    let _ = ack.send(());
+                }
+                Some(TargetMsg::Exited { pid, status }) => {
+                    drain(&mut reader, &mut state);
+                    state.agg.mark_exited(pid);
+                    if let Some(i) = info.get_mut(&pid) {
+                        i.exit_status = status;
+                    }
+                    alive.remove(&pid);
+                }
+                None => break,
+            },
+            _ = ticker.tick(), if cfg.format == Format::Text => {
+                drain(&mut reader, &mut state);
+                let rep = build(&tracer, &mut state, &info, &warnings, cfg, leak_age_ns)?;
+                export::text::write(&rep, out)?;
+            }
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        }
+        drain(&mut reader, &mut state);
+    }
+    drain(&mut reader, &mut state);
+    build(&tracer, &mut state, &info, &warnings, cfg, leak_age_ns)
+}
+
+fn build(
+    tracer: &Tracer,
+    state: &mut State,
+    info: &HashMap<u32, TargetInfo>,
+    warnings: &[String],
+    cfg: &RunConfig,
+    leak_age_ns: u64,
+) -> anyhow::Result<Report> {
+    let snap = state.agg.snapshot(monotonic_ns(), leak_age_ns);
+    let mut health = Health {
+        events: state.agg.events,
+        decode_errors: state.decode_errors,
+        attach_failures: tracer
+            .attach_failures
+            .iter()
+            .chain(warnings.iter())
+            .cloned()
+            .collect(),
+        ..Health::default()
+    };
+    health.set_kernel(&tracer.counters()?);
+    Ok(report::build(
+        &snap,
+        info,
+        &state.stacks,
+        &mut state.sym,
+        health,
+        cfg.top,
+    ))
+}

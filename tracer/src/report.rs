@@ -1,0 +1,213 @@
+//! Snapshot + stacks + symbols → [`Report`]: the document of PRODUCT.md §7, shared by the JSON
+//! and text outputs (and later by offline reports).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::{
+    aggregate::{HeapTotals, LeakKind, MapTotals, Site, Snapshot},
+    bpf::{loader::KernelCounters, probes::is_libc_path},
+    event::{HeapSite, MapSite},
+    symbolize::{Frame, Symbolizer},
+};
+
+/// Version of the JSON document.
+pub const SCHEMA: u32 = 1;
+
+/// Kernel stack ids → frames, innermost first, as read from the stack map.
+pub type StackTable = HashMap<u32, Vec<u64>>;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Health {
+    /// Events received and decoded.
+    pub events: u64,
+    /// Events the kernel could not queue (ring buffer full): numbers may be incomplete.
+    pub dropped: u64,
+    /// Stacks the kernel could not record.
+    pub stack_errors: u64,
+    /// Probes that could not be attached, with the reason.
+    pub attach_failures: Vec<String>,
+    /// Records that failed to decode.
+    pub decode_errors: u64,
+    /// Frames that could not be resolved to a function.
+    pub unknown_frames: u64,
+    /// Kernel-side anomalies: returns without an entry, entries whose return was lost,
+    /// per-thread state that did not fit.
+    pub orphan_returns: u64,
+    pub stale_pending: u64,
+    pub pending_full: u64,
+    /// `free(NULL)` calls (they free nothing).
+    pub free_null: u64,
+    /// True when something was lost and totals may be short.
+    pub incomplete: bool,
+}
+
+impl Health {
+    pub fn set_kernel(&mut self, k: &KernelCounters) {
+        self.dropped = k.dropped;
+        self.stack_errors = k.stack_errors;
+        self.orphan_returns = k.orphan_returns;
+        self.stale_pending = k.stale_pending;
+        self.pending_full = k.pending_full;
+        self.free_null = k.free_null;
+        self.incomplete =
+            k.dropped > 0 || self.decode_errors > 0 || k.stale_pending > 0 || k.pending_full > 0;
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub schema: u32,
+    pub health: Health,
+    pub targets: Vec<TargetReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetReport {
+    pub pid: u32,
+    pub comm: String,
+    pub exited: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<String>,
+    pub heap: HeapTotals,
+    pub mappings: MapTotals,
+    pub hotspots: Vec<HotspotReport>,
+    pub leaks: Vec<LeakReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HotspotReport {
+    pub allocs: u64,
+    pub bytes: u64,
+    pub live_blocks: u64,
+    pub live_bytes: u64,
+    pub stack: Vec<Frame>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LeakReport {
+    pub kind: LeakKind,
+    pub count: u64,
+    pub bytes: u64,
+    pub oldest_age_ms: u64,
+    pub stack: Vec<Frame>,
+}
+
+/// What the report needs to know about a target besides its snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct TargetInfo {
+    pub comm: String,
+    pub exit_status: Option<String>,
+}
+
+/// Return addresses of a heap site, innermost first: malloc's caller, then the frames above.
+pub fn heap_addrs(site: &HeapSite, stacks: &StackTable) -> Vec<u64> {
+    let mut out = vec![site.caller];
+    if let Some(frames) = site.stack_id.and_then(|id| stacks.get(&id)) {
+        // Kernels that see the probe at a function entry add the caller themselves.
+        let rest = match frames.first() {
+            Some(f) if *f == site.caller => &frames[1..],
+            _ => &frames[..],
+        };
+        out.extend_from_slice(rest);
+    }
+    out
+}
+
+/// Addresses of a mapping call site, innermost first, with whether each is an instruction
+/// pointer (true) or a return address. Frames inside libc's syscall wrapper are left out, so
+/// the first frame is the wrapper's caller.
+pub fn map_addrs(pid: u32, site: &MapSite, stacks: &StackTable, sym: &Symbolizer) -> Vec<(u64, bool)> {
+    let stack = site.stack_id.and_then(|id| stacks.get(&id));
+    let mut out: Vec<(u64, bool)> = vec![(site.ip, true)];
+    let above: &[u64] = match stack {
+        Some(s) if s.first() == Some(&site.ip) => &s[1..],
+        Some(s) => &s[..],
+        None => &[],
+    };
+    // The wrapper keeps no frame of its own, so the frame-pointer walk skips its caller; the
+    // word at the stack pointer is that caller's return address when it points at code.
+    let word_is_code = sym
+        .maps(pid)
+        .and_then(|m| m.find(site.sp_word))
+        .is_some_and(|e| e.exec);
+    if word_is_code && above.first() != Some(&site.sp_word) {
+        out.push((site.sp_word, false));
+    }
+    out.extend(above.iter().map(|a| (*a, false)));
+    let in_libc = |addr: u64| sym.module_of(pid, addr).is_some_and(is_libc_path);
+    let skip = out.iter().take_while(|(a, _)| in_libc(*a)).count();
+    if skip < out.len() {
+        out.drain(..skip);
+    }
+    out
+}
+
+/// Builds the report of one snapshot. `top` bounds hotspots per target (leaks are all listed).
+pub fn build(
+    snap: &Snapshot,
+    info: &HashMap<u32, TargetInfo>,
+    stacks: &StackTable,
+    sym: &mut Symbolizer,
+    health: Health,
+    top: usize,
+) -> Report {
+    let mut targets = Vec::new();
+    for p in &snap.procs {
+        let pid = p.pid;
+        let heap_stack = |site: &HeapSite, sym: &mut Symbolizer| -> Vec<Frame> {
+            heap_addrs(site, stacks)
+                .into_iter()
+                .map(|a| sym.resolve(pid, a, true))
+                .collect()
+        };
+        let hotspots = p
+            .hotspots
+            .iter()
+            .take(top)
+            .map(|h| HotspotReport {
+                allocs: h.stats.allocs,
+                bytes: h.stats.bytes,
+                live_blocks: h.stats.live_blocks,
+                live_bytes: h.stats.live_bytes,
+                stack: heap_stack(&h.site, sym),
+            })
+            .collect();
+        let leaks = p
+            .leaks
+            .iter()
+            .map(|l| LeakReport {
+                kind: l.kind,
+                count: l.count,
+                bytes: l.bytes,
+                oldest_age_ms: l.oldest_age_ns / 1_000_000,
+                stack: match &l.site {
+                    Site::Heap(s) => heap_stack(s, sym),
+                    Site::Map(s) => map_addrs(pid, s, stacks, sym)
+                        .into_iter()
+                        .map(|(a, ip)| sym.resolve(pid, a, !ip))
+                        .collect(),
+                },
+            })
+            .collect();
+        let ti = info.get(&pid).cloned().unwrap_or_default();
+        targets.push(TargetReport {
+            pid,
+            comm: ti.comm,
+            exited: p.exited,
+            exit_status: ti.exit_status,
+            heap: p.heap,
+            mappings: p.maps,
+            hotspots,
+            leaks,
+        });
+    }
+    let mut health = health;
+    health.unknown_frames = sym.unknown_frames;
+    Report {
+        schema: SCHEMA,
+        health,
+        targets,
+    }
+}

@@ -1,0 +1,135 @@
+//! `/proc/PID/maps`, captured while a process lives so its addresses can be symbolized after
+//! it exits.
+
+use std::path::PathBuf;
+
+/// One line of /proc/PID/maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapEntry {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub exec: bool,
+    /// The mapped file, absolute; `None` for anonymous and special (`[heap]`, `[vdso]`) areas.
+    pub path: Option<String>,
+    /// Special areas keep their bracketed name here.
+    pub name: Option<String>,
+}
+
+/// Parses the text of /proc/PID/maps; malformed lines are skipped.
+pub fn parse(text: &str) -> Vec<MapEntry> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<MapEntry> {
+    let mut it = line.split_ascii_whitespace();
+    let range = it.next()?;
+    let perms = it.next()?;
+    let offset = u64::from_str_radix(it.next()?, 16).ok()?;
+    let _dev = it.next()?;
+    let _inode = it.next()?;
+    // The path is the rest of the line and may contain spaces.
+    let rest = line
+        .splitn(6, |c: char| c.is_ascii_whitespace())
+        .nth(5)
+        .map(str::trim)
+        .unwrap_or("");
+    let (start, end) = range.split_once('-')?;
+    let (path, name) = if rest.starts_with('/') {
+        (Some(rest.trim_end_matches(" (deleted)").to_string()), None)
+    } else if rest.is_empty() {
+        (None, None)
+    } else {
+        (None, Some(rest.to_string()))
+    };
+    Some(MapEntry {
+        start: u64::from_str_radix(start, 16).ok()?,
+        end: u64::from_str_radix(end, 16).ok()?,
+        offset,
+        exec: perms.as_bytes().get(2) == Some(&b'x'),
+        path,
+        name,
+    })
+}
+
+/// The address space of one process, as last captured.
+#[derive(Clone, Debug, Default)]
+pub struct ProcMaps {
+    /// Sorted by start.
+    pub entries: Vec<MapEntry>,
+    /// Prefix that makes the process's paths reachable from here ("" for the same root).
+    pub root: String,
+}
+
+impl ProcMaps {
+    pub fn read(pid: u32) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+        let same_root = std::fs::read_link(format!("/proc/{pid}/root"))
+            .map(|r| r == PathBuf::from("/"))
+            .unwrap_or(true);
+        let mut entries = parse(&text);
+        entries.sort_by_key(|e| e.start);
+        Ok(Self {
+            entries,
+            root: if same_root {
+                String::new()
+            } else {
+                format!("/proc/{pid}/root")
+            },
+        })
+    }
+
+    pub fn find(&self, addr: u64) -> Option<&MapEntry> {
+        let i = self.entries.partition_point(|e| e.start <= addr);
+        self.entries[..i].last().filter(|e| addr < e.end)
+    }
+
+    /// The file and file offset of `addr`, when it lies in a file mapping.
+    pub fn file_offset(&self, addr: u64) -> Option<(String, u64)> {
+        let e = self.find(addr)?;
+        let path = e.path.as_ref()?;
+        Some((format!("{}{}", self.root, path), addr - e.start + e.offset))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+55d0c0a00000-55d0c0a01000 r--p 00000000 fe:01 123 /usr/bin/demo prog
+55d0c0a01000-55d0c0a02000 r-xp 00001000 fe:01 123 /usr/bin/demo prog
+55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0 [heap]
+7f0000000000-7f0000001000 rw-p 00000000 00:00 0
+7f1000028000-7f10001bd000 r-xp 00028000 fe:01 456 /usr/lib/x86_64-linux-gnu/libc.so.6
+7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0 [vdso]
+garbage
+";
+
+    #[test]
+    fn parses_paths_with_spaces_specials_and_anonymous() {
+        let m = parse(SAMPLE);
+        assert_eq!(m.len(), 6);
+        assert_eq!(m[1].path.as_deref(), Some("/usr/bin/demo prog"));
+        assert!(m[1].exec && !m[0].exec);
+        assert_eq!(m[2].name.as_deref(), Some("[heap]"));
+        assert_eq!((m[3].path.as_ref(), m[3].name.as_ref()), (None, None));
+        assert_eq!(m[4].offset, 0x28000);
+    }
+
+    #[test]
+    fn file_offsets() {
+        let maps = ProcMaps {
+            entries: parse(SAMPLE),
+            root: String::new(),
+        };
+        assert_eq!(
+            maps.file_offset(0x7f1000028010),
+            Some(("/usr/lib/x86_64-linux-gnu/libc.so.6".into(), 0x28010))
+        );
+        assert_eq!(maps.file_offset(0x7f0000000010), None);
+        assert_eq!(maps.file_offset(0x10), None);
+        assert_eq!(maps.find(0x55d0c0a01fff).map(|e| e.start), Some(0x55d0c0a01000));
+        assert_eq!(maps.find(0x55d0c0a02000).map(|e| e.start), None);
+    }
+}

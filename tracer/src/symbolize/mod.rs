@@ -1,0 +1,170 @@
+//! Addresses → frames (function, module, file:line, inlined calls, demangled).
+//!
+//! Process maps are captured while a process lives (on first sight of an address, and at its
+//! exit stop) and kept after it exits, so its addresses still resolve. Addresses are turned into
+//! (file, offset) pairs and symbolized from the files with blazesym, cached per pair. Failures
+//! become frames with only an address and are counted, never errors.
+
+pub mod maps;
+
+use std::collections::HashMap;
+
+use blazesym::symbolize::{source::Elf, source::Source, Input, Symbolized, Symbolizer as Blaze};
+use serde::Serialize;
+
+pub use maps::ProcMaps;
+
+/// One resolved frame, innermost first in a stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Frame {
+    pub addr: u64,
+    pub function: Option<String>,
+    pub module: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// Calls inlined at this address, outermost first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inlined: Vec<InlinedFrame>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InlinedFrame {
+    pub function: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+pub struct Symbolizer {
+    blaze: Blaze,
+    procs: HashMap<u32, ProcMaps>,
+    cache: HashMap<(String, u64), Option<Resolved>>,
+    /// Frames that could not be resolved to a function.
+    pub unknown_frames: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Resolved {
+    function: String,
+    file: Option<String>,
+    line: Option<u32>,
+    inlined: Vec<InlinedFrame>,
+}
+
+impl Default for Symbolizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Symbolizer {
+    pub fn new() -> Self {
+        Self {
+            blaze: Blaze::builder()
+                .enable_code_info(true)
+                .enable_inlined_fns(true)
+                .enable_demangling(true)
+                .build(),
+            procs: HashMap::new(),
+            cache: HashMap::new(),
+            unknown_frames: 0,
+        }
+    }
+
+    /// Replaces the captured maps of `pid`.
+    pub fn set_maps(&mut self, pid: u32, maps: ProcMaps) {
+        self.procs.insert(pid, maps);
+    }
+
+    /// Captures `pid`'s maps now if none are known yet or `addr` is outside them. Returns
+    /// false when the process is gone and nothing covers `addr`.
+    pub fn ensure(&mut self, pid: u32, addr: u64) -> bool {
+        if self.procs.get(&pid).is_some_and(|m| m.find(addr).is_some()) {
+            return true;
+        }
+        match ProcMaps::read(pid) {
+            Ok(m) => {
+                let found = m.find(addr).is_some();
+                self.procs.insert(pid, m);
+                found
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn maps(&self, pid: u32) -> Option<&ProcMaps> {
+        self.procs.get(&pid)
+    }
+
+    /// The path of the module holding `addr`, if captured.
+    pub fn module_of(&self, pid: u32, addr: u64) -> Option<&str> {
+        self.procs.get(&pid)?.find(addr)?.path.as_deref()
+    }
+
+    /// Resolves `addr` of `pid`. A return address (every frame but a sampled instruction
+    /// pointer) is looked up one byte back, inside the call instruction, so the line is the
+    /// call's even when the call ends its function.
+    pub fn resolve(&mut self, pid: u32, addr: u64, return_addr: bool) -> Frame {
+        let lookup = if return_addr { addr.saturating_sub(1) } else { addr };
+        let mut frame = Frame {
+            addr,
+            ..Frame::default()
+        };
+        let Some(maps) = self.procs.get(&pid) else {
+            self.unknown_frames += 1;
+            return frame;
+        };
+        let Some(entry) = maps.find(lookup) else {
+            self.unknown_frames += 1;
+            return frame;
+        };
+        frame.module = entry.path.clone().or_else(|| entry.name.clone());
+        let Some(key) = maps.file_offset(lookup) else {
+            self.unknown_frames += 1;
+            return frame;
+        };
+        let resolved = match self.cache.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.lookup(&key.0, key.1);
+                self.cache.insert(key, r.clone());
+                r
+            }
+        };
+        match resolved {
+            Some(r) => {
+                frame.function = Some(r.function);
+                frame.file = r.file;
+                frame.line = r.line;
+                frame.inlined = r.inlined;
+            }
+            None => self.unknown_frames += 1,
+        }
+        frame
+    }
+
+    fn lookup(&self, path: &str, offset: u64) -> Option<Resolved> {
+        let src = Source::Elf(Elf::new(path));
+        let out = self
+            .blaze
+            .symbolize(&src, Input::FileOffset(&[offset][..]))
+            .ok()?;
+        let Some(Symbolized::Sym(sym)) = out.into_iter().next() else {
+            return None;
+        };
+        let code = sym.code_info.as_deref();
+        Some(Resolved {
+            function: sym.name.to_string(),
+            file: code.map(|c| c.to_path().display().to_string()),
+            line: code.and_then(|c| c.line),
+            inlined: sym
+                .inlined
+                .iter()
+                .map(|f| InlinedFrame {
+                    function: f.name.to_string(),
+                    file: f.code_info.as_ref().map(|c| c.to_path().display().to_string()),
+                    line: f.code_info.as_ref().and_then(|c| c.line),
+                })
+                .collect(),
+        })
+    }
+}
