@@ -83,6 +83,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
             libc,
         });
         log_plans(cli, &tracer);
+        log::info!("tracing pid {} ({})", launched.pid, cli.command.join(" "));
         launched.release();
     } else {
         for (pid, libc) in libcs {
@@ -100,6 +101,9 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
         }
         drop(tx);
         log_plans(cli, &tracer);
+        for t in &targets {
+            log::info!("tracing pid {} ({})", t.pid, t.comm);
+        }
     }
     let cfg = RunConfig {
         leak_age: cli.leak_age,

@@ -1,0 +1,174 @@
+//! Running the tracer binary and workloads, with guards that never leave processes behind.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub const TRACER: &str = env!("CARGO_BIN_EXE_tracer");
+
+/// Panics with the reason unless the tests can load eBPF programs.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "end-to-end tests load eBPF programs and need root: run them with sudo (cargo xtask test)"
+    );
+}
+
+pub fn workload(name: &str) -> String {
+    tracer_workloads::path(name).display().to_string()
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "tracer-e2e-{tag}-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed on drop.
+pub struct Guard(pub Child);
+
+impl Guard {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Gives up the guard, for a caller that waits for the child itself.
+    pub fn into_child(self) -> Child {
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never dropped, so the child is moved out exactly once.
+        unsafe { std::ptr::read(&me.0) }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits for `child` with a deadline; kills it and panics when it is exceeded.
+pub fn wait_output(child: Child, limit: Duration, what: &str) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait for child"),
+        Err(_) => {
+            // SAFETY: kill(2) on a pid we spawned and have not reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{what} did not finish within {limit:?}");
+        }
+    }
+}
+
+/// Runs `tracer ARGS --format json -o FILE` to completion and returns (output, document).
+pub fn trace_json(args: &[&str], limit: Duration) -> (Output, Value) {
+    let dir = TempDir::new("json");
+    let out_file = dir.file("report.json");
+    let child = Command::new(TRACER)
+        .args(["--format", "json", "-o"])
+        .arg(&out_file)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tracer");
+    let out = wait_output(child, limit, "tracer");
+    assert!(
+        out.status.success(),
+        "tracer {args:?} failed: {:?}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&out_file).expect("read report");
+    let doc: Value = serde_json::from_str(&text).expect("report is JSON");
+    (out, doc)
+}
+
+/// Starts the tracer in the background with `-v`, and returns once it says it is tracing.
+pub fn start_tracer(args: &[&str], out_file: &std::path::Path) -> Guard {
+    let mut child = Command::new(TRACER)
+        .args(["-v", "--format", "json", "-o"])
+        .arg(out_file)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tracer");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut ready_sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !ready_sent && line.contains("tracing pid") {
+                let _ = tx.send(Ok(()));
+                ready_sent = true;
+            }
+            if line.contains("error") {
+                let _ = tx.send(Err(line));
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(())) => Guard(child),
+        Ok(Err(line)) => panic!("tracer failed to start: {line}"),
+        Err(_) => panic!("tracer did not report it was tracing within 60s"),
+    }
+}
+
+/// The single target of a report.
+pub fn only_target(doc: &Value) -> &Value {
+    let targets = doc["targets"].as_array().expect("targets array");
+    assert_eq!(targets.len(), 1, "one target expected: {doc:#}");
+    &targets[0]
+}
+
+pub fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
+}
+
+/// Leaks of `kind` in a target.
+pub fn leaks<'a>(target: &'a Value, kind: &str) -> Vec<&'a Value> {
+    target["leaks"]
+        .as_array()
+        .expect("leaks array")
+        .iter()
+        .filter(|l| l["kind"] == kind)
+        .collect()
+}
+
+pub fn first_function(entry: &Value) -> Option<&str> {
+    entry["stack"][0]["function"].as_str()
+}

@@ -1,0 +1,12 @@
+//! Privileged end-to-end tests: the real `tracer` binary loads the real eBPF programs and traces
+//! workloads whose behaviour is known exactly (`tracer-workloads`), and the tests assert exact
+//! numbers from its JSON report.
+//!
+//! They need root (CI and these machines run as root) and fail, never skip, without it. Run
+//! them serially: `cargo test -p tracer --test e2e -- --test-threads=1`.
+
+mod errors;
+mod harness;
+mod heap;
+mod mmap;
+mod ring;
