@@ -10,12 +10,14 @@ fn main() -> anyhow::Result<()> {
         root_dir: &meta,
         ..Default::default()
     };
-    aya_build::build_ebpf([ebpf], Toolchain::default())
-        .context("build the eBPF programs (run scripts/setup.sh if bpf-linker or rust-src is missing)")
+    aya_build::build_ebpf([ebpf], Toolchain::default()).context(
+        "build the eBPF programs (run scripts/setup.sh if bpf-linker or rust-src is missing)",
+    )
 }
 
 fn cargo_metadata() -> anyhow::Result<String> {
-    let dir = std::env::var("CARGO_MANIFEST_DIR").map_err(|e| anyhow!("CARGO_MANIFEST_DIR: {e}"))?;
+    let dir =
+        std::env::var("CARGO_MANIFEST_DIR").map_err(|e| anyhow!("CARGO_MANIFEST_DIR: {e}"))?;
     let root = std::path::Path::new(&dir)
         .parent()
         .ok_or_else(|| anyhow!("tracer has no parent folder"))?

@@ -169,12 +169,24 @@ pub fn realloc_enter(ctx: ProbeContext) -> u32 {
 
 #[uprobe]
 pub fn reallocarray_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Reallocarray, arg(&ctx, 2), arg(&ctx, 1), arg(&ctx, 0))
+    enter(
+        &ctx,
+        AllocFunc::Reallocarray,
+        arg(&ctx, 2),
+        arg(&ctx, 1),
+        arg(&ctx, 0),
+    )
 }
 
 #[uprobe]
 pub fn posix_memalign_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::PosixMemalign, arg(&ctx, 2), 1, arg(&ctx, 0))
+    enter(
+        &ctx,
+        AllocFunc::PosixMemalign,
+        arg(&ctx, 2),
+        1,
+        arg(&ctx, 0),
+    )
 }
 
 /// memalign and aligned_alloc: glibc makes them one function; the loader attaches once per

@@ -64,7 +64,9 @@ pub struct Cli {
 /// Parses `500ms`, `10s`, `5m`, `1h`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()
@@ -129,7 +131,8 @@ mod tests {
 
     #[test]
     fn command_after_double_dash() {
-        let cli = Cli::try_parse_from(["tracer", "--leak-age", "1s", "--", "ls", "-l"]).expect("parses");
+        let cli =
+            Cli::try_parse_from(["tracer", "--leak-age", "1s", "--", "ls", "-l"]).expect("parses");
         assert_eq!(cli.command, vec!["ls", "-l"]);
         assert_eq!(cli.leak_age, Duration::from_secs(1));
         let cli = Cli::try_parse_from(["tracer", "--pid", "1", "--pid", "2"]).expect("parses");

@@ -2,6 +2,8 @@
 //! with eBPF. This library holds everything but argument parsing glue, so the binary, the
 //! end-to-end tests and xtask share it.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod aggregate;
 pub mod bpf;
 pub mod cli;

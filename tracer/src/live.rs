@@ -138,7 +138,11 @@ fn log_plans(cli: &Cli, tracer: &Tracer) {
                 site.spec.func.symbol(),
                 plan.path.display(),
                 site.placement.offset,
-                if site.placement.emulated { "emulated" } else { "single-stepped" },
+                if site.placement.emulated {
+                    "emulated"
+                } else {
+                    "single-stepped"
+                },
                 if site.aliases.is_empty() {
                     String::new()
                 } else {

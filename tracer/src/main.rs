@@ -18,7 +18,10 @@ fn main() -> ExitCode {
         }
     };
     tracer::logger::init(cli.verbose);
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("start the runtime: {e}")),
     };

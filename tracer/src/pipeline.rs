@@ -135,10 +135,13 @@ fn maps_contain(maps: &ProcMaps, libc: &std::path::Path) -> bool {
     let Ok(want) = std::fs::metadata(libc) else {
         return true;
     };
-    maps.entries.iter().filter_map(|e| e.path.as_ref()).any(|p| {
-        std::fs::metadata(format!("{}{}", maps.root, p))
-            .is_ok_and(|m| m.dev() == want.dev() && m.ino() == want.ino())
-    })
+    maps.entries
+        .iter()
+        .filter_map(|e| e.path.as_ref())
+        .any(|p| {
+            std::fs::metadata(format!("{}{}", maps.root, p))
+                .is_ok_and(|m| m.dev() == want.dev() && m.ino() == want.ino())
+        })
 }
 
 /// Runs until every target has exited, the duration elapses, or Ctrl-C / SIGTERM.

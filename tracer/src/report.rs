@@ -118,7 +118,12 @@ pub fn heap_addrs(site: &HeapSite, stacks: &StackTable) -> Vec<u64> {
 /// Addresses of a mapping call site, innermost first, with whether each is an instruction
 /// pointer (true) or a return address. Frames inside libc's syscall wrapper are left out, so
 /// the first frame is the wrapper's caller.
-pub fn map_addrs(pid: u32, site: &MapSite, stacks: &StackTable, sym: &Symbolizer) -> Vec<(u64, bool)> {
+pub fn map_addrs(
+    pid: u32,
+    site: &MapSite,
+    stacks: &StackTable,
+    sym: &Symbolizer,
+) -> Vec<(u64, bool)> {
     let stack = site.stack_id.and_then(|id| stacks.get(&id));
     let mut out: Vec<(u64, bool)> = vec![(site.ip, true)];
     let above: &[u64] = match stack {

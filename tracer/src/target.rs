@@ -247,20 +247,21 @@ fn watch_ptrace(pid: u32, tx: &UnboundedSender<TargetMsg>) -> Option<String> {
         }
         let sig = libc::WSTOPSIG(status);
         let event = (status >> 16) & 0xff;
-        // SAFETY (all ptrace calls below): requests on our seized tracee, no pointers passed.
-        if sig == libc::SIGTRAP && event == libc::PTRACE_EVENT_EXIT {
+        let (request, data) = if sig == libc::SIGTRAP && event == libc::PTRACE_EVENT_EXIT {
             let (ack_tx, ack_rx) = mpsc::sync_channel(1);
             if tx.send(TargetMsg::Exiting { pid, ack: ack_tx }).is_ok() {
                 let _ = ack_rx.recv_timeout(EXIT_HOLD);
             }
-            unsafe { libc::ptrace(libc::PTRACE_CONT, ipid, 0usize, 0usize) };
+            (libc::PTRACE_CONT, 0)
         } else if event == libc::PTRACE_EVENT_STOP {
             // Group stop (SIGSTOP and friends): let it stay stopped as without tracer.
-            unsafe { libc::ptrace(libc::PTRACE_LISTEN, ipid, 0usize, 0usize) };
+            (libc::PTRACE_LISTEN, 0)
         } else {
             // A signal for the target: deliver it unchanged.
-            unsafe { libc::ptrace(libc::PTRACE_CONT, ipid, 0usize, sig as usize) };
-        }
+            (libc::PTRACE_CONT, sig as usize)
+        };
+        // SAFETY: a request on our own seized, stopped tracee; no pointers are passed.
+        unsafe { libc::ptrace(request, ipid, 0usize, data) };
     }
 }
 

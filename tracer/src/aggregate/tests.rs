@@ -85,7 +85,12 @@ fn only(agg: &Aggregator, now: u64, age: u64) -> ProcSnapshot {
 
 #[test]
 fn malloc_free_totals_and_peak() {
-    let agg = run(&[malloc(1, 0xa, 10), malloc(2, 0xb, 20), free(3, 0xa), malloc(4, 0xc, 5)]);
+    let agg = run(&[
+        malloc(1, 0xa, 10),
+        malloc(2, 0xb, 20),
+        free(3, 0xa),
+        malloc(4, 0xc, 5),
+    ]);
     let h = only(&agg, 10, 0).heap;
     assert_eq!(h.total_allocs, 3);
     assert_eq!(h.total_frees, 1);
@@ -138,7 +143,12 @@ fn failed_calls_are_not_allocations() {
 
 #[test]
 fn unknown_frees_are_counted_and_change_nothing() {
-    let agg = run(&[malloc(1, 0xa, 8), free(2, 0xdead), free(3, 0xa), free(4, 0xa)]);
+    let agg = run(&[
+        malloc(1, 0xa, 8),
+        free(2, 0xdead),
+        free(3, 0xa),
+        free(4, 0xa),
+    ]);
     let h = only(&agg, 10, 0).heap;
     assert_eq!(h.unknown_frees, 2);
     assert_eq!((h.total_frees, h.live_blocks, h.live_bytes), (1, 0, 0));
@@ -163,12 +173,7 @@ fn leaks_respect_the_age_while_running_and_everything_at_exit() {
     assert_eq!(p.leaks[0].oldest_age_ns, 45 * s);
 
     let mut agg = run(&events);
-    agg.apply(&ev(
-        41 * s,
-        Body::TaskExit {
-            group_dead: true,
-        },
-    ));
+    agg.apply(&ev(41 * s, Body::TaskExit { group_dead: true }));
     let p = only(&agg, 45 * s, 30 * s);
     assert!(p.exited);
     assert_eq!(p.leaks.len(), 1, "one site");
@@ -204,7 +209,10 @@ fn pid_reuse_starts_a_new_process() {
         .iter()
         .map(|p| (p.exited, p.heap.live_bytes))
         .collect();
-    assert!(live.contains(&(true, 8)) && live.contains(&(false, 32)), "{live:?}");
+    assert!(
+        live.contains(&(true, 8)) && live.contains(&(false, 32)),
+        "{live:?}"
+    );
 }
 
 #[test]
@@ -219,7 +227,10 @@ fn munmap_splits_regions_and_counts_unknown_bytes() {
     assert_eq!(p.maps.live_regions, 2);
     assert_eq!(p.maps.unknown_unmapped_bytes, 8192);
     assert_eq!(p.leaks.len(), 1);
-    assert_eq!((p.leaks[0].kind, p.leaks[0].count, p.leaks[0].bytes), (LeakKind::Mmap, 2, 4 * 4096));
+    assert_eq!(
+        (p.leaks[0].kind, p.leaks[0].count, p.leaks[0].bytes),
+        (LeakKind::Mmap, 2, 4 * 4096)
+    );
 }
 
 #[test]

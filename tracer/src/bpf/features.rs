@@ -103,13 +103,22 @@ mod tests {
     #[test]
     fn privileges() {
         assert_eq!(check_privileges("CapEff:\t000001ffffffffff\n"), Ok(()));
-        assert_eq!(check_privileges("Name: x\nCapEff:\t0000000000000000\n"), Err(FeatureError::NotPrivileged));
+        assert_eq!(
+            check_privileges("Name: x\nCapEff:\t0000000000000000\n"),
+            Err(FeatureError::NotPrivileged)
+        );
         // CAP_BPF + CAP_PERFMON + CAP_SYS_PTRACE without CAP_SYS_ADMIN
         let caps = (1u64 << CAP_BPF) | (1u64 << CAP_PERFMON) | (1u64 << CAP_SYS_PTRACE);
         assert_eq!(check_privileges(&format!("CapEff:\t{caps:016x}\n")), Ok(()));
         let caps = (1u64 << CAP_BPF) | (1u64 << CAP_SYS_PTRACE);
-        assert_eq!(check_privileges(&format!("CapEff:\t{caps:016x}\n")), Err(FeatureError::NotPrivileged));
-        assert_eq!(check_privileges("garbage"), Err(FeatureError::NotPrivileged));
+        assert_eq!(
+            check_privileges(&format!("CapEff:\t{caps:016x}\n")),
+            Err(FeatureError::NotPrivileged)
+        );
+        assert_eq!(
+            check_privileges("garbage"),
+            Err(FeatureError::NotPrivileged)
+        );
     }
 
     #[test]

@@ -11,7 +11,10 @@ use aya::{
 };
 use tracer_common::{counter, names, TraceConfig};
 
-use super::{features, probes::{self, LibcProbes}};
+use super::{
+    features,
+    probes::{self, LibcProbes},
+};
 
 /// Tunables of one run.
 #[derive(Clone, Debug)]
@@ -53,7 +56,10 @@ pub struct Tracer {
 }
 
 fn ring_size(bytes: u32) -> u32 {
-    bytes.max(4096).checked_next_power_of_two().unwrap_or(1 << 31)
+    bytes
+        .max(4096)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << 31)
 }
 
 impl Tracer {
@@ -72,7 +78,10 @@ impl Tracer {
             .override_global(names::CONFIG, &config, true)
             .map_max_entries(names::EVENTS, ring_size(opts.ring_bytes))
             .map_max_entries(names::STACKS, opts.stack_entries.max(1))
-            .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer")))
+            .load(aya::include_bytes_aligned!(concat!(
+                env!("OUT_DIR"),
+                "/tracer"
+            )))
             .context("load the eBPF programs into the kernel")?;
         let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
         for name in &names {
@@ -142,7 +151,11 @@ impl Tracer {
                     "{} {}{} at {}+{:#x} in {}",
                     if pass_exit { "uretprobe" } else { "uprobe" },
                     site.spec.func.symbol(),
-                    if site.aliases.is_empty() { String::new() } else { format!(" (= {})", site.aliases.join(", ")) },
+                    if site.aliases.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (= {})", site.aliases.join(", "))
+                    },
                     site.spec.func.symbol(),
                     site.placement.offset,
                     libc.display()

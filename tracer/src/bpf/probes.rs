@@ -6,7 +6,11 @@
 //! probed once, or every call would be counted twice. Return probes are attached before entry
 //! probes, so a call can never record an entry whose return is not watched.
 
-use std::{collections::BTreeMap, fs, path::{Path, PathBuf}};
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+};
 
 use object::{Object as _, ObjectSegment as _, ObjectSymbol as _};
 use thiserror::Error;
@@ -29,16 +33,76 @@ pub struct ProbeSpec {
 
 /// In attach order within one address: the first spec of an address wins.
 pub const ALLOC_PROBES: &[ProbeSpec] = &[
-    ProbeSpec { func: AllocFunc::Malloc, entry: p::MALLOC_ENTER, exit: Some(p::ALLOC_EXIT), args: 1, required: true },
-    ProbeSpec { func: AllocFunc::Free, entry: p::FREE_ENTER, exit: None, args: 1, required: true },
-    ProbeSpec { func: AllocFunc::Calloc, entry: p::CALLOC_ENTER, exit: Some(p::ALLOC_EXIT), args: 2, required: true },
-    ProbeSpec { func: AllocFunc::Realloc, entry: p::REALLOC_ENTER, exit: Some(p::ALLOC_EXIT), args: 2, required: true },
-    ProbeSpec { func: AllocFunc::Reallocarray, entry: p::REALLOCARRAY_ENTER, exit: Some(p::ALLOC_EXIT), args: 3, required: false },
-    ProbeSpec { func: AllocFunc::PosixMemalign, entry: p::POSIX_MEMALIGN_ENTER, exit: Some(p::POSIX_MEMALIGN_EXIT), args: 3, required: false },
-    ProbeSpec { func: AllocFunc::Memalign, entry: p::MEMALIGN_ENTER, exit: Some(p::ALLOC_EXIT), args: 2, required: false },
-    ProbeSpec { func: AllocFunc::AlignedAlloc, entry: p::ALIGNED_ALLOC_ENTER, exit: Some(p::ALLOC_EXIT), args: 2, required: false },
-    ProbeSpec { func: AllocFunc::Valloc, entry: p::VALLOC_ENTER, exit: Some(p::ALLOC_EXIT), args: 1, required: false },
-    ProbeSpec { func: AllocFunc::Pvalloc, entry: p::PVALLOC_ENTER, exit: Some(p::ALLOC_EXIT), args: 1, required: false },
+    ProbeSpec {
+        func: AllocFunc::Malloc,
+        entry: p::MALLOC_ENTER,
+        exit: Some(p::ALLOC_EXIT),
+        args: 1,
+        required: true,
+    },
+    ProbeSpec {
+        func: AllocFunc::Free,
+        entry: p::FREE_ENTER,
+        exit: None,
+        args: 1,
+        required: true,
+    },
+    ProbeSpec {
+        func: AllocFunc::Calloc,
+        entry: p::CALLOC_ENTER,
+        exit: Some(p::ALLOC_EXIT),
+        args: 2,
+        required: true,
+    },
+    ProbeSpec {
+        func: AllocFunc::Realloc,
+        entry: p::REALLOC_ENTER,
+        exit: Some(p::ALLOC_EXIT),
+        args: 2,
+        required: true,
+    },
+    ProbeSpec {
+        func: AllocFunc::Reallocarray,
+        entry: p::REALLOCARRAY_ENTER,
+        exit: Some(p::ALLOC_EXIT),
+        args: 3,
+        required: false,
+    },
+    ProbeSpec {
+        func: AllocFunc::PosixMemalign,
+        entry: p::POSIX_MEMALIGN_ENTER,
+        exit: Some(p::POSIX_MEMALIGN_EXIT),
+        args: 3,
+        required: false,
+    },
+    ProbeSpec {
+        func: AllocFunc::Memalign,
+        entry: p::MEMALIGN_ENTER,
+        exit: Some(p::ALLOC_EXIT),
+        args: 2,
+        required: false,
+    },
+    ProbeSpec {
+        func: AllocFunc::AlignedAlloc,
+        entry: p::ALIGNED_ALLOC_ENTER,
+        exit: Some(p::ALLOC_EXIT),
+        args: 2,
+        required: false,
+    },
+    ProbeSpec {
+        func: AllocFunc::Valloc,
+        entry: p::VALLOC_ENTER,
+        exit: Some(p::ALLOC_EXIT),
+        args: 1,
+        required: false,
+    },
+    ProbeSpec {
+        func: AllocFunc::Pvalloc,
+        entry: p::PVALLOC_ENTER,
+        exit: Some(p::ALLOC_EXIT),
+        args: 1,
+        required: false,
+    },
 ];
 
 /// Syscall and scheduler tracepoints: (program, category, event).
@@ -74,7 +138,9 @@ pub enum LibcError {
 /// Whether a mapped file is a C library that holds malloc.
 pub fn is_libc_path(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
-    name.starts_with("libc.so") || name.starts_with("libc-2.") || name.starts_with("ld-musl-")
+    name.starts_with("libc.so")
+        || name.starts_with("libc-2.")
+        || name.starts_with("ld-musl-")
         || name.starts_with("libc.musl-")
 }
 
@@ -141,9 +207,14 @@ pub struct LibcProbes {
 /// Resolves every allocator symbol of the libc at `path` and chooses where to probe it.
 pub fn plan(path: &Path) -> Result<LibcProbes, LibcError> {
     let display = path.display().to_string();
-    let data = fs::read(path).map_err(|e| LibcError::Read { path: display.clone(), err: e.to_string() })?;
-    let file = object::File::parse(&*data)
-        .map_err(|e| LibcError::Read { path: display.clone(), err: e.to_string() })?;
+    let data = fs::read(path).map_err(|e| LibcError::Read {
+        path: display.clone(),
+        err: e.to_string(),
+    })?;
+    let file = object::File::parse(&*data).map_err(|e| LibcError::Read {
+        path: display.clone(),
+        err: e.to_string(),
+    })?;
     let mut addrs: BTreeMap<&str, u64> = BTreeMap::new();
     for sym in file.dynamic_symbols() {
         if sym.is_definition() && sym.kind() == object::SymbolKind::Text {
@@ -158,24 +229,48 @@ pub fn plan(path: &Path) -> Result<LibcProbes, LibcError> {
         let symbol = spec.func.symbol();
         let Some(&addr) = addrs.get(symbol) else {
             if spec.required {
-                return Err(LibcError::MissingSymbol { path: display, symbol });
+                return Err(LibcError::MissingSymbol {
+                    path: display,
+                    symbol,
+                });
             }
             missing.push(symbol);
             continue;
         };
         let Some(file_offset) = file_offset(&file, addr) else {
-            return Err(LibcError::Read { path: display, err: format!("{symbol} at {addr:#x} is outside every segment") });
+            return Err(LibcError::Read {
+                path: display,
+                err: format!("{symbol} at {addr:#x} is outside every segment"),
+            });
         };
-        if let Some(first) = sites.iter_mut().find(|s| s.file_offset - s.placement.offset == file_offset) {
+        if let Some(first) = sites
+            .iter_mut()
+            .find(|s| s.file_offset - s.placement.offset == file_offset)
+        {
             first.aliases.push(symbol);
             continue;
         }
         let start = file_offset as usize;
         let code = data.get(start..(start + 64).min(data.len())).unwrap_or(&[]);
-        let placement = placement::choose(code, Needs { arg_regs: spec.args, stack: true });
-        sites.push(Site { spec: *spec, file_offset: file_offset + placement.offset, placement, aliases: Vec::new() });
+        let placement = placement::choose(
+            code,
+            Needs {
+                arg_regs: spec.args,
+                stack: true,
+            },
+        );
+        sites.push(Site {
+            spec: *spec,
+            file_offset: file_offset + placement.offset,
+            placement,
+            aliases: Vec::new(),
+        });
     }
-    Ok(LibcProbes { path: path.to_path_buf(), sites, missing })
+    Ok(LibcProbes {
+        path: path.to_path_buf(),
+        sites,
+        missing,
+    })
 }
 
 fn file_offset(file: &object::File<'_>, addr: u64) -> Option<u64> {
@@ -212,13 +307,20 @@ mod tests {
     fn own_libc_plan_probes_each_address_once() {
         let libc = find_libc(std::process::id()).expect("this test process maps a libc");
         let plan = plan(&libc).expect("plan");
-        let mut offsets: Vec<u64> = plan.sites.iter().map(|s| s.file_offset - s.placement.offset).collect();
+        let mut offsets: Vec<u64> = plan
+            .sites
+            .iter()
+            .map(|s| s.file_offset - s.placement.offset)
+            .collect();
         let n = offsets.len();
         offsets.sort_unstable();
         offsets.dedup();
         assert_eq!(offsets.len(), n, "{plan:?}");
         for required in ["malloc", "free", "calloc", "realloc"] {
-            assert!(plan.sites.iter().any(|s| s.spec.func.symbol() == required), "{required}");
+            assert!(
+                plan.sites.iter().any(|s| s.spec.func.symbol() == required),
+                "{required}"
+            );
         }
     }
 

@@ -26,12 +26,11 @@ impl Reader {
     pub fn new(ring: RingBuf<MapData>, poll: Duration) -> std::io::Result<Self> {
         // SAFETY: the ring's fd is owned by `RawRing`, which the `AsyncFd` owns in turn, so the
         // fd stays open for as long as it is registered.
-        let ring = unsafe { AsyncFd::register_with_interest(RawRing(ring), tokio::io::Interest::READABLE) }
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(Self {
-            ring,
-            poll,
-        })
+        let ring = unsafe {
+            AsyncFd::register_with_interest(RawRing(ring), tokio::io::Interest::READABLE)
+        }
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Self { ring, poll })
     }
 
     /// Waits until the kernel signals data or the poll period passes.

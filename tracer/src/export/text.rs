@@ -120,7 +120,11 @@ fn target(t: &TargetReport, out: &mut dyn Write) -> std::io::Result<()> {
     }
     if !t.hotspots.is_empty() {
         writeln!(out, "hotspots (by bytes allocated):")?;
-        writeln!(out, "  {:>10} {:>8} {:>10}  site", "bytes", "allocs", "live")?;
+        writeln!(
+            out,
+            "  {:>10} {:>8} {:>10}  site",
+            "bytes", "allocs", "live"
+        )?;
         for hs in &t.hotspots {
             writeln!(
                 out,

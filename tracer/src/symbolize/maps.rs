@@ -1,8 +1,6 @@
 //! `/proc/PID/maps`, captured while a process lives so its addresses can be symbolized after
 //! it exits.
 
-use std::path::PathBuf;
-
 /// One line of /proc/PID/maps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapEntry {
@@ -65,7 +63,7 @@ impl ProcMaps {
     pub fn read(pid: u32) -> std::io::Result<Self> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
         let same_root = std::fs::read_link(format!("/proc/{pid}/root"))
-            .map(|r| r == PathBuf::from("/"))
+            .map(|r| r == std::path::Path::new("/"))
             .unwrap_or(true);
         let mut entries = parse(&text);
         entries.sort_by_key(|e| e.start);
@@ -129,7 +127,10 @@ garbage
         );
         assert_eq!(maps.file_offset(0x7f0000000010), None);
         assert_eq!(maps.file_offset(0x10), None);
-        assert_eq!(maps.find(0x55d0c0a01fff).map(|e| e.start), Some(0x55d0c0a01000));
+        assert_eq!(
+            maps.find(0x55d0c0a01fff).map(|e| e.start),
+            Some(0x55d0c0a01000)
+        );
         assert_eq!(maps.find(0x55d0c0a02000).map(|e| e.start), None);
     }
 }

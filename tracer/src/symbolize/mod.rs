@@ -104,7 +104,11 @@ impl Symbolizer {
     /// pointer) is looked up one byte back, inside the call instruction, so the line is the
     /// call's even when the call ends its function.
     pub fn resolve(&mut self, pid: u32, addr: u64, return_addr: bool) -> Frame {
-        let lookup = if return_addr { addr.saturating_sub(1) } else { addr };
+        let lookup = if return_addr {
+            addr.saturating_sub(1)
+        } else {
+            addr
+        };
         let mut frame = Frame {
             addr,
             ..Frame::default()
@@ -161,7 +165,10 @@ impl Symbolizer {
                 .iter()
                 .map(|f| InlinedFrame {
                     function: f.name.to_string(),
-                    file: f.code_info.as_ref().map(|c| c.to_path().display().to_string()),
+                    file: f
+                        .code_info
+                        .as_ref()
+                        .map(|c| c.to_path().display().to_string()),
                     line: f.code_info.as_ref().and_then(|c| c.line),
                 })
                 .collect(),

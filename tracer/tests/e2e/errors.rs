@@ -50,7 +50,10 @@ fn unprivileged_user_is_told_to_use_root() {
     ]));
     assert_eq!(code, 2, "{stderr}");
     let line = one_error_line(&stderr);
-    assert!(line.contains("needs root") && line.contains("sudo"), "{line}");
+    assert!(
+        line.contains("needs root") && line.contains("sudo"),
+        "{line}"
+    );
 }
 
 /// Compiles a statically linked program that waits on stdin.
@@ -68,7 +71,10 @@ fn static_program(dir: &TempDir) -> String {
         .arg(&src)
         .status()
         .expect("run cc");
-    assert!(status.success(), "cc -static failed: is libc6-dev installed?");
+    assert!(
+        status.success(),
+        "cc -static failed: is libc6-dev installed?"
+    );
     exe.display().to_string()
 }
 
@@ -117,5 +123,8 @@ fn a_missing_command_is_named() {
     require_root();
     let (code, stderr) = run(Command::new(TRACER).args(["--", "/nonexistent/prog"]));
     assert_eq!(code, 2, "{stderr}");
-    assert!(one_error_line(&stderr).contains("/nonexistent/prog"), "{stderr}");
+    assert!(
+        one_error_line(&stderr).contains("/nonexistent/prog"),
+        "{stderr}"
+    );
 }

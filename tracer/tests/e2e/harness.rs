@@ -156,7 +156,8 @@ pub fn only_target(doc: &Value) -> &Value {
 }
 
 pub fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
+    v.as_u64()
+        .unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
 }
 
 /// Leaks of `kind` in a target.

@@ -22,28 +22,73 @@ fn each_entry_point_leaks_exactly_one_block_from_its_own_function() {
     assert_eq!(t["exited"], true);
     assert_eq!(t["comm"], "alloc_each");
     let heap = &t["heap"];
-    assert_eq!(u(&heap["total_allocs"]), expect::ALLOC_EACH_ALLOC_CALLS, "{heap:#}");
-    assert_eq!(u(&heap["total_frees"]), expect::ALLOC_EACH_FREED_BLOCKS, "{heap:#}");
-    assert_eq!(u(&heap["live_blocks"]), expect::ALLOC_EACH_LEAKED_BLOCKS, "{heap:#}");
-    assert_eq!(u(&heap["live_bytes"]), expect::ALLOC_EACH_LEAKED_BYTES, "{heap:#}");
+    assert_eq!(
+        u(&heap["total_allocs"]),
+        expect::ALLOC_EACH_ALLOC_CALLS,
+        "{heap:#}"
+    );
+    assert_eq!(
+        u(&heap["total_frees"]),
+        expect::ALLOC_EACH_FREED_BLOCKS,
+        "{heap:#}"
+    );
+    assert_eq!(
+        u(&heap["live_blocks"]),
+        expect::ALLOC_EACH_LEAKED_BLOCKS,
+        "{heap:#}"
+    );
+    assert_eq!(
+        u(&heap["live_bytes"]),
+        expect::ALLOC_EACH_LEAKED_BYTES,
+        "{heap:#}"
+    );
     assert_eq!(u(&heap["unknown_frees"]), 0, "{heap:#}");
     assert_eq!(u(&heap["failed_allocs"]), 0, "{heap:#}");
-    assert_eq!(u(&doc["health"]["free_null"]), expect::ALLOC_EACH_FREE_NULL_CALLS);
+    assert_eq!(
+        u(&doc["health"]["free_null"]),
+        expect::ALLOC_EACH_FREE_NULL_CALLS
+    );
 
     let heap_leaks = leaks(t, "heap");
-    assert_eq!(heap_leaks.len(), expect::ALLOC_EACH_LEAKS.len(), "{heap_leaks:#?}");
+    assert_eq!(
+        heap_leaks.len(),
+        expect::ALLOC_EACH_LEAKS.len(),
+        "{heap_leaks:#?}"
+    );
     for want in expect::ALLOC_EACH_LEAKS {
         let found: Vec<_> = heap_leaks
             .iter()
             .filter(|l| first_function(l) == Some(want.function))
             .collect();
-        assert_eq!(found.len(), 1, "one leak from {}: {heap_leaks:#?}", want.function);
+        assert_eq!(
+            found.len(),
+            1,
+            "one leak from {}: {heap_leaks:#?}",
+            want.function
+        );
         let l = found[0];
-        assert_eq!(u(&l["count"]), 1, "{} via {}", want.function, want.allocator);
-        assert_eq!(u(&l["bytes"]), want.size, "{} via {}", want.function, want.allocator);
+        assert_eq!(
+            u(&l["count"]),
+            1,
+            "{} via {}",
+            want.function,
+            want.allocator
+        );
+        assert_eq!(
+            u(&l["bytes"]),
+            want.size,
+            "{} via {}",
+            want.function,
+            want.allocator
+        );
         // The frame-pointer walk continues into the workload's main.
         assert_eq!(l["stack"][1]["function"], "main", "{l:#}");
-        assert!(l["stack"][0]["file"].as_str().is_some_and(|f| f.ends_with("alloc_each.c")), "{l:#}");
+        assert!(
+            l["stack"][0]["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("alloc_each.c")),
+            "{l:#}"
+        );
         assert!(l["stack"][0]["line"].as_u64().is_some(), "{l:#}");
     }
 }
@@ -54,8 +99,16 @@ fn a_run_that_frees_everything_reports_no_leak() {
     let (_, doc) = trace_json(&["--", &workload(ALLOC_EACH), arg::NO_LEAK], LIMIT);
     let t = only_target(&doc);
     let heap = &t["heap"];
-    assert_eq!(u(&heap["total_allocs"]), expect::ALLOC_EACH_ALLOC_CALLS, "{heap:#}");
-    assert_eq!(u(&heap["total_frees"]), expect::ALLOC_EACH_NO_LEAK_FREED_BLOCKS, "{heap:#}");
+    assert_eq!(
+        u(&heap["total_allocs"]),
+        expect::ALLOC_EACH_ALLOC_CALLS,
+        "{heap:#}"
+    );
+    assert_eq!(
+        u(&heap["total_frees"]),
+        expect::ALLOC_EACH_NO_LEAK_FREED_BLOCKS,
+        "{heap:#}"
+    );
     assert_eq!(u(&heap["live_blocks"]), 0, "{heap:#}");
     assert_eq!(u(&heap["live_bytes"]), 0, "{heap:#}");
     assert!(leaks(t, "heap").is_empty(), "{:#}", t["leaks"]);
@@ -94,7 +147,11 @@ fn attaching_to_a_running_process_counts_what_it_does_after() {
         .read_exact(&mut done)
         .expect("target finished");
     let out = wait_output(tracer.into_child(), LIMIT, "tracer");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
     let t = only_target(&doc);
@@ -102,8 +159,16 @@ fn attaching_to_a_running_process_counts_what_it_does_after() {
     let heap = &t["heap"];
     assert_eq!(u(&heap["total_allocs"]), expect::ATTACH_ALLOCS, "{heap:#}");
     assert_eq!(u(&heap["total_frees"]), expect::ATTACH_FREES, "{heap:#}");
-    assert_eq!(u(&heap["live_blocks"]), expect::ATTACH_LEAKED_BLOCKS, "{heap:#}");
-    assert_eq!(u(&heap["live_bytes"]), expect::ATTACH_LEAKED_BYTES, "{heap:#}");
+    assert_eq!(
+        u(&heap["live_blocks"]),
+        expect::ATTACH_LEAKED_BLOCKS,
+        "{heap:#}"
+    );
+    assert_eq!(
+        u(&heap["live_bytes"]),
+        expect::ATTACH_LEAKED_BYTES,
+        "{heap:#}"
+    );
     let l = leaks(t, "heap");
     assert_eq!(l.len(), 1, "{l:#?}");
     assert_eq!(u(&l[0]["count"]), expect::ATTACH_LEAKED_BLOCKS);

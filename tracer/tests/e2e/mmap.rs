@@ -22,8 +22,15 @@ fn anonymous_mappings_never_unmapped_are_leaks_with_exact_bytes() {
     ];
     assert_eq!(maps.len(), want.len(), "{maps:#?}");
     for (function, bytes) in want {
-        let found: Vec<_> = maps.iter().filter(|l| first_function(l) == Some(function)).collect();
-        assert_eq!(found.len(), 1, "one mapping leak from {function}: {maps:#?}");
+        let found: Vec<_> = maps
+            .iter()
+            .filter(|l| first_function(l) == Some(function))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one mapping leak from {function}: {maps:#?}"
+        );
         assert_eq!(u(&found[0]["count"]), 1);
         assert_eq!(u(&found[0]["bytes"]), bytes, "{function}");
     }

@@ -12,7 +12,13 @@ fn a_tiny_ring_under_load_reports_drops_and_stays_consistent() {
     require_root();
     let iterations: u64 = 200_000;
     let (_, doc) = trace_json(
-        &["--ring-size", "4K", "--", &workload(CHURN), &iterations.to_string()],
+        &[
+            "--ring-size",
+            "4K",
+            "--",
+            &workload(CHURN),
+            &iterations.to_string(),
+        ],
         Duration::from_secs(300),
     );
     let health = &doc["health"];
