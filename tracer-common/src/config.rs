@@ -11,6 +11,8 @@ pub struct TraceConfig {
     pub wakeup_bytes: u32,
     /// Nonzero: collect user stacks.
     pub stacks: u32,
-    pub _pad: u32,
+    /// Nonzero: allocator probes return at once without doing anything. Benchmarks use it to
+    /// measure the kernel's own uprobe cost at the same probe places (the floor).
+    pub empty_probes: u32,
 }
 const _: () = assert!(core::mem::size_of::<TraceConfig>() == 16);

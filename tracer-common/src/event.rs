@@ -18,13 +18,25 @@ pub struct EventHeader {
     pub ts_ns: u64,
 }
 
-/// Flag in [`AllocData::flags`]: the stack id is missing; `stack_id` holds the negative errno.
-pub const ALLOC_STACK_ERR: u32 = 1;
+/// Flag in [`AllocData::flags`]: no stack was recorded (`nframes` is 0, `stack_hash` is 0).
+pub const ALLOC_NO_STACK: u32 = 1;
+/// Flag in [`AllocData::flags`]: the frames are not in this record because this CPU already
+/// sent a record with the same `stack_hash`; userspace has them.
+pub const ALLOC_STACK_CACHED: u32 = 2;
+/// Flag in [`AllocData::flags`]: the stack had more than [`MAX_FRAMES`] frames; the rest is cut.
+pub const ALLOC_STACK_TRUNCATED: u32 = 4;
+
+/// Frames of user stack an allocation record carries at most.
+pub const MAX_FRAMES: usize = 32;
 
 /// An allocator call returned.
 ///
 /// For `realloc`/`reallocarray`, `old_ptr` is the block passed in. For `posix_memalign`, `ptr`
 /// is what the call stored through its first argument (0 when it failed).
+///
+/// On the wire the record is followed by `nframes` return addresses (`u64`), innermost first:
+/// the frame-pointer chain above `caller`. A record whose flags say [`ALLOC_STACK_CACHED`]
+/// carries none; its `stack_hash` names frames an earlier record carried.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AllocData {
@@ -39,14 +51,28 @@ pub struct AllocData {
     pub old_ptr: u64,
     /// Return address of the allocator call: the instruction after the call in its caller.
     pub caller: u64,
-    /// Stack id in the stack-trace map (frames above the caller), or a negative errno.
-    pub stack_id: i32,
+    /// Hash of the frames above the caller (0 when there is no stack).
+    pub stack_hash: u64,
+    /// Frames following this record.
+    pub nframes: u32,
     /// An [`crate::kind::AllocFunc`] number.
     pub func: u32,
     /// `ALLOC_*` flags.
     pub flags: u32,
     pub _pad: u32,
 }
+
+/// An allocation record with room for its frames, as built by the kernel programs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AllocRecord {
+    pub header: EventHeader,
+    pub data: AllocData,
+    pub frames: [u64; MAX_FRAMES],
+}
+
+/// Bytes of an allocation record before its frames.
+pub const ALLOC_FIXED_BYTES: usize = size_of::<EventHeader>() + size_of::<AllocData>();
 
 /// `free` was called with a non-null pointer outside any other allocator call.
 #[repr(C)]
@@ -110,22 +136,19 @@ pub type FreeEvent = Record<FreeData>;
 pub type MapEvent = Record<MapData>;
 pub type ExitEvent = Record<ExitData>;
 
-/// Per-thread state kept by an allocator's entry probe until its return probe runs.
+/// Per-thread state kept by an allocator's entry probe until its return probe runs. The
+/// record is filled at entry (arguments, caller, frames) and completed and sent at return.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct PendingAlloc {
     /// User stack pointer at entry; the matching return sees `sp + 8`.
     pub sp: u64,
-    pub size: u64,
-    pub count: u64,
-    /// realloc: old block; posix_memalign: the `void **` out pointer.
-    pub arg: u64,
-    pub caller: u64,
-    pub stack_id: i32,
-    pub func: u32,
+    /// posix_memalign: the `void **` out pointer.
+    pub out_ptr: u64,
     /// Nonzero while an outermost allocator call is in progress on this thread.
     pub active: u32,
-    pub flags: u32,
+    pub _pad: u32,
+    pub record: AllocRecord,
 }
 
 /// Per-thread state kept by a mapping syscall's entry until its exit.
@@ -142,7 +165,7 @@ pub struct PendingMap {
 pub mod counter {
     /// Ring reservations that failed: events lost.
     pub const DROPPED: u32 = 0;
-    /// `bpf_get_stackid` failures (collision or full map).
+    /// Stacks that could not be recorded (`bpf_get_stackid` failures: collision or full map).
     pub const STACK_ERRORS: u32 = 1;
     /// Return probes without a matching entry in progress.
     pub const ORPHAN_RETURNS: u32 = 2;
@@ -157,13 +180,15 @@ pub mod counter {
 }
 
 const _: () = assert!(size_of::<EventHeader>() == 24);
-const _: () = assert!(size_of::<AllocData>() == 56);
+const _: () = assert!(size_of::<AllocData>() == 64);
 const _: () = assert!(size_of::<FreeData>() == 8);
 const _: () = assert!(size_of::<MapData>() == 72);
 const _: () = assert!(size_of::<ExitData>() == 8);
-const _: () = assert!(size_of::<AllocEvent>() == 80);
+const _: () = assert!(size_of::<AllocEvent>() == 88);
+const _: () = assert!(ALLOC_FIXED_BYTES == 88);
+const _: () = assert!(size_of::<AllocRecord>() == 88 + 8 * MAX_FRAMES);
 const _: () = assert!(size_of::<FreeEvent>() == 32);
 const _: () = assert!(size_of::<MapEvent>() == 96);
 const _: () = assert!(size_of::<ExitEvent>() == 32);
-const _: () = assert!(size_of::<PendingAlloc>() == 56);
+const _: () = assert!(size_of::<PendingAlloc>() == 24 + size_of::<AllocRecord>());
 const _: () = assert!(size_of::<PendingMap>() == 80);

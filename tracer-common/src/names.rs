@@ -17,8 +17,12 @@ pub const DEFAULT_RING_BYTES: u32 = 32 << 20;
 pub const DEFAULT_STACK_ENTRIES: u32 = 32 * 1024;
 /// Maximum number of traced processes.
 pub const MAX_TARGETS: u32 = 1024;
-/// Maximum threads with a call in progress.
-pub const MAX_PENDING: u32 = 64 * 1024;
+/// Maximum threads with allocator state (each entry holds a whole allocation record).
+pub const MAX_PENDING: u32 = 16 * 1024;
+/// Slots of the per-CPU cache of stack hashes already sent (a power of two).
+pub const STACK_CACHE_SLOTS: u32 = 4096;
+/// Per-CPU cache of stack hashes already sent with their frames.
+pub const STACK_SEEN: &str = "STACK_SEEN";
 /// Frames per stored stack (the kernel's `PERF_MAX_STACK_DEPTH`).
 pub const STACK_DEPTH: usize = 127;
 

@@ -6,107 +6,166 @@
 //! `void *memalign(size_t, size_t)` (= `aligned_alloc`), `void *valloc(size_t)`,
 //! `void *pvalloc(size_t)`, `void free(void *)`.
 //!
-//! An entry probe stores its arguments in `PENDING` under the thread id; the return probe turns
-//! them into one `Alloc` record. Only the outermost allocator call of a thread is recorded:
-//! allocators call each other (realloc(NULL, n) runs malloc, reallocarray tail-jumps into
-//! realloc, realloc(p, 0) runs free) and those inner calls are part of the outer one. Calls are
-//! told apart by the user stack pointer: an inner call runs deeper (sp <= the outer entry's sp),
-//! and the outer call's return is the one that sees `sp == entry sp + 8`. An entry that finds a
-//! recorded call whose stack has already unwound (its return was never seen) replaces it and
-//! counts it as stale, so a lost return can never silence a thread.
+//! These programs run on every allocation and free of a target, so they do as little as they
+//! can. They need no target filter: the loader attaches them to each target process only
+//! (perf-event pid scope), so the kernel never runs them for any other process.
+//!
+//! An entry probe fills a whole allocation record in `PENDING` under the thread id: arguments,
+//! the caller (the return address at the stack pointer) and the frame-pointer chain above it.
+//! The return probe completes it and copies it to the ring. Only the outermost allocator call
+//! of a thread is recorded: allocators call each other (realloc(NULL, n) runs malloc,
+//! reallocarray tail-jumps into realloc, realloc(p, 0) runs free) and those inner calls are part
+//! of the outer one. Calls are told apart by the user stack pointer: an inner call runs deeper
+//! (sp <= the outer entry's sp), and the outer call's return is the one that sees
+//! `sp == entry sp + 8`. An entry that finds a recorded call whose stack has already unwound (its
+//! return was never seen) replaces it and counts it as stale, so a lost return can never silence
+//! a thread. `free` is not filtered that way (it would cost a map lookup on every free): the
+//! one free an allocator makes through the public symbol, glibc's realloc(p, 0), arrives just
+//! before its realloc record, and userspace counts p freed once (`aggregate::heap`).
+//!
+//! Stacks: each CPU remembers the hashes of the stacks it has sent (`STACK_SEEN`); a record
+//! whose stack this CPU already sent carries only the hash. Userspace sees each CPU's records
+//! in order, so it always has the frames before the first record that leaves them out.
 //!
 //! The loader may attach an entry probe a few instructions into the function (see
 //! `tracer::bpf::placement`), never past an instruction that writes an argument register, the
 //! stack pointer or the frame pointer, so everything read here is as at the call.
 
 use aya_ebpf::{
-    bindings::{pt_regs, BPF_F_USER_STACK},
-    helpers::bpf_probe_read_user,
+    bindings::{pt_regs, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{uprobe, uretprobe},
-    programs::{tracing::StackIdContext as _, ProbeContext, RetProbeContext},
+    programs::{ProbeContext, RetProbeContext},
 };
 use tracer_common::{
-    counter, kind::AllocFunc, AllocData, EventKind, FreeData, PendingAlloc, ALLOC_STACK_ERR,
+    counter, kind::AllocFunc, names::STACK_CACHE_SLOTS, AllocData, EventHeader, EventKind,
+    FreeData, PendingAlloc, ALLOC_FIXED_BYTES, ALLOC_NO_STACK, ALLOC_STACK_CACHED,
+    ALLOC_STACK_TRUNCATED, MAX_FRAMES,
 };
 
 use crate::{
     emit::emit,
-    filter::{current, should_trace},
-    maps::{bump, CONFIG, PENDING, STACKS},
+    filter::current,
+    maps::{bump, CONFIG, EVENTS, PENDING, STACK_SEEN},
 };
-
-/// Skip the first user frame (the instruction pointer inside the allocator); the caller comes
-/// from the return address at the stack pointer instead.
-const SKIP_ALLOCATOR_FRAME: u64 = 1;
 
 #[inline(always)]
 fn regs(ctx: &impl aya_ebpf::EbpfContext) -> *const pt_regs {
     ctx.as_ptr() as *const pt_regs
 }
 
+/// Walks the frame-pointer chain from `fp` into `frames`; returns (count, hash, truncated).
 #[inline(always)]
-fn enter(ctx: &ProbeContext, func: AllocFunc, size: u64, count: u64, arg: u64) -> u32 {
-    let (pid, tid) = current();
-    if !should_trace(pid) {
+fn walk(mut fp: u64, frames: &mut [u64; MAX_FRAMES]) -> (u32, u64, bool) {
+    let mut n: usize = 0;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut truncated = false;
+    for i in 0..=MAX_FRAMES {
+        // SAFETY: reads the target's stack; a fault returns an error, not a crash.
+        let Ok(frame) = (unsafe { bpf_probe_read_user(fp as *const [u64; 2]) }) else {
+            break;
+        };
+        let (next, ret) = (frame[0], frame[1]);
+        if ret == 0 {
+            break;
+        }
+        if i == MAX_FRAMES {
+            truncated = true;
+            break;
+        }
+        frames[i] = ret;
+        n = i + 1;
+        hash = (hash ^ ret).wrapping_mul(0x0000_0100_0000_01b3);
+        // Frames live at increasing addresses; anything else is not a frame chain.
+        if next <= fp {
+            break;
+        }
+        fp = next;
+    }
+    (n as u32, if n == 0 { 0 } else { hash | 1 }, truncated)
+}
+
+#[inline(always)]
+fn enter(
+    ctx: &ProbeContext,
+    func: AllocFunc,
+    size: u64,
+    count: u64,
+    old_ptr: u64,
+    out_ptr: u64,
+) -> u32 {
+    let config = CONFIG.load();
+    if config.empty_probes != 0 {
         return 0;
     }
+    let (_, tid) = current();
     // SAFETY: a uprobe's context is the user register set saved by the kernel.
-    let sp = unsafe { (*regs(ctx)).rsp };
-    let existing = PENDING.get_ptr_mut(tid);
-    if let Some(p) = existing {
-        // SAFETY: `p` comes from a successful lookup of this thread's entry, which only this
-        // thread's probes touch.
-        let p = unsafe { &mut *p };
-        if p.active != 0 {
-            if sp <= p.sp {
-                return 0; // inside another allocator call
+    let (sp, fp) = unsafe { ((*regs(ctx)).rsp, (*regs(ctx)).rbp) };
+    let p = match PENDING.get_ptr_mut(tid) {
+        Some(p) => p,
+        None => {
+            // First allocator call of this thread: make its slot.
+            // SAFETY: PendingAlloc is plain integers; all-zero is a valid, inactive value.
+            let zero: PendingAlloc = unsafe { core::mem::zeroed() };
+            if PENDING.insert(tid, zero, 0).is_err() {
+                bump(counter::PENDING_FULL);
+                return 0;
             }
-            bump(counter::STALE_PENDING);
-        }
-    }
-    // SAFETY: reads one word of the target's stack; a fault returns an error, not a crash.
-    let caller = unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0);
-    let (stack_id, flags) = if CONFIG.load().stacks != 0 {
-        match ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64 | SKIP_ALLOCATOR_FRAME) {
-            Ok(id) => (id as i32, 0),
-            Err(e) => {
-                bump(counter::STACK_ERRORS);
-                (e, ALLOC_STACK_ERR)
+            match PENDING.get_ptr_mut(tid) {
+                Some(p) => p,
+                None => return 0,
             }
         }
-    } else {
-        (-1, ALLOC_STACK_ERR)
     };
-    let pending = PendingAlloc {
-        sp,
+    // SAFETY: `p` points at this thread's own slot, which only this thread's probes touch.
+    let p = unsafe { &mut *p };
+    if p.active != 0 {
+        if sp <= p.sp {
+            return 0; // inside another allocator call
+        }
+        bump(counter::STALE_PENDING);
+    }
+    // SAFETY: reads one word of the target's stack; a fault reads as 0.
+    let caller = unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0);
+    p.sp = sp;
+    p.out_ptr = out_ptr;
+    p.active = 1;
+    let rec = &mut p.record;
+    let (nframes, stack_hash, flags) = if config.stacks != 0 {
+        let (n, h, truncated) = walk(fp, &mut rec.frames);
+        let mut flags = if truncated { ALLOC_STACK_TRUNCATED } else { 0 };
+        if n == 0 {
+            flags |= ALLOC_NO_STACK;
+        }
+        (n, h, flags)
+    } else {
+        (0, 0, ALLOC_NO_STACK)
+    };
+    rec.data = AllocData {
+        ptr: 0,
         size,
         count,
-        arg,
+        old_ptr,
         caller,
-        stack_id,
+        stack_hash,
+        nframes,
         func: func.as_u32(),
-        active: 1,
         flags,
+        _pad: 0,
     };
-    match existing {
-        // SAFETY: as above.
-        Some(p) => unsafe { *p = pending },
-        None => {
-            if PENDING.insert(tid, pending, 0).is_err() {
-                bump(counter::PENDING_FULL);
-            }
-        }
-    }
     0
 }
 
 #[inline(always)]
 fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
+    if CONFIG.load().empty_probes != 0 {
+        return 0;
+    }
     let (pid, tid) = current();
     let Some(p) = PENDING.get_ptr_mut(tid) else {
         return 0;
     };
-    // SAFETY: this thread's own entry, see `enter`.
+    // SAFETY: this thread's own slot, see `enter`.
     let p = unsafe { &mut *p };
     if p.active == 0 {
         bump(counter::ORPHAN_RETURNS);
@@ -119,31 +178,59 @@ fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
     }
     p.active = 0;
     let ret: u64 = ctx.ret();
-    let ptr = if posix_memalign {
-        if ret as u32 != 0 {
-            0
-        } else {
-            // SAFETY: reads the pointer posix_memalign stored; a fault reads as failure.
-            unsafe { bpf_probe_read_user(p.arg as *const u64) }.unwrap_or(0)
-        }
-    } else {
+    let ptr = if !posix_memalign {
         ret
+    } else if ret as u32 != 0 {
+        0
+    } else {
+        // SAFETY: reads the pointer posix_memalign stored; a fault reads as failure.
+        unsafe { bpf_probe_read_user(p.out_ptr as *const u64) }.unwrap_or(0)
     };
-    let old_ptr = if posix_memalign { 0 } else { p.arg };
-    let p = *p;
-    emit::<AllocData>(EventKind::Alloc, pid, tid, |d| {
-        *d = AllocData {
-            ptr,
-            size: p.size,
-            count: p.count,
-            old_ptr,
-            caller: p.caller,
-            stack_id: p.stack_id,
-            func: p.func,
-            flags: p.flags,
-            _pad: 0,
+    let rec = &mut p.record;
+    rec.header = EventHeader {
+        kind: EventKind::Alloc as u32,
+        pid,
+        tid,
+        _pad: 0,
+        // SAFETY: no preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    rec.data.ptr = ptr;
+    let hash = rec.data.stack_hash;
+    let slot = STACK_SEEN.get_ptr_mut((hash >> 20) as u32 & (STACK_CACHE_SLOTS - 1));
+    let mut n = rec.data.nframes as usize;
+    if hash != 0 {
+        if let Some(slot) = slot {
+            // SAFETY: this CPU's own slot of a per-CPU array.
+            if unsafe { *slot } == hash {
+                rec.data.flags |= ALLOC_STACK_CACHED;
+                n = 0;
+            }
         }
-    });
+    }
+    if n > MAX_FRAMES {
+        n = MAX_FRAMES;
+    }
+    let len = ALLOC_FIXED_BYTES + n * 8;
+    // SAFETY: `rec` is a whole AllocRecord in a map value and `len` never exceeds its size.
+    let bytes = unsafe { core::slice::from_raw_parts((rec as *const _) as *const u8, len) };
+    let wakeup = CONFIG.load().wakeup_bytes as u64;
+    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    if EVENTS.output::<[u8]>(bytes, flags as u64).is_err() {
+        bump(counter::DROPPED);
+        return 0;
+    }
+    rec.data.flags &= !ALLOC_STACK_CACHED;
+    if n > 0 {
+        if let Some(slot) = slot {
+            // SAFETY: as above.
+            unsafe { *slot = hash };
+        }
+    }
     0
 }
 
@@ -154,17 +241,17 @@ fn arg(ctx: &ProbeContext, n: usize) -> u64 {
 
 #[uprobe]
 pub fn malloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Malloc, arg(&ctx, 0), 1, 0)
+    enter(&ctx, AllocFunc::Malloc, arg(&ctx, 0), 1, 0, 0)
 }
 
 #[uprobe]
 pub fn calloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Calloc, arg(&ctx, 1), arg(&ctx, 0), 0)
+    enter(&ctx, AllocFunc::Calloc, arg(&ctx, 1), arg(&ctx, 0), 0, 0)
 }
 
 #[uprobe]
 pub fn realloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Realloc, arg(&ctx, 1), 1, arg(&ctx, 0))
+    enter(&ctx, AllocFunc::Realloc, arg(&ctx, 1), 1, arg(&ctx, 0), 0)
 }
 
 #[uprobe]
@@ -175,6 +262,7 @@ pub fn reallocarray_enter(ctx: ProbeContext) -> u32 {
         arg(&ctx, 2),
         arg(&ctx, 1),
         arg(&ctx, 0),
+        0,
     )
 }
 
@@ -185,6 +273,7 @@ pub fn posix_memalign_enter(ctx: ProbeContext) -> u32 {
         AllocFunc::PosixMemalign,
         arg(&ctx, 2),
         1,
+        0,
         arg(&ctx, 0),
     )
 }
@@ -193,22 +282,22 @@ pub fn posix_memalign_enter(ctx: ProbeContext) -> u32 {
 /// address and reports which symbols share it.
 #[uprobe]
 pub fn memalign_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Memalign, arg(&ctx, 1), 1, 0)
+    enter(&ctx, AllocFunc::Memalign, arg(&ctx, 1), 1, 0, 0)
 }
 
 #[uprobe]
 pub fn aligned_alloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::AlignedAlloc, arg(&ctx, 1), 1, 0)
+    enter(&ctx, AllocFunc::AlignedAlloc, arg(&ctx, 1), 1, 0, 0)
 }
 
 #[uprobe]
 pub fn valloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Valloc, arg(&ctx, 0), 1, 0)
+    enter(&ctx, AllocFunc::Valloc, arg(&ctx, 0), 1, 0, 0)
 }
 
 #[uprobe]
 pub fn pvalloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Pvalloc, arg(&ctx, 0), 1, 0)
+    enter(&ctx, AllocFunc::Pvalloc, arg(&ctx, 0), 1, 0, 0)
 }
 
 /// Return probe of every allocator that returns the new block.
@@ -225,8 +314,7 @@ pub fn posix_memalign_exit(ctx: RetProbeContext) -> u32 {
 
 #[uprobe]
 pub fn free_enter(ctx: ProbeContext) -> u32 {
-    let (pid, tid) = current();
-    if !should_trace(pid) {
+    if CONFIG.load().empty_probes != 0 {
         return 0;
     }
     let ptr = arg(&ctx, 0);
@@ -234,15 +322,7 @@ pub fn free_enter(ctx: ProbeContext) -> u32 {
         bump(counter::FREE_NULL);
         return 0;
     }
-    if let Some(p) = PENDING.get_ptr(tid) {
-        // SAFETY: a uprobe's context is the user register set saved by the kernel.
-        let sp = unsafe { (*regs(&ctx)).rsp };
-        // SAFETY: this thread's own entry, see `enter`.
-        let p = unsafe { &*p };
-        if p.active != 0 && sp <= p.sp {
-            return 0; // free inside realloc(p, 0): the realloc record accounts for it
-        }
-    }
+    let (pid, tid) = current();
     emit::<FreeData>(EventKind::Free, pid, tid, |d| *d = FreeData { ptr });
     0
 }

@@ -7,7 +7,9 @@ use aya_ebpf::{
 };
 use tracer_common::{
     counter,
-    names::{DEFAULT_RING_BYTES, DEFAULT_STACK_ENTRIES, MAX_PENDING, MAX_TARGETS},
+    names::{
+        DEFAULT_RING_BYTES, DEFAULT_STACK_ENTRIES, MAX_PENDING, MAX_TARGETS, STACK_CACHE_SLOTS,
+    },
     PendingAlloc, PendingMap, TraceConfig,
 };
 
@@ -19,9 +21,14 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
-/// User stacks, deduplicated by the kernel.
+/// User stacks of mapping calls, deduplicated by the kernel. (Allocation stacks are walked by
+/// the programs themselves: `bpf_get_stackid` costs several times more per call.)
 #[map]
 pub static STACKS: StackTrace = StackTrace::with_max_entries(DEFAULT_STACK_ENTRIES, 0);
+
+/// Per CPU: stack hashes whose frames this CPU already sent, indexed by hash bits.
+#[map]
+pub static STACK_SEEN: PerCpuArray<u64> = PerCpuArray::with_max_entries(STACK_CACHE_SLOTS, 0);
 
 /// tgid → 1 for every traced process.
 #[map]
@@ -41,7 +48,7 @@ pub static CONFIG: Global<TraceConfig> = Global::new(TraceConfig {
     self_tgid: 0,
     wakeup_bytes: 0,
     stacks: 1,
-    _pad: 0,
+    empty_probes: 0,
 });
 
 /// Adds one to a counter of this CPU.

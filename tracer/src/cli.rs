@@ -52,6 +52,15 @@ pub struct Cli {
     #[arg(long, value_parser = parse_size, default_value = "32M", value_name = "BYTES")]
     pub ring_size: u32,
 
+    /// Benchmarks only: attach the allocator probes at the same places but make them return
+    /// at once, to measure the kernel's own uprobe cost (no events, no report content).
+    #[arg(long, hide = true)]
+    pub bench_floor: bool,
+
+    /// Do not record call stacks (cheaper; leaks keep only the calling function).
+    #[arg(long)]
+    pub no_stacks: bool,
+
     /// Log what is attached where.
     #[arg(long, short = 'v')]
     pub verbose: bool,

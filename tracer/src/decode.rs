@@ -6,11 +6,11 @@ use std::mem::size_of;
 use thiserror::Error;
 use tracer_common::{
     kind::{AllocFunc, MapOp},
-    AllocData, EventHeader, EventKind, ExitData, FreeData, MapData, ALLOC_STACK_ERR,
-    MAP_IN_ALLOCATOR, MAP_STACK_ERR,
+    AllocData, EventHeader, EventKind, ExitData, FreeData, MapData, ALLOC_NO_STACK,
+    ALLOC_STACK_CACHED, MAP_IN_ALLOCATOR, MAP_STACK_ERR, MAX_FRAMES,
 };
 
-use crate::event::{Alloc, Body, Event, HeapSite, Map, MapSite};
+use crate::event::{Alloc, Body, Event, HeapSite, Map, MapSite, StackRef};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -26,6 +26,8 @@ pub enum DecodeError {
     UnknownFunc(u32),
     #[error("unknown mapping operation {0}")]
     UnknownMapOp(u32),
+    #[error("allocation record claims {0} frames (at most {MAX_FRAMES})")]
+    TooManyFrames(u32),
 }
 
 /// Reads a `T` from the start of `bytes`, or says it is too short.
@@ -48,12 +50,34 @@ fn read<T: Copy + Default>(bytes: &[u8], what: &'static str) -> Result<T, Decode
     Ok(out)
 }
 
-fn stack_id(id: i32, err: bool) -> Option<u32> {
+fn stack_id(id: i32, err: bool) -> Option<StackRef> {
     if err || id < 0 {
         None
     } else {
-        Some(id as u32)
+        Some(StackRef::Kernel(id as u32))
     }
+}
+
+/// Reads the frames that follow an allocation record.
+fn frames(after: &[u8], d: &AllocData) -> Result<Vec<u64>, DecodeError> {
+    if d.nframes as usize > MAX_FRAMES {
+        return Err(DecodeError::TooManyFrames(d.nframes));
+    }
+    if d.flags & (ALLOC_STACK_CACHED | ALLOC_NO_STACK) != 0 {
+        return Ok(Vec::new());
+    }
+    let need = d.nframes as usize * 8;
+    if after.len() < need {
+        return Err(DecodeError::Short {
+            what: "allocation frames",
+            len: after.len(),
+            need,
+        });
+    }
+    Ok(after[..need]
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect())
 }
 
 /// Decodes one ring record.
@@ -65,6 +89,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         EventKind::Alloc => {
             let d: AllocData = read(payload, "alloc payload")?;
             let func = AllocFunc::from_u32(d.func).ok_or(DecodeError::UnknownFunc(d.func))?;
+            let frames = frames(&payload[size_of::<AllocData>()..], &d)?;
             Body::Alloc(Alloc {
                 func,
                 ptr: d.ptr,
@@ -72,8 +97,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 old_ptr: d.old_ptr,
                 site: HeapSite {
                     caller: d.caller,
-                    stack_id: stack_id(d.stack_id, d.flags & ALLOC_STACK_ERR != 0),
+                    stack: (d.flags & ALLOC_NO_STACK == 0 && d.stack_hash != 0)
+                        .then_some(StackRef::Hash(d.stack_hash)),
                 },
+                frames,
             })
         }
         EventKind::Free => {
@@ -97,7 +124,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 site: MapSite {
                     ip: d.user_ip,
                     sp_word: d.user_sp_word,
-                    stack_id: stack_id(d.stack_id, d.flags & MAP_STACK_ERR != 0),
+                    stack: stack_id(d.stack_id, d.flags & MAP_STACK_ERR != 0),
                 },
             })
         }
@@ -148,26 +175,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn alloc_round_trip() {
-        let rec: AllocEvent = Record {
+    fn with_frames(rec: &AllocEvent, frames: &[u64]) -> Vec<u8> {
+        let mut b = encode(rec);
+        for f in frames {
+            b.extend_from_slice(&f.to_ne_bytes());
+        }
+        b
+    }
+
+    fn alloc(data: AllocData) -> AllocEvent {
+        Record {
             header: header(EventKind::Alloc),
-            data: AllocData {
-                ptr: 0x1000,
-                size: 24,
-                count: 3,
-                old_ptr: 0,
-                caller: 0x55,
-                stack_id: 7,
-                func: AllocFunc::Calloc as u32,
-                flags: 0,
-                _pad: 0,
-            },
-        };
-        let ev = decode(&encode(&rec)).expect("decodes");
-        assert_eq!(ev.pid, 10);
-        assert_eq!(ev.tid, 11);
-        assert_eq!(ev.ts_ns, 1234);
+            data,
+        }
+    }
+
+    #[test]
+    fn alloc_round_trip_with_frames() {
+        let rec = alloc(AllocData {
+            ptr: 0x1000,
+            size: 24,
+            count: 3,
+            caller: 0x55,
+            stack_hash: 7,
+            nframes: 2,
+            func: AllocFunc::Calloc as u32,
+            ..Default::default()
+        });
+        let ev = decode(&with_frames(&rec, &[0x66, 0x77])).expect("decodes");
+        assert_eq!((ev.pid, ev.tid, ev.ts_ns), (10, 11, 1234));
         let Body::Alloc(a) = ev.body else {
             panic!("not an alloc: {ev:?}")
         };
@@ -177,30 +213,55 @@ mod tests {
             a.site,
             HeapSite {
                 caller: 0x55,
-                stack_id: Some(7)
+                stack: Some(StackRef::Hash(7))
             }
         );
+        assert_eq!(a.frames, vec![0x66, 0x77]);
     }
 
     #[test]
-    fn calloc_overflow_is_no_size_and_stack_error_is_no_stack() {
-        let rec: AllocEvent = Record {
-            header: header(EventKind::Alloc),
-            data: AllocData {
-                ptr: 0,
-                size: u64::MAX / 2,
-                count: 3,
-                stack_id: -17,
-                flags: ALLOC_STACK_ERR,
-                func: AllocFunc::Calloc as u32,
-                ..Default::default()
-            },
-        };
+    fn calloc_overflow_is_no_size_and_no_stack_flag_is_no_stack() {
+        let rec = alloc(AllocData {
+            size: u64::MAX / 2,
+            count: 3,
+            flags: ALLOC_NO_STACK,
+            func: AllocFunc::Calloc as u32,
+            ..Default::default()
+        });
         let Body::Alloc(a) = decode(&encode(&rec)).expect("decodes").body else {
-            panic!()
+            panic!("not an alloc")
         };
         assert_eq!(a.size, None);
-        assert_eq!(a.site.stack_id, None);
+        assert_eq!(a.site.stack, None);
+    }
+
+    #[test]
+    fn cached_stacks_carry_no_frames_and_frame_counts_are_checked() {
+        let mut rec = alloc(AllocData {
+            ptr: 1,
+            size: 1,
+            count: 1,
+            stack_hash: 9,
+            nframes: 3,
+            flags: ALLOC_STACK_CACHED,
+            func: 1,
+            ..Default::default()
+        });
+        let Body::Alloc(a) = decode(&encode(&rec)).expect("decodes").body else {
+            panic!("not an alloc")
+        };
+        assert!(a.frames.is_empty());
+        assert_eq!(a.site.stack, Some(StackRef::Hash(9)));
+        rec.data.flags = 0;
+        assert!(matches!(
+            decode(&with_frames(&rec, &[1, 2])),
+            Err(DecodeError::Short { .. })
+        ));
+        rec.data.nframes = 1000;
+        assert_eq!(
+            decode(&with_frames(&rec, &[1, 2])),
+            Err(DecodeError::TooManyFrames(1000))
+        );
     }
 
     #[test]
@@ -227,10 +288,13 @@ mod tests {
             },
         };
         let Body::Map(m) = decode(&encode(&rec)).expect("decodes").body else {
-            panic!()
+            panic!("not a map")
         };
         assert!(m.in_allocator && m.anonymous());
-        assert_eq!((m.addr, m.len, m.site.stack_id), (0x7000, 4096, Some(3)));
+        assert_eq!(
+            (m.addr, m.len, m.site.stack),
+            (0x7000, 4096, Some(StackRef::Kernel(3)))
+        );
     }
 
     #[test]
@@ -250,6 +314,17 @@ mod tests {
             );
         }
         assert!(decode(&bytes).is_ok());
+        let rec = alloc(AllocData {
+            nframes: 2,
+            stack_hash: 3,
+            func: 1,
+            ..Default::default()
+        });
+        let bytes = with_frames(&rec, &[5, 6]);
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "len {len}");
+        }
+        assert!(decode(&bytes).is_ok());
     }
 
     #[test]
@@ -260,13 +335,10 @@ mod tests {
         };
         rec.header.kind = 999;
         assert_eq!(decode(&encode(&rec)), Err(DecodeError::UnknownKind(999)));
-        let rec: AllocEvent = Record {
-            header: header(EventKind::Alloc),
-            data: AllocData {
-                func: 77,
-                ..Default::default()
-            },
-        };
+        let rec = alloc(AllocData {
+            func: 77,
+            ..Default::default()
+        });
         assert_eq!(decode(&encode(&rec)), Err(DecodeError::UnknownFunc(77)));
         let rec: MapEvent = Record {
             header: header(EventKind::Map),

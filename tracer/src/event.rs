@@ -23,12 +23,20 @@ pub enum Body {
     TaskExit { group_dead: bool },
 }
 
+/// Names a stack: an id in the kernel's stack-trace map (mapping calls), or the hash of the
+/// frames an allocation record carried (allocations).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StackRef {
+    Kernel(u32),
+    Hash(u64),
+}
+
 /// Where an allocation was made: the return address into malloc's caller, plus the frames
-/// above it (a kernel stack id; `None` when the kernel could not record the stack).
+/// above it (`None` when no stack was recorded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HeapSite {
     pub caller: u64,
-    pub stack_id: Option<u32>,
+    pub stack: Option<StackRef>,
 }
 
 /// Where a mapping call was made: the user instruction pointer at the syscall (inside the libc
@@ -37,7 +45,7 @@ pub struct HeapSite {
 pub struct MapSite {
     pub ip: u64,
     pub sp_word: u64,
-    pub stack_id: Option<u32>,
+    pub stack: Option<StackRef>,
 }
 
 /// An allocator call returned.
@@ -51,6 +59,9 @@ pub struct Alloc {
     /// realloc/reallocarray: the block passed in.
     pub old_ptr: u64,
     pub site: HeapSite,
+    /// Frames of `site.stack` when this record carried them (the first record of a stack on
+    /// its CPU), innermost first; empty otherwise.
+    pub frames: Vec<u64>,
 }
 
 /// A successful mapping call.

@@ -68,6 +68,8 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
 
     let mut tracer = Tracer::load(&LoadOptions {
         ring_bytes: cli.ring_size,
+        stacks: !cli.no_stacks,
+        empty_probes: cli.bench_floor,
         ..LoadOptions::default()
     })?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TargetMsg>();

@@ -21,7 +21,7 @@ use crate::{
     aggregate::Aggregator,
     bpf::{loader::Tracer, reader::Reader},
     decode::decode,
-    event::Body,
+    event::{Body, StackRef},
     export,
     report::{self, Health, Report, StackTable, TargetInfo},
     symbolize::{ProcMaps, Symbolizer},
@@ -80,17 +80,43 @@ struct State {
     /// (pid, address) pairs whose module is known, so maps are read once per new code.
     known: HashSet<(u32, u64)>,
     decode_errors: u64,
+    /// Allocation records naming a stack whose frames never arrived (the record carrying them
+    /// was dropped).
+    missing_stacks: u64,
+    /// Different frames under one stack hash.
+    hash_collisions: u64,
 }
 
 impl State {
-    fn note_stack(&mut self, id: Option<u32>) {
-        let Some(id) = id else { return };
-        if self.stacks.contains_key(&id) {
+    fn note_kernel_stack(&mut self, stack: Option<StackRef>) {
+        let Some(StackRef::Kernel(id)) = stack else {
+            return;
+        };
+        if self.stacks.contains_key(&StackRef::Kernel(id)) {
             return;
         }
         if let Ok(trace) = self.stack_map.get(&id, 0) {
-            self.stacks
-                .insert(id, trace.frames().iter().map(|f| f.ip).collect());
+            self.stacks.insert(
+                StackRef::Kernel(id),
+                trace.frames().iter().map(|f| f.ip).collect(),
+            );
+        }
+    }
+
+    fn note_carried_stack(&mut self, stack: Option<StackRef>, frames: &mut Vec<u64>) {
+        let Some(key) = stack else { return };
+        if frames.is_empty() {
+            if !self.stacks.contains_key(&key) {
+                self.missing_stacks += 1;
+            }
+            return;
+        }
+        match self.stacks.get(&key) {
+            Some(known) if known != frames => self.hash_collisions += 1,
+            Some(_) => {}
+            None => {
+                self.stacks.insert(key, std::mem::take(frames));
+            }
         }
     }
 
@@ -111,12 +137,13 @@ impl State {
         };
         match &mut ev.body {
             Body::Alloc(a) => {
-                let (pid, caller, id) = (ev.pid, a.site.caller, a.site.stack_id);
-                self.note_stack(id);
+                let (pid, caller, stack) = (ev.pid, a.site.caller, a.site.stack);
+                let mut frames = std::mem::take(&mut a.frames);
+                self.note_carried_stack(stack, &mut frames);
                 self.note_code(pid, caller);
             }
             Body::Map(m) => {
-                self.note_stack(m.site.stack_id);
+                self.note_kernel_stack(m.site.stack);
                 self.note_code(ev.pid, m.site.ip);
                 m.from_loader = self.sym.module_of(ev.pid, m.site.ip).is_some_and(is_loader);
             }
@@ -160,6 +187,8 @@ pub async fn run(
         sym: Symbolizer::new(),
         known: HashSet::new(),
         decode_errors: 0,
+        missing_stacks: 0,
+        hash_collisions: 0,
     };
     let mut info: HashMap<u32, TargetInfo> = HashMap::new();
     let mut alive: HashSet<u32> = HashSet::new();
@@ -244,6 +273,7 @@ fn build(
     let mut health = Health {
         events: state.agg.events,
         decode_errors: state.decode_errors,
+        stack_errors: state.missing_stacks + state.hash_collisions,
         attach_failures: tracer
             .attach_failures
             .iter()

@@ -8,15 +8,16 @@ use serde::Serialize;
 use crate::{
     aggregate::{HeapTotals, LeakKind, MapTotals, Site, Snapshot},
     bpf::{loader::KernelCounters, probes::is_libc_path},
-    event::{HeapSite, MapSite},
+    event::{HeapSite, MapSite, StackRef},
     symbolize::{Frame, Symbolizer},
 };
 
 /// Version of the JSON document.
 pub const SCHEMA: u32 = 1;
 
-/// Kernel stack ids → frames, innermost first, as read from the stack map.
-pub type StackTable = HashMap<u32, Vec<u64>>;
+/// Stacks → frames, innermost first: kernel stack ids read from the stack map, and the frames
+/// allocation records carried.
+pub type StackTable = HashMap<StackRef, Vec<u64>>;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Health {
@@ -24,7 +25,7 @@ pub struct Health {
     pub events: u64,
     /// Events the kernel could not queue (ring buffer full): numbers may be incomplete.
     pub dropped: u64,
-    /// Stacks the kernel could not record.
+    /// Stacks that could not be recorded or found: frames above the first are missing.
     pub stack_errors: u64,
     /// Probes that could not be attached, with the reason.
     pub attach_failures: Vec<String>,
@@ -44,9 +45,10 @@ pub struct Health {
 }
 
 impl Health {
+    /// Adds the kernel's counters; `self.stack_errors` may already hold userspace's own.
     pub fn set_kernel(&mut self, k: &KernelCounters) {
         self.dropped = k.dropped;
-        self.stack_errors = k.stack_errors;
+        self.stack_errors += k.stack_errors;
         self.orphan_returns = k.orphan_returns;
         self.stale_pending = k.stale_pending;
         self.pending_full = k.pending_full;
@@ -104,7 +106,7 @@ pub struct TargetInfo {
 /// Return addresses of a heap site, innermost first: malloc's caller, then the frames above.
 pub fn heap_addrs(site: &HeapSite, stacks: &StackTable) -> Vec<u64> {
     let mut out = vec![site.caller];
-    if let Some(frames) = site.stack_id.and_then(|id| stacks.get(&id)) {
+    if let Some(frames) = site.stack.and_then(|id| stacks.get(&id)) {
         // Kernels that see the probe at a function entry add the caller themselves.
         let rest = match frames.first() {
             Some(f) if *f == site.caller => &frames[1..],
@@ -124,7 +126,7 @@ pub fn map_addrs(
     stacks: &StackTable,
     sym: &Symbolizer,
 ) -> Vec<(u64, bool)> {
-    let stack = site.stack_id.and_then(|id| stacks.get(&id));
+    let stack = site.stack.and_then(|id| stacks.get(&id));
     let mut out: Vec<(u64, bool)> = vec![(site.ip, true)];
     let above: &[u64] = match stack {
         Some(s) if s.first() == Some(&site.ip) => &s[1..],

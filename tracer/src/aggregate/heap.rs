@@ -1,7 +1,9 @@
 //! Heap state of one process: live blocks, totals and per-call-site statistics.
 //!
 //! realloc is a free of the old block plus an allocation of the new one; a failed call (NULL)
-//! is not an allocation; realloc(p, 0) returning NULL freed p (glibc). Frees of addresses never
+//! is not an allocation; realloc(p, 0) returning NULL freed p (glibc). When the allocator frees
+//! the old block through the public `free` (glibc's realloc(p, 0) does), that free arrives
+//! first, on the same thread, and the realloc does not free p again. Frees of addresses never
 //! seen allocated (made before attach, or lost to drops) change nothing and are counted.
 
 use std::collections::HashMap;
@@ -50,22 +52,34 @@ pub struct Heap {
     pub live: HashMap<u64, Block>,
     pub sites: HashMap<HeapSite, SiteStats>,
     pub totals: HeapTotals,
+    /// The last block each thread freed: realloc(p, 0) frees p through the public `free`
+    /// (seen as its own event, just before the realloc record), which must not be counted
+    /// twice.
+    last_free: HashMap<u32, u64>,
 }
 
 impl Heap {
-    pub fn apply_alloc(&mut self, a: &Alloc, ts_ns: u64) {
+    pub fn apply_alloc(&mut self, a: &Alloc, tid: u32, ts_ns: u64) {
         let resizes = matches!(a.func, AllocFunc::Realloc | AllocFunc::Reallocarray);
+        // Only a free right before this call's record, with no allocation of the thread in
+        // between, can have been made inside it.
+        let last_free = self.last_free.remove(&tid);
+        let freed_inside = resizes && a.old_ptr != 0 && last_free == Some(a.old_ptr);
         if a.ptr == 0 {
             if resizes && a.size == Some(0) && a.old_ptr != 0 {
-                self.free(a.old_ptr);
+                if !freed_inside {
+                    self.free(a.old_ptr, tid);
+                }
             } else {
                 self.totals.failed_allocs += 1;
             }
+            self.last_free.remove(&tid);
             return;
         }
-        if resizes && a.old_ptr != 0 {
-            self.free(a.old_ptr);
+        if resizes && a.old_ptr != 0 && !freed_inside {
+            self.free(a.old_ptr, tid);
         }
+        self.last_free.remove(&tid);
         let size = a.size.unwrap_or(0);
         if let Some(old) = self.live.insert(
             a.ptr,
@@ -91,8 +105,9 @@ impl Heap {
         s.live_bytes += size;
     }
 
-    /// A free (or the free half of a realloc).
-    pub fn free(&mut self, ptr: u64) {
+    /// A free (or the free half of a realloc) by thread `tid`.
+    pub fn free(&mut self, ptr: u64, tid: u32) {
+        self.last_free.insert(tid, ptr);
         match self.live.remove(&ptr) {
             Some(block) => {
                 self.totals.total_frees += 1;
@@ -103,6 +118,11 @@ impl Heap {
             }
             None => self.totals.unknown_frees += 1,
         }
+    }
+
+    /// Forgets the per-thread state of an exited thread.
+    pub fn thread_exited(&mut self, tid: u32) {
+        self.last_free.remove(&tid);
     }
 
     /// Removes a block that is no longer live from the live counts.

@@ -101,11 +101,12 @@ impl Aggregator {
         }
         let proc = self.procs.entry(ev.pid).or_default();
         match &ev.body {
-            Body::Alloc(a) => proc.heap.apply_alloc(a, ev.ts_ns),
-            Body::Free { ptr } => proc.heap.free(*ptr),
+            Body::Alloc(a) => proc.heap.apply_alloc(a, ev.tid, ev.ts_ns),
+            Body::Free { ptr } => proc.heap.free(*ptr, ev.tid),
             Body::Map(m) => proc.maps.apply(m, ev.ts_ns),
             Body::TaskExit { group_dead } => {
                 proc.threads_exited += 1;
+                proc.heap.thread_exited(ev.tid);
                 if *group_dead {
                     proc.exited = true;
                 }

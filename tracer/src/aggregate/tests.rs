@@ -3,21 +3,21 @@
 use tracer_common::kind::{AllocFunc, MapOp};
 
 use super::*;
-use crate::event::{Alloc, Map, MAP_ANONYMOUS};
+use crate::event::{Alloc, Map, StackRef, MAP_ANONYMOUS};
 
 const PID: u32 = 100;
 const SITE_A: HeapSite = HeapSite {
     caller: 0x1000,
-    stack_id: Some(1),
+    stack: Some(StackRef::Hash(1)),
 };
 const SITE_B: HeapSite = HeapSite {
     caller: 0x2000,
-    stack_id: None,
+    stack: None,
 };
 const MSITE: MapSite = MapSite {
     ip: 0x7f00,
     sp_word: 0x3000,
-    stack_id: Some(9),
+    stack: Some(StackRef::Kernel(9)),
 };
 
 fn ev(ts_ns: u64, body: Body) -> Event {
@@ -38,6 +38,7 @@ fn alloc(ts: u64, func: AllocFunc, ptr: u64, size: u64, old_ptr: u64, site: Heap
             size: Some(size),
             old_ptr,
             site,
+            frames: Vec::new(),
         }),
     )
 }
@@ -126,6 +127,32 @@ fn realloc_null_is_malloc_and_realloc_to_zero_frees() {
     let h = only(&agg, 10, 0).heap;
     assert_eq!((h.total_allocs, h.total_frees, h.live_blocks), (1, 1, 0));
     assert_eq!(h.failed_allocs, 0);
+}
+
+#[test]
+fn realloc_to_zero_whose_free_was_seen_frees_once() {
+    // glibc: realloc(p, 0) calls free(p) (its own event, first), then returns NULL.
+    let agg = run(&[
+        malloc(1, 0xa, 16),
+        free(2, 0xa),
+        alloc(3, AllocFunc::Realloc, 0, 0, 0xa, SITE_A),
+    ]);
+    let h = only(&agg, 10, 0).heap;
+    assert_eq!((h.total_frees, h.unknown_frees, h.live_blocks), (1, 0, 0));
+}
+
+#[test]
+fn a_realloc_of_a_block_freed_before_another_allocation_is_unknown() {
+    let agg = run(&[
+        malloc(1, 0xa, 16),
+        free(2, 0xa),
+        malloc(3, 0xb, 16),
+        alloc(4, AllocFunc::Realloc, 0xc, 32, 0xa, SITE_A),
+    ]);
+    let h = only(&agg, 10, 0).heap;
+    // The malloc in between shows that free was not made inside the realloc: a use after free.
+    assert_eq!(h.unknown_frees, 1);
+    assert_eq!((h.total_frees, h.live_blocks, h.live_bytes), (1, 2, 48));
 }
 
 #[test]

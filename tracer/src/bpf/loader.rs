@@ -23,6 +23,8 @@ pub struct LoadOptions {
     pub ring_bytes: u32,
     pub stack_entries: u32,
     pub stacks: bool,
+    /// Allocator probes do nothing (benchmark floor).
+    pub empty_probes: bool,
 }
 
 impl Default for LoadOptions {
@@ -31,6 +33,7 @@ impl Default for LoadOptions {
             ring_bytes: names::DEFAULT_RING_BYTES,
             stack_entries: names::DEFAULT_STACK_ENTRIES,
             stacks: true,
+            empty_probes: false,
         }
     }
 }
@@ -72,7 +75,7 @@ impl Tracer {
             // Wake userspace only when a quarter of the ring is used; it polls otherwise.
             wakeup_bytes: ring_size(opts.ring_bytes) / 4,
             stacks: u32::from(opts.stacks),
-            _pad: 0,
+            empty_probes: u32::from(opts.empty_probes),
         };
         let mut ebpf = EbpfLoader::new()
             .override_global(names::CONFIG, &config, true)
