@@ -33,7 +33,7 @@
 
 use aya_ebpf::{
     bindings::{pt_regs, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, bpf_probe_read_user_buf},
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
@@ -46,7 +46,10 @@ use tracer_common::{
 use crate::{
     emit::emit,
     filter::current,
-    maps::{bump, CONFIG, EVENTS, PENDING, STACK_SEEN},
+    maps::{
+        bump, StackTop, CONFIG, EVENTS, PENDING, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES,
+        STACK_TOP_WORDS,
+    },
 };
 
 #[inline(always)]
@@ -54,34 +57,54 @@ fn regs(ctx: &impl aya_ebpf::EbpfContext) -> *const pt_regs {
     ctx.as_ptr() as *const pt_regs
 }
 
+/// Reads the frame record (saved frame pointer, return address) at `fp`: from the copy of the
+/// stack top when it lies there, else from the target's memory.
+#[inline(always)]
+fn frame_at(fp: u64, sp: u64, top: Option<&StackTop>) -> Option<(u64, u64)> {
+    if let Some(top) = top {
+        let off = fp.wrapping_sub(sp);
+        if fp >= sp && off.is_multiple_of(8) && off < (STACK_TOP_BYTES - 16) as u64 {
+            let i = (off / 8) as usize & (STACK_TOP_WORDS - 1);
+            return Some((top.words[i], top.words[i + 1]));
+        }
+    }
+    // SAFETY: reads the target's stack; a fault returns an error, not a crash.
+    let frame = unsafe { bpf_probe_read_user(fp as *const [u64; 2]) }.ok()?;
+    Some((frame[0], frame[1]))
+}
+
 /// Walks the frame-pointer chain from `fp` into `frames`; returns (count, hash, truncated).
 #[inline(always)]
-fn walk(mut fp: u64, frames: &mut [u64; MAX_FRAMES]) -> (u32, u64, bool) {
+fn walk(
+    mut fp: u64,
+    sp: u64,
+    top: Option<&StackTop>,
+    frames: &mut [u64; MAX_FRAMES],
+) -> (u32, u64, bool) {
     let mut n: usize = 0;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut truncated = false;
-    for i in 0..=MAX_FRAMES {
-        // SAFETY: reads the target's stack; a fault returns an error, not a crash.
-        let Ok(frame) = (unsafe { bpf_probe_read_user(fp as *const [u64; 2]) }) else {
+    let mut ended = false;
+    for (i, slot) in frames.iter_mut().enumerate() {
+        let Some((next, ret)) = frame_at(fp, sp, top) else {
+            ended = true;
             break;
         };
-        let (next, ret) = (frame[0], frame[1]);
         if ret == 0 {
+            ended = true;
             break;
         }
-        if i == MAX_FRAMES {
-            truncated = true;
-            break;
-        }
-        frames[i] = ret;
+        *slot = ret;
         n = i + 1;
         hash = (hash ^ ret).wrapping_mul(0x0000_0100_0000_01b3);
         // Frames live at increasing addresses; anything else is not a frame chain.
         if next <= fp {
+            ended = true;
             break;
         }
         fp = next;
     }
+    // Every slot is used and the chain goes on: the stack is cut.
+    let truncated = !ended && frame_at(fp, sp, top).is_some_and(|(_, ret)| ret != 0);
     (n as u32, if n == 0 { 0 } else { hash | 1 }, truncated)
 }
 
@@ -125,14 +148,31 @@ fn enter(
         }
         bump(counter::STALE_PENDING);
     }
-    // SAFETY: reads one word of the target's stack; a fault reads as 0.
-    let caller = unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0);
+    // One read of the stack top serves the caller and, usually, the first frames: each user
+    // read costs about as much as the rest of this program.
+    let top = STACK_TOP.get_ptr_mut(0).and_then(|t| {
+        // SAFETY: this CPU's own scratch slot; programs do not nest on one CPU here.
+        let t = unsafe { &mut *t };
+        let bytes = unsafe {
+            // SAFETY: `words` is plain u64s, viewed as its bytes.
+            core::slice::from_raw_parts_mut(t.words.as_mut_ptr() as *mut u8, STACK_TOP_BYTES)
+        };
+        // SAFETY: reads the target's stack; a fault (stack top near the end of its mapping)
+        // returns an error and the walk falls back to reading frame by frame.
+        unsafe { bpf_probe_read_user_buf(sp as *const u8, bytes) }.ok()?;
+        Some(&*t)
+    });
+    let caller = match top {
+        Some(t) => t.words[0],
+        // SAFETY: reads one word of the target's stack; a fault reads as 0.
+        None => unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0),
+    };
     p.sp = sp;
     p.out_ptr = out_ptr;
     p.active = 1;
     let rec = &mut p.record;
     let (nframes, stack_hash, flags) = if config.stacks != 0 {
-        let (n, h, truncated) = walk(fp, &mut rec.frames);
+        let (n, h, truncated) = walk(fp, sp, top, &mut rec.frames);
         let mut flags = if truncated { ALLOC_STACK_TRUNCATED } else { 0 };
         if n == 0 {
             flags |= ALLOC_NO_STACK;

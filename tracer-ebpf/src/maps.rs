@@ -30,6 +30,21 @@ pub static STACKS: StackTrace = StackTrace::with_max_entries(DEFAULT_STACK_ENTRI
 #[map]
 pub static STACK_SEEN: PerCpuArray<u64> = PerCpuArray::with_max_entries(STACK_CACHE_SLOTS, 0);
 
+/// Bytes of user stack an allocation entry copies in one read.
+pub const STACK_TOP_BYTES: usize = 512;
+/// Words in that copy (a power of two, for index masks).
+pub const STACK_TOP_WORDS: usize = STACK_TOP_BYTES / 8;
+
+/// A copy of the top of a user stack; two spare words keep masked indexes in bounds.
+#[repr(C)]
+pub struct StackTop {
+    pub words: [u64; STACK_TOP_WORDS + 2],
+}
+
+/// Per-CPU scratch for [`StackTop`].
+#[map]
+pub static STACK_TOP: PerCpuArray<StackTop> = PerCpuArray::with_max_entries(1, 0);
+
 /// tgid → 1 for every traced process.
 #[map]
 pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
