@@ -65,7 +65,8 @@ pub struct Cli {
     #[arg(long, short = 'v')]
     pub verbose: bool,
 
-    /// Command to start and trace from its first instruction.
+    /// Command to start and trace from its first instruction. It gets SIGTERM if the run ends
+    /// before it does (--duration, Ctrl-C).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }

@@ -60,6 +60,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
         }
     };
     features::check_all()?;
+    let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
     let libcs: Vec<(u32, PathBuf)> = cli
         .pids
         .iter()
@@ -115,7 +116,18 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
         top: cli.top,
         poll: Duration::from_millis(20),
     };
-    let report = pipeline::run(tracer, targets, rx, &cfg, out).await?;
+    let launched_pid = (!cli.command.is_empty())
+        .then(|| targets.first().map(|t| t.pid))
+        .flatten();
+    let report = pipeline::run(tracer, targets, rx, &mut signals, &cfg, out).await?;
+    if let Some(pid) = launched_pid {
+        if pipeline::alive_targets(&report).contains(&pid) {
+            // The run ended first (--duration, signal): the command was started for this run,
+            // so end it too rather than leave it behind.
+            // SAFETY: kill(2) on the child this run launched and has not reaped.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
+    }
     match cli.format {
         Format::Json => export::json::write(&report, out)?,
         Format::Text => export::text::write(&report, out)?,

@@ -171,11 +171,37 @@ fn maps_contain(maps: &ProcMaps, libc: &std::path::Path) -> bool {
         })
 }
 
+/// SIGINT and SIGTERM, caught from the start of a run so neither kills tracer before it has
+/// written its report.
+pub struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers (needs the runtime).
+    pub fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
 /// Runs until every target has exited, the duration elapses, or Ctrl-C / SIGTERM.
 pub async fn run(
     mut tracer: Tracer,
     targets: Vec<Target>,
     mut rx: UnboundedReceiver<TargetMsg>,
+    signals: &mut StopSignals,
     cfg: &RunConfig,
     out: &mut dyn Write,
 ) -> anyhow::Result<Report> {
@@ -208,7 +234,6 @@ pub async fn run(
     let deadline = cfg.duration.map(|d| tokio::time::Instant::now() + d);
     let mut ticker = tokio::time::interval(cfg.interval);
     ticker.tick().await;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let leak_age_ns = cfg.leak_age.as_nanos() as u64;
 
     while !alive.is_empty() {
@@ -252,13 +277,22 @@ pub async fn run(
                 export::text::write(&rep, out)?;
             }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
-            _ = tokio::signal::ctrl_c() => break,
-            _ = sigterm.recv() => break,
+            _ = signals.recv() => break,
         }
         drain(&mut reader, &mut state);
     }
     drain(&mut reader, &mut state);
     build(&tracer, &mut state, &info, &warnings, cfg, leak_age_ns)
+}
+
+/// Pids of targets still alive, for a caller that ends them.
+pub fn alive_targets(report: &Report) -> Vec<u32> {
+    report
+        .targets
+        .iter()
+        .filter(|t| !t.exited)
+        .map(|t| t.pid)
+        .collect()
 }
 
 fn build(

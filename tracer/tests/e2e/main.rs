@@ -8,5 +8,6 @@
 mod errors;
 mod harness;
 mod heap;
+mod live;
 mod mmap;
 mod ring;
