@@ -36,7 +36,7 @@ fn leaks_of_a_running_target_are_the_blocks_older_than_the_leak_age() {
     let l = cache[0];
     let count = u(&l["count"]);
     // One 1 KiB block per 100 ms tick; those younger than 1 s are not leaks yet.
-    assert!(count >= 5 && count <= 25, "{l:#}");
+    assert!((5..=25).contains(&count), "{l:#}");
     assert_eq!(u(&l["bytes"]), count * expect::DEMO_CACHE_BLOCK_SIZE);
     assert!(u(&l["oldest_age_ms"]) >= 1000, "{l:#}");
     let live_cache = t["hotspots"]
