@@ -148,6 +148,14 @@ pub fn start_tracer(args: &[&str], out_file: &std::path::Path) -> Guard {
     }
 }
 
+/// Waits for a tracer started with [`start_tracer`] to end by itself and returns its report.
+pub fn finish(tracer: Guard, report: &std::path::Path, limit: Duration) -> Value {
+    let out = wait_output(tracer.into_child(), limit, "tracer");
+    assert!(out.status.success(), "tracer failed: {:?}", out.status);
+    let text = std::fs::read_to_string(report).expect("read report");
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
 /// The single target of a report.
 pub fn only_target(doc: &Value) -> &Value {
     let targets = doc["targets"].as_array().expect("targets array");

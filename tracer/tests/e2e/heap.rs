@@ -146,14 +146,7 @@ fn attaching_to_a_running_process_counts_what_it_does_after() {
         .expect("stdout")
         .read_exact(&mut done)
         .expect("target finished");
-    let out = wait_output(tracer.into_child(), LIMIT, "tracer");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let doc = finish(tracer, &report, LIMIT);
     let t = only_target(&doc);
     assert_eq!(t["exited"], true);
     let heap = &t["heap"];

@@ -71,14 +71,7 @@ fn ctrl_c_ends_the_run_with_a_report() {
     let tracer = start_tracer(&["--pid", &target.pid().to_string()], &report);
     // SAFETY: kill(2) on the tracer we spawned.
     unsafe { libc::kill(tracer.pid() as i32, libc::SIGINT) };
-    let out = wait_output(tracer.into_child(), Duration::from_secs(30), "tracer");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let doc = finish(tracer, &report, Duration::from_secs(30));
     let t = only_target(&doc);
     assert_eq!(t["exited"], false);
     assert_eq!(u(&t["heap"]["total_allocs"]), 0, "the target was idle");
@@ -116,14 +109,7 @@ fn several_pids_are_traced_apart() {
             .read_exact(&mut done)
             .expect("finished");
     }
-    let out = wait_output(tracer.into_child(), Duration::from_secs(60), "tracer");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let doc = finish(tracer, &report, Duration::from_secs(60));
     let targets = doc["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 2);
     for t in targets {
