@@ -14,7 +14,7 @@
 //! | [`ALLOC_EACH`] | `alloc_each [--no-leak]` | leaks one block through each of malloc, calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc ([`expect::ALLOC_EACH_LEAKS`]); `churn_each` allocates and frees one more block through each, then calls `free(NULL)`; `--no-leak` frees the leaks too (`free_leaks`) |
 //! | [`ATTACH_TARGET`] | `attach_target [--hold]` | quiescent until one byte (or EOF) on stdin; then [`expect::ATTACH_ALLOCS`] × malloc([`expect::ATTACH_SIZE`]), frees the first [`expect::ATTACH_FREES`], writes `d` to stdout and exits |
 //! | [`MMAP_LEAK`] | `mmap_leak [--hold]` | after one stdin byte (or EOF): leaks a 7-page anonymous mapping, maps and unmaps 3 pages, maps 5 pages and unmaps the last 2; writes `d` and exits |
-//! | [`CHURN`] | `churn [ITERATIONS [THREADS]] [--wait]` | each thread runs `churn_loop`: malloc([`expect::CHURN_BLOCK_SIZE`]) + free, ITERATIONS times; one thread runs on the main thread; `--wait` first waits for a stdin byte |
+//! | [`CHURN`] | `churn [ITERATIONS [THREADS]] [--wait] [--report-ns]` | each thread runs `churn_loop`: malloc([`expect::CHURN_BLOCK_SIZE`]) + free, ITERATIONS times; one thread runs on the main thread; `--wait` first waits for a stdin byte; `--report-ns` writes the elapsed nanoseconds of the loop (with several threads: from the first create to the last join) as one decimal line to stdout |
 //! | [`DEMO`] | `demo [SECONDS]` | every 100 ms: `handle_request` allocates and frees three blocks, `cache_insert` leaks 1 KiB; every second `open_config` leaks an fd; `start_worker` leaks a sleeping thread; `0` seconds runs until killed |
 //!
 //! All exit with status 0 on success, 1 when a call fails (message on stderr), 2 on bad
@@ -62,6 +62,9 @@ pub mod arg {
     pub const HOLD: &str = "--hold";
     /// `churn`: wait for one stdin byte (or EOF) before starting.
     pub const WAIT: &str = "--wait";
+    /// `churn`: write the loop's elapsed CLOCK_MONOTONIC nanoseconds as one decimal line to
+    /// stdout (the stdin wait of [`WAIT`] is not timed).
+    pub const REPORT_NS: &str = "--report-ns";
 }
 
 /// Names of the functions that make the interesting calls: the first stack frame above the

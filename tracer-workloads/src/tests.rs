@@ -212,6 +212,25 @@ fn churn_runs() {
     assert_success(crate::CHURN, &["1000"], b"", "");
     assert_success(crate::CHURN, &["1000", "2"], b"", "");
     assert_success(crate::CHURN, &["10", "1", arg::WAIT], b"x", "");
+    for args in [
+        &["1000", arg::REPORT_NS][..],
+        &["1000", "2", arg::REPORT_NS],
+        &[arg::REPORT_NS, "10", "1", arg::WAIT],
+    ] {
+        let out = run(crate::CHURN, args, b"x");
+        assert!(out.status.success(), "{args:?}: {}", out.status);
+        assert!(out.stderr.is_empty(), "{args:?} wrote to stderr");
+        let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
+        let line = stdout
+            .strip_suffix('\n')
+            .unwrap_or_else(|| panic!("{args:?}: {stdout:?} is not one line"));
+        assert!(
+            !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()),
+            "{args:?}: {line:?} is not a decimal number"
+        );
+        let ns: u64 = line.parse().expect("fits u64");
+        assert!(ns > 0, "{args:?}: a loop of work took 0 ns");
+    }
     for bad in [&["x"][..], &["10", "0"], &["10", "65"], &["1", "1", "1"]] {
         assert_eq!(
             run(crate::CHURN, bad, b"").status.code(),
