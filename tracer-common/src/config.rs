@@ -14,5 +14,8 @@ pub struct TraceConfig {
     /// Nonzero: allocator probes return at once without doing anything. Benchmarks use it to
     /// measure the kernel's own uprobe cost at the same probe places (the floor).
     pub empty_probes: u32,
+    /// Nonzero: processes forked by a traced process are traced too.
+    pub follow: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<TraceConfig>() == 16);
+const _: () = assert!(core::mem::size_of::<TraceConfig>() == 24);

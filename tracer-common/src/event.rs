@@ -123,6 +123,99 @@ pub struct ExitData {
     pub _pad: u32,
 }
 
+/// Bytes of path an fd record carries (NUL-terminated when shorter).
+pub const PATH_BYTES: usize = 256;
+/// Bytes of user stack a syscall record copies from the stack pointer up, for userspace to
+/// unwind the libc frames (which keep no frame pointer) with `.eh_frame`.
+pub const STACK_COPY_BYTES: usize = 1024;
+
+/// The user stack at a syscall: registers, a copy of the stack top, and the frame-pointer
+/// chain from `bp` as (frame address, return address) pairs, so userspace can join the chain
+/// where its unwinding of the copy reaches one of these frames.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SysStack {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// Valid bytes in `top` (0 when the read failed).
+    pub copied: u32,
+    /// Valid entries in `fp_chain`.
+    pub nframes: u32,
+    pub fp_chain: [[u64; 2]; MAX_FRAMES],
+    pub top: [u8; STACK_COPY_BYTES],
+}
+
+/// A new file descriptor (the `FdOpen` record is header, this, a path, a [`SysStack`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdOpenData {
+    /// Syscall number ([`crate::kind::nr`]).
+    pub nr: u32,
+    /// The new fd.
+    pub fd: i32,
+    /// pipe, pipe2, socketpair: the second new fd; otherwise -1.
+    pub fd2: i32,
+    /// open*: flags; socket/socketpair: type; dup3/pipe2/eventfd2/...: flags.
+    pub flags: u32,
+    /// socket/socketpair: domain; dup*, fcntl, accept*: the fd acted on.
+    pub arg0: u64,
+    /// Valid bytes of the path that follows.
+    pub path_len: u32,
+    pub _pad: u32,
+}
+
+/// An fd-creating record as built by the kernel programs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FdOpenRecord {
+    pub header: EventHeader,
+    pub data: FdOpenData,
+    pub path: [u8; PATH_BYTES],
+    pub stack: SysStack,
+}
+
+/// close (first == last) or close_range succeeded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdCloseData {
+    pub nr: u32,
+    /// close_range flags (`CLOSE_RANGE_CLOEXEC` closes nothing).
+    pub flags: u32,
+    pub first: u32,
+    pub last: u32,
+}
+
+/// A task created by a traced process (the record is header, this, a [`SysStack`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskNewData {
+    /// Thread id of the new task (its pid when it is a process).
+    pub child: u32,
+    pub _pad: u32,
+    /// clone flags (`CLONE_THREAD` = 0x10000: a thread of the same process).
+    pub clone_flags: u64,
+    /// Its name at birth (the creator's).
+    pub comm: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TaskNewRecord {
+    pub header: EventHeader,
+    pub data: TaskNewData,
+    pub stack: SysStack,
+}
+
+/// A thread's new name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskRenameData {
+    pub tid: u32,
+    pub _pad: u32,
+    pub comm: [u8; 16],
+}
+
 /// Header plus payload, as laid out in the ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -135,6 +228,8 @@ pub type AllocEvent = Record<AllocData>;
 pub type FreeEvent = Record<FreeData>;
 pub type MapEvent = Record<MapData>;
 pub type ExitEvent = Record<ExitData>;
+pub type FdCloseEvent = Record<FdCloseData>;
+pub type TaskRenameEvent = Record<TaskRenameData>;
 
 /// Per-thread state kept by an allocator's entry probe until its return probe runs. The
 /// record is filled at entry (arguments, caller, frames) and completed and sent at return.
@@ -175,6 +270,8 @@ pub mod counter {
     pub const PENDING_FULL: u32 = 4;
     /// `free(NULL)` calls, which free nothing.
     pub const FREE_NULL: u32 = 5;
+    /// Syscall records that could not be built (no scratch space).
+    pub const SCRATCH_MISSING: u32 = 6;
     /// Number of counters.
     pub const COUNT: u32 = 8;
 }
@@ -192,3 +289,10 @@ const _: () = assert!(size_of::<MapEvent>() == 96);
 const _: () = assert!(size_of::<ExitEvent>() == 32);
 const _: () = assert!(size_of::<PendingAlloc>() == 24 + size_of::<AllocRecord>());
 const _: () = assert!(size_of::<PendingMap>() == 80);
+const _: () = assert!(size_of::<SysStack>() == 32 + 16 * MAX_FRAMES + STACK_COPY_BYTES);
+const _: () = assert!(size_of::<FdOpenData>() == 32);
+const _: () = assert!(size_of::<FdOpenRecord>() == 24 + 32 + PATH_BYTES + size_of::<SysStack>());
+const _: () = assert!(size_of::<FdCloseData>() == 16);
+const _: () = assert!(size_of::<TaskNewData>() == 32);
+const _: () = assert!(size_of::<TaskNewRecord>() == 24 + 32 + size_of::<SysStack>());
+const _: () = assert!(size_of::<TaskRenameData>() == 24);

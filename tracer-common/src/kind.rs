@@ -3,6 +3,40 @@
 //!
 //! Ranges: 1–15 heap and mappings, 16–31 file descriptors, 32–47 tasks.
 
+/// Syscall numbers (x86-64) the kernel programs and userspace agree on.
+pub mod nr {
+    pub const OPEN: u32 = 2;
+    pub const CLOSE: u32 = 3;
+    pub const PIPE: u32 = 22;
+    pub const DUP: u32 = 32;
+    pub const DUP2: u32 = 33;
+    pub const SOCKET: u32 = 41;
+    pub const ACCEPT: u32 = 43;
+    pub const SOCKETPAIR: u32 = 53;
+    pub const FCNTL: u32 = 72;
+    pub const CREAT: u32 = 85;
+    pub const EPOLL_CREATE: u32 = 213;
+    pub const INOTIFY_INIT: u32 = 253;
+    pub const OPENAT: u32 = 257;
+    pub const SIGNALFD: u32 = 282;
+    pub const TIMERFD_CREATE: u32 = 283;
+    pub const EVENTFD: u32 = 284;
+    pub const ACCEPT4: u32 = 288;
+    pub const SIGNALFD4: u32 = 289;
+    pub const EVENTFD2: u32 = 290;
+    pub const EPOLL_CREATE1: u32 = 291;
+    pub const DUP3: u32 = 292;
+    pub const PIPE2: u32 = 293;
+    pub const INOTIFY_INIT1: u32 = 294;
+    pub const MEMFD_CREATE: u32 = 319;
+    pub const PIDFD_OPEN: u32 = 434;
+    pub const CLOSE_RANGE: u32 = 436;
+    pub const OPENAT2: u32 = 437;
+    /// fcntl commands that duplicate.
+    pub const F_DUPFD: u64 = 0;
+    pub const F_DUPFD_CLOEXEC: u64 = 1030;
+}
+
 /// Kind of one ring-buffer record.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -13,17 +47,35 @@ pub enum EventKind {
     Free = 2,
     /// mmap, munmap, mremap or brk returned successfully ([`crate::MapData`]).
     Map = 3,
+    /// A syscall returned a new file descriptor ([`crate::FdOpenData`] + path + stack).
+    FdOpen = 16,
+    /// close or close_range succeeded ([`crate::FdCloseData`]).
+    FdClose = 17,
     /// A thread exited; the header's pid/tid say which ([`crate::ExitData`]).
     TaskExit = 32,
+    /// A thread or process was created by a traced process ([`crate::TaskNewData`] + stack).
+    TaskNew = 33,
+    /// A thread got a new name ([`crate::TaskRenameData`]).
+    TaskRename = 34,
+    /// A traced process called exit_group: its threads end now ([`crate::ExitData`]).
+    GroupExit = 35,
+    /// A traced process executed a new program (no payload beyond [`crate::ExitData`]).
+    Exec = 36,
 }
 
 impl EventKind {
     /// Every kind, for exhaustive tests.
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Alloc,
         EventKind::Free,
         EventKind::Map,
+        EventKind::FdOpen,
+        EventKind::FdClose,
         EventKind::TaskExit,
+        EventKind::TaskNew,
+        EventKind::TaskRename,
+        EventKind::GroupExit,
+        EventKind::Exec,
     ];
 }
 

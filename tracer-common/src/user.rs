@@ -42,6 +42,12 @@ impl core::fmt::Display for EventKind {
             EventKind::Free => "free",
             EventKind::Map => "map",
             EventKind::TaskExit => "task-exit",
+            EventKind::FdOpen => "fd-open",
+            EventKind::FdClose => "fd-close",
+            EventKind::TaskNew => "task-new",
+            EventKind::TaskRename => "task-rename",
+            EventKind::GroupExit => "group-exit",
+            EventKind::Exec => "exec",
         };
         f.write_str(s)
     }

@@ -32,7 +32,7 @@
 //! stack pointer or the frame pointer, so everything read here is as at the call.
 
 use aya_ebpf::{
-    bindings::{pt_regs, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::pt_regs,
     helpers::{bpf_ktime_get_ns, bpf_probe_read_user, bpf_probe_read_user_buf},
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
@@ -44,7 +44,7 @@ use tracer_common::{
 };
 
 use crate::{
-    emit::emit,
+    emit::{emit, submit_flags},
     filter::current,
     maps::{
         bump, StackTop, CONFIG, EVENTS, PENDING, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES,
@@ -254,13 +254,7 @@ fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
     let len = ALLOC_FIXED_BYTES + n * 8;
     // SAFETY: `rec` is a whole AllocRecord in a map value and `len` never exceeds its size.
     let bytes = unsafe { core::slice::from_raw_parts((rec as *const _) as *const u8, len) };
-    let wakeup = CONFIG.load().wakeup_bytes as u64;
-    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    };
-    if EVENTS.output::<[u8]>(bytes, flags as u64).is_err() {
+    if EVENTS.output::<[u8]>(bytes, submit_flags()).is_err() {
         bump(counter::DROPPED);
         return 0;
     }

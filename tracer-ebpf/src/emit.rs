@@ -32,11 +32,17 @@ pub fn emit<T: 'static>(kind: EventKind, pid: u32, tid: u32, fill: impl FnOnce(&
         };
         fill(&mut (*rec).data);
     }
+    entry.submit(submit_flags());
+}
+
+/// Submission flags: wake userspace only once the ring holds `wakeup_bytes`.
+#[inline(always)]
+pub fn submit_flags() -> u64 {
     let wakeup = CONFIG.load().wakeup_bytes as u64;
     let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wakeup {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
     };
-    entry.submit(flags as u64);
+    flags as u64
 }

@@ -1,4 +1,5 @@
-//! tracer's kernel programs: allocator uprobes, mapping syscall tracepoints and task exit.
+//! tracer's kernel programs: allocator uprobes, mapping and fd syscall tracepoints, and task
+//! creation, rename, exec and exit.
 //!
 //! Every program filters on the traced tgids before touching any other map or the ring, builds
 //! its record directly in the reserved ring slot, and counts every failure in `COUNTERS`.
@@ -8,9 +9,11 @@
 
 mod alloc;
 mod emit;
+mod fd;
 mod filter;
 mod maps;
 mod mmap;
+mod sysstack;
 mod task;
 
 #[cfg(not(test))]

@@ -10,7 +10,7 @@ use tracer_common::{
     names::{
         DEFAULT_RING_BYTES, DEFAULT_STACK_ENTRIES, MAX_PENDING, MAX_TARGETS, STACK_CACHE_SLOTS,
     },
-    PendingAlloc, PendingMap, TraceConfig,
+    FdOpenRecord, PendingAlloc, PendingMap, TaskNewRecord, TraceConfig,
 };
 
 /// All events, in submission order per CPU. Userspace may resize it before load.
@@ -64,6 +64,8 @@ pub static CONFIG: Global<TraceConfig> = Global::new(TraceConfig {
     wakeup_bytes: 0,
     stacks: 1,
     empty_probes: 0,
+    follow: 0,
+    _pad: 0,
 });
 
 /// Adds one to a counter of this CPU.
@@ -75,3 +77,11 @@ pub fn bump(index: u32) {
         unsafe { *slot += 1 };
     }
 }
+
+/// Per-CPU scratch where fd records are built before they are copied to the ring.
+#[map]
+pub static FD_SCRATCH: PerCpuArray<FdOpenRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU scratch for task creation records.
+#[map]
+pub static TASK_SCRATCH: PerCpuArray<TaskNewRecord> = PerCpuArray::with_max_entries(1, 0);

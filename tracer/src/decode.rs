@@ -6,11 +6,14 @@ use std::mem::size_of;
 use thiserror::Error;
 use tracer_common::{
     kind::{AllocFunc, MapOp},
-    AllocData, EventHeader, EventKind, ExitData, FreeData, MapData, ALLOC_NO_STACK,
-    ALLOC_STACK_CACHED, MAP_IN_ALLOCATOR, MAP_STACK_ERR, MAX_FRAMES,
+    AllocData, EventHeader, EventKind, ExitData, FdCloseData, FdOpenData, FreeData, MapData,
+    TaskNewData, TaskRenameData, ALLOC_NO_STACK, ALLOC_STACK_CACHED, MAP_IN_ALLOCATOR,
+    MAP_STACK_ERR, MAX_FRAMES, PATH_BYTES, STACK_COPY_BYTES,
 };
 
-use crate::event::{Alloc, Body, Event, HeapSite, Map, MapSite, StackRef};
+use crate::event::{
+    Alloc, Body, Event, FdOpen, HeapSite, Map, MapSite, StackRef, SysStack, TaskNew,
+};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -56,6 +59,55 @@ fn stack_id(id: i32, err: bool) -> Option<StackRef> {
     } else {
         Some(StackRef::Kernel(id as u32))
     }
+}
+
+/// The fixed part of `tracer_common::SysStack` before its arrays.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct SysStackHead {
+    ip: u64,
+    sp: u64,
+    bp: u64,
+    copied: u32,
+    nframes: u32,
+}
+
+/// Reads a `tracer_common::SysStack` from the start of `bytes`.
+fn sys_stack(bytes: &[u8]) -> Result<SysStack, DecodeError> {
+    let head: SysStackHead = read(bytes, "syscall stack")?;
+    let chain_at = size_of::<SysStackHead>();
+    let top_at = chain_at + 16 * MAX_FRAMES;
+    let need = top_at + STACK_COPY_BYTES;
+    if bytes.len() < need {
+        return Err(DecodeError::Short {
+            what: "syscall stack",
+            len: bytes.len(),
+            need,
+        });
+    }
+    if head.nframes as usize > MAX_FRAMES || head.copied as usize > STACK_COPY_BYTES {
+        return Err(DecodeError::TooManyFrames(head.nframes));
+    }
+    let word = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_ne_bytes(b)
+    };
+    Ok(SysStack {
+        ip: head.ip,
+        sp: head.sp,
+        bp: head.bp,
+        top: bytes[top_at..top_at + head.copied as usize].to_vec(),
+        fp_chain: (0..head.nframes as usize)
+            .map(|i| (word(chain_at + 16 * i), word(chain_at + 16 * i + 8)))
+            .collect(),
+    })
+}
+
+/// A NUL-terminated name of at most `bytes.len()` bytes.
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 /// Reads the frames that follow an allocation record.
@@ -132,6 +184,65 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let d: ExitData = read(payload, "exit payload")?;
             Body::TaskExit {
                 group_dead: d.group_dead != 0,
+            }
+        }
+        EventKind::GroupExit => Body::GroupExit,
+        EventKind::Exec => Body::Exec,
+        EventKind::FdOpen => {
+            let d: FdOpenData = read(payload, "fd payload")?;
+            let rest = &payload[size_of::<FdOpenData>()..];
+            if rest.len() < PATH_BYTES {
+                return Err(DecodeError::Short {
+                    what: "fd path",
+                    len: rest.len(),
+                    need: PATH_BYTES,
+                });
+            }
+            let path_len = (d.path_len as usize).min(PATH_BYTES);
+            let path = (path_len > 0).then(|| c_string(&rest[..path_len]));
+            let stack = sys_stack(&rest[PATH_BYTES..])?;
+            Body::FdOpen(FdOpen {
+                nr: d.nr,
+                fd: d.fd,
+                fd2: d.fd2,
+                flags: d.flags,
+                arg0: d.arg0,
+                path,
+                site: HeapSite {
+                    caller: stack.ip,
+                    stack: None,
+                },
+                stack,
+            })
+        }
+        EventKind::FdClose => {
+            let d: FdCloseData = read(payload, "close payload")?;
+            Body::FdClose {
+                nr: d.nr,
+                first: d.first,
+                last: d.last,
+                flags: d.flags,
+            }
+        }
+        EventKind::TaskNew => {
+            let d: TaskNewData = read(payload, "task payload")?;
+            let stack = sys_stack(&payload[size_of::<TaskNewData>()..])?;
+            Body::TaskNew(TaskNew {
+                child: d.child,
+                clone_flags: d.clone_flags,
+                comm: c_string(&d.comm),
+                site: HeapSite {
+                    caller: stack.ip,
+                    stack: None,
+                },
+                stack,
+            })
+        }
+        EventKind::TaskRename => {
+            let d: TaskRenameData = read(payload, "rename payload")?;
+            Body::TaskRename {
+                tid: d.tid,
+                comm: c_string(&d.comm),
             }
         }
     };

@@ -18,9 +18,75 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     Alloc(Alloc),
-    Free { ptr: u64 },
+    Free {
+        ptr: u64,
+    },
     Map(Map),
-    TaskExit { group_dead: bool },
+    TaskExit {
+        group_dead: bool,
+    },
+    FdOpen(FdOpen),
+    /// close (first == last) or close_range; `flags` are close_range's.
+    FdClose {
+        nr: u32,
+        first: u32,
+        last: u32,
+        flags: u32,
+    },
+    TaskNew(TaskNew),
+    TaskRename {
+        tid: u32,
+        comm: String,
+    },
+    /// The process called exit_group: threads still alive now never exited on their own.
+    GroupExit,
+    Exec,
+}
+
+/// The user stack at a syscall, as the kernel captured it (see `tracer_common::SysStack`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SysStack {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// A copy of the stack from `sp` up.
+    pub top: Vec<u8>,
+    /// (frame address, return address) pairs of the frame-pointer chain from `bp`.
+    pub fp_chain: Vec<(u64, u64)>,
+}
+
+/// A syscall returned a new fd (two for pipe and socketpair).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdOpen {
+    pub nr: u32,
+    pub fd: i32,
+    pub fd2: i32,
+    pub flags: u32,
+    pub arg0: u64,
+    pub path: Option<String>,
+    pub stack: SysStack,
+    /// Where the call was made: set by the pipeline once the stack is unwound.
+    pub site: HeapSite,
+}
+
+/// A traced process created a thread or process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskNew {
+    pub child: u32,
+    pub clone_flags: u64,
+    pub comm: String,
+    pub stack: SysStack,
+    /// Where the creating call was made: set by the pipeline once the stack is unwound.
+    pub site: HeapSite,
+}
+
+/// `CLONE_THREAD`.
+pub const CLONE_THREAD: u64 = 0x10000;
+
+impl TaskNew {
+    pub fn is_thread(&self) -> bool {
+        self.clone_flags & CLONE_THREAD != 0
+    }
 }
 
 /// Names a stack: an id in the kernel's stack-trace map (mapping calls), or the hash of the

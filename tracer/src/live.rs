@@ -73,10 +73,13 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
         empty_probes: cli.bench_floor,
         ..LoadOptions::default()
     })?;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TargetMsg>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TargetMsg>();
     let mut targets = Vec::new();
     if let Some(libc) = launch_libc {
         let launched = target::launch(&cli.command, tx)?;
+        let mut baseline = pipeline::Baseline::read(launched.pid, true);
+        // Before exec the task has tracer's name; exec renames it (a rename event follows).
+        baseline.threads = vec![(launched.pid, comm_of_command(&cli.command[0]))];
         tracer
             .add_target(launched.pid, &libc)
             .with_context(|| format!("trace {}", cli.command[0]))?;
@@ -84,6 +87,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
             pid: launched.pid,
             comm: comm_of_command(&cli.command[0]),
             libc,
+            baseline,
         });
         log_plans(cli, &tracer);
         log::info!("tracing pid {} ({})", launched.pid, cli.command.join(" "));
@@ -91,6 +95,9 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
     } else {
         for (pid, libc) in libcs {
             target::attach(pid, tx.clone())?;
+            // Read before the pid joins the traced set: an fd opened in between is missed
+            // (its close counts as unknown), never counted twice.
+            let baseline = pipeline::Baseline::read(pid, false);
             tracer
                 .add_target(pid, &libc)
                 .with_context(|| format!("trace pid {pid}"))?;
@@ -100,6 +107,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
                     .map(|c| c.trim().to_string())
                     .unwrap_or_default(),
                 libc,
+                baseline,
             });
         }
         drop(tx);
@@ -119,13 +127,10 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
     let launched_pid = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
         .flatten();
-    let report = pipeline::run(tracer, targets, rx, &mut signals, &cfg, out).await?;
+    let report = pipeline::run(tracer, targets, &mut rx, &mut signals, &cfg, out).await?;
     if let Some(pid) = launched_pid {
         if pipeline::alive_targets(&report).contains(&pid) {
-            // The run ended first (--duration, signal): the command was started for this run,
-            // so end it too rather than leave it behind.
-            // SAFETY: kill(2) on the child this run launched and has not reaped.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            end_launched(pid, &mut rx).await;
         }
     }
     match cli.format {
@@ -134,6 +139,31 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
     }
     out.flush()?;
     Ok(report)
+}
+
+/// The run ended first (--duration, signal): the command was started for this run, so end it
+/// too rather than leave it behind. Its watcher must still be there to pass the signal on (a
+/// traced process gets its signals through the tracer), so wait for the exit it reports.
+async fn end_launched(pid: u32, rx: &mut tokio::sync::mpsc::UnboundedReceiver<TargetMsg>) {
+    // SAFETY: kill(2) on the child this run launched and has not reaped.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let wait = async {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                TargetMsg::Exited { pid: p, .. } if p == pid => return,
+                TargetMsg::Exiting { ack, .. } => {
+                    let _ = ack.send(());
+                }
+                _ => {}
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .is_err()
+    {
+        log::warn!("pid {pid} did not end on SIGTERM; it keeps running untraced");
+    }
 }
 
 fn comm_of_command(cmd: &str) -> String {

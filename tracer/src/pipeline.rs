@@ -21,10 +21,10 @@ use crate::{
     aggregate::Aggregator,
     bpf::{loader::Tracer, reader::Reader},
     decode::decode,
-    event::{Body, StackRef},
+    event::{Body, HeapSite, StackRef},
     export,
     report::{self, Health, Report, StackTable, TargetInfo},
-    symbolize::{ProcMaps, Symbolizer},
+    symbolize::{unwind::Unwinder, ProcMaps, Symbolizer},
     target::TargetMsg,
 };
 
@@ -54,6 +54,90 @@ pub struct Target {
     pub comm: String,
     /// The libc the probes were attached to.
     pub libc: PathBuf,
+    /// What was open and running before tracing began.
+    pub baseline: Baseline,
+}
+
+/// Fds (fd, kind, path) and threads (tid, name) of a process before tracing began.
+#[derive(Clone, Debug, Default)]
+pub struct Baseline {
+    pub fds: Vec<(i32, String, Option<String>)>,
+    pub threads: Vec<(u32, String)>,
+}
+
+impl Baseline {
+    /// Reads /proc/PID/fd and /proc/PID/task. With `survive_exec`, fds marked close-on-exec are
+    /// left out (a launched command has not executed yet).
+    pub fn read(pid: u32, survive_exec: bool) -> Self {
+        let mut fds = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            for e in dir.flatten() {
+                let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                    continue;
+                };
+                if survive_exec && fd_cloexec(pid, fd) {
+                    continue;
+                }
+                let target = std::fs::read_link(e.path())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                let (kind, path) = fd_kind(&target);
+                fds.push((fd, kind, path));
+            }
+        }
+        let mut threads = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for e in dir.flatten() {
+                let Some(tid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let name = std::fs::read_to_string(e.path().join("comm"))
+                    .map(|c| c.trim().to_string())
+                    .unwrap_or_default();
+                threads.push((tid, name));
+            }
+        }
+        Self { fds, threads }
+    }
+}
+
+fn fd_cloexec(pid: u32, fd: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .is_some_and(|f| f & 0o2_000_000 != 0)
+}
+
+/// Kind and path of an fd from its /proc link text.
+pub fn fd_kind(link: &str) -> (String, Option<String>) {
+    let anon = |name: &str| (name.to_string(), None);
+    if link.starts_with("socket:") {
+        ("socket".into(), None)
+    } else if link.starts_with("pipe:") {
+        anon("pipe")
+    } else if let Some(rest) = link.strip_prefix("anon_inode:") {
+        let name = rest.trim_matches(|c| c == '[' || c == ']');
+        match name {
+            "eventfd" => anon("eventfd"),
+            "eventpoll" => anon("epoll"),
+            "timerfd" => anon("timerfd"),
+            "signalfd" => anon("signalfd"),
+            "inotify" => anon("inotify"),
+            "pidfd" => anon("pidfd"),
+            other => (other.to_string(), None),
+        }
+    } else if link.starts_with("/memfd:") {
+        (
+            "memfd".into(),
+            Some(link.trim_start_matches('/').to_string()),
+        )
+    } else {
+        ("file".into(), Some(link.to_string()))
+    }
 }
 
 /// `CLOCK_MONOTONIC` now, the clock of `bpf_ktime_get_ns`.
@@ -77,6 +161,7 @@ struct State {
     stacks: StackTable,
     stack_map: StackTraceMap<MapData>,
     sym: Symbolizer,
+    unwinder: Unwinder,
     /// (pid, address) pairs whose module is known, so maps are read once per new code.
     known: HashSet<(u32, u64)>,
     decode_errors: u64,
@@ -147,10 +232,49 @@ impl State {
                 self.note_code(ev.pid, m.site.ip);
                 m.from_loader = self.sym.module_of(ev.pid, m.site.ip).is_some_and(is_loader);
             }
-            Body::Free { .. } | Body::TaskExit { .. } => {}
+            Body::FdOpen(o) => o.site = self.sys_site(ev.pid, &o.stack),
+            Body::TaskNew(t) => t.site = self.sys_site(ev.pid, &t.stack),
+            Body::Free { .. }
+            | Body::TaskExit { .. }
+            | Body::FdClose { .. }
+            | Body::TaskRename { .. }
+            | Body::GroupExit
+            | Body::Exec => {}
         }
         self.agg.apply(&ev);
     }
+
+    /// The call site of a syscall event: its stack unwound past libc, interned.
+    fn sys_site(&mut self, pid: u32, stack: &crate::event::SysStack) -> HeapSite {
+        self.note_code(pid, stack.ip);
+        let frames = match self.sym.maps(pid) {
+            Some(maps) => self.unwinder.unwind(maps, stack),
+            None => Vec::new(),
+        };
+        let Some((&caller, rest)) = frames.split_first() else {
+            return HeapSite {
+                caller: stack.ip,
+                stack: None,
+            };
+        };
+        self.note_code(pid, caller);
+        let key = StackRef::Hash(frames_hash(rest));
+        let mut rest = rest.to_vec();
+        self.note_carried_stack(Some(key), &mut rest);
+        HeapSite {
+            caller,
+            stack: Some(key),
+        }
+    }
+}
+
+/// The hash the kernel programs give a frame list (FNV-1a over the addresses, low bit set).
+pub fn frames_hash(frames: &[u64]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in frames {
+        h = (h ^ f).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h | 1
 }
 
 fn drain(reader: &mut Reader, state: &mut State) {
@@ -200,7 +324,7 @@ impl StopSignals {
 pub async fn run(
     mut tracer: Tracer,
     targets: Vec<Target>,
-    mut rx: UnboundedReceiver<TargetMsg>,
+    rx: &mut UnboundedReceiver<TargetMsg>,
     signals: &mut StopSignals,
     cfg: &RunConfig,
     out: &mut dyn Write,
@@ -211,6 +335,7 @@ pub async fn run(
         stacks: StackTable::new(),
         stack_map: tracer.take_stacks()?,
         sym: Symbolizer::new(),
+        unwinder: Unwinder::new(),
         known: HashSet::new(),
         decode_errors: 0,
         missing_stacks: 0,
@@ -219,7 +344,9 @@ pub async fn run(
     let mut info: HashMap<u32, TargetInfo> = HashMap::new();
     let mut alive: HashSet<u32> = HashSet::new();
     for t in &targets {
-        state.agg.add_target(t.pid);
+        let proc = state.agg.add_target(t.pid);
+        proc.fds.set_baseline(t.baseline.fds.iter().cloned());
+        proc.tasks.set_baseline(t.baseline.threads.iter().cloned());
         info.insert(
             t.pid,
             TargetInfo {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::{
-    aggregate::{HeapTotals, LeakKind, MapTotals, Site, Snapshot},
+    aggregate::{FdTotals, HeapTotals, LeakKind, MapTotals, Site, Snapshot, ThreadTotals},
     bpf::{loader::KernelCounters, probes::is_libc_path},
     event::{HeapSite, MapSite, StackRef},
     symbolize::{Frame, Symbolizer},
@@ -74,8 +74,18 @@ pub struct TargetReport {
     pub exit_status: Option<String>,
     pub heap: HeapTotals,
     pub mappings: MapTotals,
+    pub fds: FdReport,
+    pub threads: ThreadTotals,
     pub hotspots: Vec<HotspotReport>,
     pub leaks: Vec<LeakReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FdReport {
+    #[serde(flatten)]
+    pub totals: FdTotals,
+    /// Open fds by kind ("file", "socket", "pipe", ...).
+    pub by_kind: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -94,6 +104,12 @@ pub struct LeakReport {
     pub bytes: u64,
     pub oldest_age_ms: u64,
     pub stack: Vec<Frame>,
+    /// fd leaks: the kind of fd ("file", "socket", ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd_kind: Option<String>,
+    /// fd leaks: paths or descriptions; thread leaks: thread names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub detail: Vec<String>,
 }
 
 /// What the report needs to know about a target besides its snapshot.
@@ -189,8 +205,10 @@ pub fn build(
                 count: l.count,
                 bytes: l.bytes,
                 oldest_age_ms: l.oldest_age_ns / 1_000_000,
+                fd_kind: l.label.clone(),
+                detail: l.detail.clone(),
                 stack: match &l.site {
-                    Site::Heap(s) => heap_stack(s, sym),
+                    Site::Call(s) => heap_stack(s, sym),
                     Site::Map(s) => map_addrs(pid, s, stacks, sym)
                         .into_iter()
                         .map(|(a, ip)| sym.resolve(pid, a, !ip))
@@ -206,6 +224,11 @@ pub fn build(
             exit_status: ti.exit_status,
             heap: p.heap,
             mappings: p.maps,
+            fds: FdReport {
+                totals: p.fds,
+                by_kind: p.fds_by_kind.clone(),
+            },
+            threads: p.threads,
             hotspots,
             leaks,
         });

@@ -3,21 +3,27 @@
 //! Pure: it owns no handles, reads no clock and does no I/O. Time comes from event timestamps
 //! and from the `now_ns` a caller passes to [`Aggregator::snapshot`], both `CLOCK_MONOTONIC`.
 
+pub mod fds;
 pub mod heap;
 pub mod maps;
+pub mod tasks;
 
 use std::collections::HashMap;
 
 use crate::event::{Body, Event, HeapSite, MapSite};
 
+pub use fds::FdTotals;
 pub use heap::{HeapTotals, SiteStats};
 pub use maps::{MapTotals, Origin};
+pub use tasks::ThreadTotals;
 
 /// State of one traced process.
 #[derive(Debug, Default)]
 pub struct Proc {
     pub heap: heap::Heap,
     pub maps: maps::Maps,
+    pub fds: fds::Fds,
+    pub tasks: tasks::Tasks,
     pub exited: bool,
     pub threads_exited: u64,
 }
@@ -36,12 +42,15 @@ pub struct Aggregator {
 pub enum LeakKind {
     Heap,
     Mmap,
+    Fd,
+    Thread,
 }
 
-/// The call site a leak or hotspot belongs to.
+/// The call site a leak or hotspot belongs to: a call (its caller and the frames above; heap,
+/// fd and thread sites) or a mapping syscall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Site {
-    Heap(HeapSite),
+    Call(HeapSite),
     Map(MapSite),
 }
 
@@ -58,7 +67,14 @@ pub struct Leak {
     pub count: u64,
     pub bytes: u64,
     pub oldest_age_ns: u64,
+    /// fds: their kind ("file", "socket", ...).
+    pub label: Option<String>,
+    /// fds: paths or descriptions; threads: names (distinct, at most [`DETAIL_MAX`]).
+    pub detail: Vec<String>,
 }
+
+/// Distinct paths or names listed per fd or thread leak.
+pub const DETAIL_MAX: usize = 8;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcSnapshot {
@@ -66,6 +82,10 @@ pub struct ProcSnapshot {
     pub exited: bool,
     pub heap: HeapTotals,
     pub maps: MapTotals,
+    pub fds: FdTotals,
+    /// Open fds by kind.
+    pub fds_by_kind: std::collections::BTreeMap<String, u64>,
+    pub threads: ThreadTotals,
     /// Heap call sites, most bytes allocated first.
     pub hotspots: Vec<Hotspot>,
     /// Most bytes first.
@@ -107,10 +127,22 @@ impl Aggregator {
             Body::TaskExit { group_dead } => {
                 proc.threads_exited += 1;
                 proc.heap.thread_exited(ev.tid);
+                proc.tasks.exited(ev.tid, *group_dead);
                 if *group_dead {
                     proc.exited = true;
                 }
             }
+            Body::FdOpen(o) => proc.fds.apply_open(o, ev.ts_ns),
+            Body::FdClose {
+                nr,
+                first,
+                last,
+                flags,
+            } => proc.fds.apply_close(*nr, *first, *last, *flags),
+            Body::TaskNew(t) => proc.tasks.apply_new(t, ev.ts_ns),
+            Body::TaskRename { tid, comm } => proc.tasks.rename(*tid, comm),
+            Body::GroupExit => proc.tasks.group_exit(),
+            Body::Exec => proc.fds.exec(),
         }
     }
 
@@ -142,44 +174,87 @@ struct LeakAcc {
     count: u64,
     bytes: u64,
     oldest_ts: u64,
+    detail: Vec<String>,
 }
 
 impl LeakAcc {
-    fn add(&mut self, bytes: u64, ts: u64) {
+    fn add(&mut self, bytes: u64, ts: u64) -> &mut Self {
         if self.count == 0 || ts < self.oldest_ts {
             self.oldest_ts = ts;
         }
         self.count += 1;
         self.bytes += bytes;
+        self
+    }
+
+    fn note(&mut self, what: Option<&String>) {
+        if let Some(w) = what {
+            if self.detail.len() < DETAIL_MAX && !self.detail.contains(w) {
+                self.detail.push(w.clone());
+            }
+        }
     }
 }
 
 fn proc_snapshot(pid: u32, p: &Proc, now_ns: u64, leak_age_ns: u64) -> ProcSnapshot {
     let old_enough = |ts: u64| p.exited || now_ns.saturating_sub(ts) >= leak_age_ns;
-    let mut acc: HashMap<(LeakKind, Site), LeakAcc> = HashMap::new();
+    let mut acc: HashMap<(LeakKind, Site, Option<String>), LeakAcc> = HashMap::new();
     for b in p.heap.live.values().filter(|b| old_enough(b.ts_ns)) {
-        acc.entry((LeakKind::Heap, Site::Heap(b.site)))
+        acc.entry((LeakKind::Heap, Site::Call(b.site), None))
             .or_default()
             .add(b.size, b.ts_ns);
     }
     for (start, r) in &p.maps.regions {
         if r.origin == Origin::Program && r.anonymous && old_enough(r.ts_ns) {
-            acc.entry((LeakKind::Mmap, Site::Map(r.site)))
+            acc.entry((LeakKind::Mmap, Site::Map(r.site), None))
                 .or_default()
                 .add(r.end - start, r.ts_ns);
         }
     }
+    for f in p.fds.open.values() {
+        if let Some(site) = f.site.filter(|_| old_enough(f.ts_ns)) {
+            acc.entry((LeakKind::Fd, Site::Call(site), Some(f.kind.clone())))
+                .or_default()
+                .add(0, f.ts_ns)
+                .note(f.path.as_ref());
+        }
+    }
+    for t in p.tasks.threads.values() {
+        // Alive after the leak age, or alive when the process called exit_group.
+        let leaked = (t.alive && (old_enough(t.ts_ns) && !p.exited)) || t.alive_at_exit;
+        if let Some(site) = t.site.filter(|_| leaked) {
+            acc.entry((LeakKind::Thread, Site::Call(site), None))
+                .or_default()
+                .add(0, t.ts_ns)
+                .note(Some(&t.name));
+        }
+    }
     let mut leaks: Vec<Leak> = acc
         .into_iter()
-        .map(|((kind, site), a)| Leak {
+        .map(|((kind, site, label), a)| Leak {
             kind,
             site,
             count: a.count,
             bytes: a.bytes,
             oldest_age_ns: now_ns.saturating_sub(a.oldest_ts),
+            label,
+            detail: a.detail,
         })
         .collect();
-    leaks.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.site.cmp(&b.site)));
+    leaks.sort_by(|a, b| {
+        (
+            a.kind,
+            std::cmp::Reverse(a.bytes),
+            std::cmp::Reverse(a.count),
+            a.site,
+        )
+            .cmp(&(
+                b.kind,
+                std::cmp::Reverse(b.bytes),
+                std::cmp::Reverse(b.count),
+                b.site,
+            ))
+    });
     let mut hotspots: Vec<Hotspot> = p
         .heap
         .sites
@@ -195,6 +270,9 @@ fn proc_snapshot(pid: u32, p: &Proc, now_ns: u64, leak_age_ns: u64) -> ProcSnaps
         exited: p.exited,
         heap: p.heap.totals,
         maps: p.maps.totals,
+        fds: p.fds.totals,
+        fds_by_kind: p.fds.by_kind(),
+        threads: p.tasks.totals,
         hotspots,
         leaks,
     }

@@ -114,7 +114,7 @@ fn realloc_chain_is_free_plus_alloc_and_keeps_the_last_site() {
     assert_eq!((p.heap.live_blocks, p.heap.live_bytes), (1, 300));
     assert_eq!(p.heap.unknown_frees, 0);
     assert_eq!(p.leaks.len(), 1);
-    assert_eq!(p.leaks[0].site, Site::Heap(SITE_B));
+    assert_eq!(p.leaks[0].site, Site::Call(SITE_B));
     assert_eq!((p.leaks[0].count, p.leaks[0].bytes), (1, 300));
 }
 
@@ -218,7 +218,7 @@ fn leaks_group_by_site_most_bytes_first() {
     let got: Vec<(Site, u64, u64)> = p.leaks.iter().map(|l| (l.site, l.count, l.bytes)).collect();
     assert_eq!(
         got,
-        vec![(Site::Heap(SITE_B), 1, 100), (Site::Heap(SITE_A), 2, 16)]
+        vec![(Site::Call(SITE_B), 1, 100), (Site::Call(SITE_A), 2, 16)]
     );
     assert_eq!(p.hotspots[0].site, SITE_B);
     assert_eq!(p.hotspots[1].stats.allocs, 2);

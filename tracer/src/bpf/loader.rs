@@ -25,6 +25,8 @@ pub struct LoadOptions {
     pub stacks: bool,
     /// Allocator probes do nothing (benchmark floor).
     pub empty_probes: bool,
+    /// Trace processes forked by targets.
+    pub follow: bool,
 }
 
 impl Default for LoadOptions {
@@ -34,6 +36,7 @@ impl Default for LoadOptions {
             stack_entries: names::DEFAULT_STACK_ENTRIES,
             stacks: true,
             empty_probes: false,
+            follow: false,
         }
     }
 }
@@ -76,6 +79,8 @@ impl Tracer {
             wakeup_bytes: ring_size(opts.ring_bytes) / 4,
             stacks: u32::from(opts.stacks),
             empty_probes: u32::from(opts.empty_probes),
+            follow: u32::from(opts.follow),
+            _pad: 0,
         };
         let mut ebpf = EbpfLoader::new()
             .override_global(names::CONFIG, &config, true)

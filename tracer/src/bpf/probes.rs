@@ -116,6 +116,11 @@ pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
     (p::SYS_EXIT_BRK, "syscalls", "sys_exit_brk"),
     (p::SYS_ENTER_BRK, "syscalls", "sys_enter_brk"),
     (p::SCHED_PROCESS_EXIT, "sched", "sched_process_exit"),
+    (p::SCHED_PROCESS_EXEC, "sched", "sched_process_exec"),
+    (p::RAW_SYS_EXIT, "raw_syscalls", "sys_exit"),
+    (p::TASK_NEWTASK, "task", "task_newtask"),
+    (p::TASK_RENAME, "task", "task_rename"),
+    (p::SYS_ENTER_EXIT_GROUP, "syscalls", "sys_enter_exit_group"),
 ];
 
 #[derive(Debug, Error)]

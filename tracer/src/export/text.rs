@@ -99,6 +99,32 @@ fn target(t: &TargetReport, out: &mut dyn Write) -> std::io::Result<()> {
         human_bytes(m.file_bytes),
         human_bytes(m.brk_bytes)
     )?;
+    let f = &t.fds.totals;
+    let kinds: Vec<String> = t
+        .fds
+        .by_kind
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    writeln!(
+        out,
+        "fds: {} open ({}); {} opened, {} closed; {} at start",
+        f.open,
+        if kinds.is_empty() {
+            "none".to_string()
+        } else {
+            kinds.join(", ")
+        },
+        f.opened_total,
+        f.closed_total,
+        f.baseline
+    )?;
+    let th = &t.threads;
+    writeln!(
+        out,
+        "threads: {} alive; {} created, {} exited; {} at start",
+        th.alive, th.created_total, th.exited_total, th.baseline
+    )?;
     if t.leaks.is_empty() {
         writeln!(out, "leaks: none")?;
     } else {
@@ -107,15 +133,25 @@ fn target(t: &TargetReport, out: &mut dyn Write) -> std::io::Result<()> {
             let kind = match l.kind {
                 LeakKind::Heap => "heap",
                 LeakKind::Mmap => "mmap",
+                LeakKind::Fd => "fd",
+                LeakKind::Thread => "thread",
+            };
+            let size = match l.kind {
+                LeakKind::Heap | LeakKind::Mmap => human_bytes(l.bytes),
+                LeakKind::Fd => l.fd_kind.clone().unwrap_or_default(),
+                LeakKind::Thread => String::new(),
             };
             writeln!(
                 out,
-                "  {kind:<4} {:>6} × {:>10}  oldest {:>7.1}s  {}",
+                "  {kind:<6} {:>6} × {:>10}  oldest {:>7.1}s  {}",
                 l.count,
-                human_bytes(l.bytes),
+                size,
                 l.oldest_age_ms as f64 / 1000.0,
                 stack_line(&l.stack, 4)
             )?;
+            if !l.detail.is_empty() {
+                writeln!(out, "           {}", l.detail.join(", "))?;
+            }
         }
     }
     if !t.hotspots.is_empty() {

@@ -6,6 +6,7 @@
 //! become frames with only an address and are counted, never errors.
 
 pub mod maps;
+pub mod unwind;
 
 use std::collections::HashMap;
 

@@ -1,0 +1,229 @@
+//! File descriptors of one process: the open table, open/close balance and kinds.
+//!
+//! Fds open at attach are the baseline: counted as open, never leaks, and closing them is not
+//! an unknown close. dup2/dup3 onto an open fd close it first; close_range closes every known
+//! fd in its range (unless it only sets close-on-exec); exec closes the close-on-exec ones.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tracer_common::kind::nr;
+
+use crate::event::{FdOpen, HeapSite};
+
+/// `O_CLOEXEC`, `SOCK_CLOEXEC`, `EFD_CLOEXEC`, ... (all 0o2000000 on x86-64).
+const O_CLOEXEC: u32 = 0o2_000_000;
+/// `MFD_CLOEXEC`.
+const MFD_CLOEXEC: u32 = 1;
+/// `CLOSE_RANGE_CLOEXEC`.
+const CLOSE_RANGE_CLOEXEC: u32 = 4;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdInfo {
+    /// "file", "socket", "pipe", ...
+    pub kind: String,
+    /// File path, or a description such as "inet stream".
+    pub path: Option<String>,
+    /// Where it was opened; `None` for fds open before tracing began.
+    pub site: Option<HeapSite>,
+    pub ts_ns: u64,
+    pub cloexec: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FdTotals {
+    /// Open now, the baseline included.
+    pub open: u64,
+    /// Opened while traced.
+    pub opened_total: u64,
+    /// Closed while traced (baseline fds included).
+    pub closed_total: u64,
+    /// Open when tracing began.
+    pub baseline: u64,
+    /// Closes of fds not known to be open (e.g. inherited fds closed before their baseline
+    /// was read).
+    pub unknown_closes: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Fds {
+    pub open: HashMap<i32, FdInfo>,
+    pub totals: FdTotals,
+}
+
+fn socket_family(domain: u64) -> &'static str {
+    match domain {
+        1 => "unix",
+        2 => "inet",
+        10 => "inet6",
+        16 => "netlink",
+        17 => "packet",
+        _ => "other",
+    }
+}
+
+fn socket_type(ty: u32) -> &'static str {
+    match ty & 0xf {
+        1 => "stream",
+        2 => "dgram",
+        3 => "raw",
+        5 => "seqpacket",
+        _ => "other",
+    }
+}
+
+impl Fds {
+    /// Records the fds open when tracing began.
+    pub fn set_baseline(&mut self, fds: impl IntoIterator<Item = (i32, String, Option<String>)>) {
+        for (fd, kind, path) in fds {
+            let fresh = self
+                .open
+                .insert(
+                    fd,
+                    FdInfo {
+                        kind,
+                        path,
+                        site: None,
+                        ts_ns: 0,
+                        cloexec: false,
+                    },
+                )
+                .is_none();
+            if fresh {
+                self.totals.baseline += 1;
+                self.totals.open += 1;
+            }
+        }
+    }
+
+    pub fn apply_open(&mut self, o: &FdOpen, ts_ns: u64) {
+        let source = |fds: &Self| fds.open.get(&(o.arg0 as i32)).cloned();
+        let cloexec_flag = o.flags & O_CLOEXEC != 0;
+        let (kind, path, cloexec): (String, Option<String>, bool) = match o.nr {
+            nr::OPEN | nr::OPENAT | nr::OPENAT2 | nr::CREAT => {
+                ("file".into(), o.path.clone(), cloexec_flag)
+            }
+            nr::MEMFD_CREATE => (
+                "memfd".into(),
+                o.path.as_ref().map(|p| format!("memfd:{p}")),
+                o.flags & MFD_CLOEXEC != 0,
+            ),
+            nr::SOCKET | nr::SOCKETPAIR => (
+                "socket".into(),
+                Some(format!(
+                    "{} {}",
+                    socket_family(o.arg0),
+                    socket_type(o.flags)
+                )),
+                cloexec_flag,
+            ),
+            nr::ACCEPT | nr::ACCEPT4 => (
+                "socket".into(),
+                source(self)
+                    .and_then(|s| s.path)
+                    .map(|p| format!("{p} (accepted)")),
+                cloexec_flag,
+            ),
+            nr::PIPE | nr::PIPE2 => ("pipe".into(), None, cloexec_flag),
+            nr::DUP | nr::DUP2 | nr::DUP3 | nr::FCNTL => {
+                let src = source(self);
+                let cloexec = match o.nr {
+                    nr::DUP3 => cloexec_flag,
+                    nr::FCNTL => u64::from(o.flags) == nr::F_DUPFD_CLOEXEC,
+                    _ => false,
+                };
+                match src {
+                    Some(s) => (s.kind, s.path, cloexec),
+                    None => ("unknown".into(), None, cloexec),
+                }
+            }
+            nr::EVENTFD | nr::EVENTFD2 => ("eventfd".into(), None, cloexec_flag),
+            nr::EPOLL_CREATE | nr::EPOLL_CREATE1 => ("epoll".into(), None, cloexec_flag),
+            nr::TIMERFD_CREATE => ("timerfd".into(), None, cloexec_flag),
+            nr::SIGNALFD | nr::SIGNALFD4 => ("signalfd".into(), None, cloexec_flag),
+            nr::INOTIFY_INIT | nr::INOTIFY_INIT1 => ("inotify".into(), None, cloexec_flag),
+            nr::PIDFD_OPEN => ("pidfd".into(), None, true),
+            _ => ("unknown".into(), None, false),
+        };
+        if matches!(o.nr, nr::DUP2 | nr::DUP3) && o.arg0 as i32 == o.fd {
+            return; // dup2(fd, fd) changes nothing
+        }
+        for fd in [o.fd, o.fd2] {
+            if fd < 0 {
+                continue;
+            }
+            // dup2/dup3 close the target first; any other "new" fd that is still in the table
+            // means its close was not seen.
+            if self.open.contains_key(&fd) {
+                self.close_one(fd);
+            }
+            self.open.insert(
+                fd,
+                FdInfo {
+                    kind: kind.clone(),
+                    path: path.clone(),
+                    site: Some(o.site),
+                    ts_ns,
+                    cloexec,
+                },
+            );
+            self.totals.opened_total += 1;
+            self.totals.open += 1;
+        }
+    }
+
+    fn close_one(&mut self, fd: i32) -> bool {
+        if self.open.remove(&fd).is_some() {
+            self.totals.closed_total += 1;
+            self.totals.open = self.totals.open.saturating_sub(1);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn apply_close(&mut self, nr_: u32, first: u32, last: u32, flags: u32) {
+        if nr_ == nr::CLOSE {
+            if !self.close_one(first as i32) {
+                self.totals.unknown_closes += 1;
+            }
+            return;
+        }
+        let in_range: Vec<i32> = self
+            .open
+            .keys()
+            .copied()
+            .filter(|fd| *fd >= 0 && (*fd as u32) >= first && (*fd as u32) <= last)
+            .collect();
+        for fd in in_range {
+            if flags & CLOSE_RANGE_CLOEXEC != 0 {
+                if let Some(info) = self.open.get_mut(&fd) {
+                    info.cloexec = true;
+                }
+            } else {
+                self.close_one(fd);
+            }
+        }
+    }
+
+    /// exec closes every close-on-exec fd.
+    pub fn exec(&mut self) {
+        let gone: Vec<i32> = self
+            .open
+            .iter()
+            .filter(|(_, i)| i.cloexec)
+            .map(|(fd, _)| *fd)
+            .collect();
+        for fd in gone {
+            self.close_one(fd);
+        }
+    }
+
+    /// Open fds by kind.
+    pub fn by_kind(&self) -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        for info in self.open.values() {
+            *m.entry(info.kind.clone()).or_insert(0) += 1;
+        }
+        m
+    }
+}
