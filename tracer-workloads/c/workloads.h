@@ -140,6 +140,26 @@
 /* open_config: one leaked fd per second; start_worker: one thread that never exits */
 #define DEMO_LEAKED_THREADS 1
 
+/* ---- fds_threads ------------------------------------------------------------------------ */
+/* spawn_threads: threads created, joined, and left blocked forever. */
+#define FDS_THREADS 5
+#define FDS_THREADS_JOINED 3
+#define FDS_THREADS_LEAKED 2
+/* close_range_some: the range dup2 fills and close_range closes. */
+#define FDS_RANGE_FIRST 100
+#define FDS_RANGE_LAST 102
+/* fds created and closed after the stdin byte: open_files 3/2, make_sockets 4/3, make_pipes 4/2,
+   make_misc 7/6, dup_over 5/5 (dup2 over an open fd closes it), close_range_some 4/4,
+   rename_thread 1/1 (pthread_setname_np writes /proc/self/task/TID/comm). */
+#define FDS_OPENED 28
+#define FDS_CLOSED 23
+/* Still open at exit, by kind and function. */
+#define FDS_LEAKED 5
+#define FDS_LEAKED_FILES 1
+#define FDS_LEAKED_SOCKETS 1
+#define FDS_LEAKED_PIPES 2
+#define FDS_LEAKED_EPOLLS 1
+
 /* ---- consistency of the derived numbers ------------------------------------------- */
 
 _Static_assert(LEAK_CALLOC_SIZE == LEAK_CALLOC_NMEMB * LEAK_CALLOC_ELEM_SIZE, "calloc");
@@ -180,5 +200,10 @@ _Static_assert(MMAP_LEAK_UNMAPPED_BYTES ==
                    (MAP_AND_UNMAP_PAGES + PARTIAL_UNMAP_TAIL_PAGES) * MMAP_PAGE_SIZE,
                "unmapped bytes");
 _Static_assert(DEMO_TICK_MS * DEMO_TICKS_PER_SECOND == 1000, "demo tick");
+_Static_assert(FDS_THREADS == FDS_THREADS_JOINED + FDS_THREADS_LEAKED, "threads");
+_Static_assert(FDS_OPENED - FDS_CLOSED == FDS_LEAKED, "fd balance");
+_Static_assert(FDS_LEAKED ==
+                   FDS_LEAKED_FILES + FDS_LEAKED_SOCKETS + FDS_LEAKED_PIPES + FDS_LEAKED_EPOLLS,
+               "fd kinds");
 
 #endif

@@ -176,7 +176,36 @@ constants! {
     DEMO_CACHE_BLOCK_SIZE = 1024;
     /// `start_worker`: threads that never exit.
     DEMO_LEAKED_THREADS = 1;
+
+    // ---- fds_threads -----------------------------------------------------------------------
+    /// `spawn_threads`: threads created.
+    FDS_THREADS = 5;
+    /// `spawn_threads`: threads joined.
+    FDS_THREADS_JOINED = 3;
+    /// `spawn_threads`: threads left blocked forever.
+    FDS_THREADS_LEAKED = FDS_THREADS - FDS_THREADS_JOINED;
+    /// `close_range_some`: first fd of the range.
+    FDS_RANGE_FIRST = 100;
+    /// `close_range_some`: last fd of the range.
+    FDS_RANGE_LAST = 102;
+    /// fds created after the stdin byte.
+    FDS_OPENED = 28;
+    /// fds closed after the stdin byte (dup2 over an open fd included).
+    FDS_CLOSED = 23;
+    /// fds still open at exit.
+    FDS_LEAKED = FDS_OPENED - FDS_CLOSED;
+    /// `open_files`: files left open.
+    FDS_LEAKED_FILES = 1;
+    /// `make_sockets`: sockets left open.
+    FDS_LEAKED_SOCKETS = 1;
+    /// `make_pipes`: pipe ends left open.
+    FDS_LEAKED_PIPES = 2;
+    /// `make_misc`: epoll fds left open.
+    FDS_LEAKED_EPOLLS = 1;
 }
+
+/// `rename_thread`: the name it gives one of the leaked threads.
+pub const FDS_RENAMED_NAME: &str = "renamed-worker";
 
 /// The file `demo`'s `open_config` opens once a second and never closes (`/dev/null` where it
 /// is missing).

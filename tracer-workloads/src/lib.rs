@@ -13,6 +13,7 @@
 //! |---|---|---|
 //! | [`ALLOC_EACH`] | `alloc_each [--no-leak]` | leaks one block through each of malloc, calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc ([`expect::ALLOC_EACH_LEAKS`]); `churn_each` allocates and frees one more block through each, then calls `free(NULL)`; `--no-leak` frees the leaks too (`free_leaks`) |
 //! | [`ATTACH_TARGET`] | `attach_target [--hold]` | quiescent until one byte (or EOF) on stdin; then [`expect::ATTACH_ALLOCS`] × malloc([`expect::ATTACH_SIZE`]), frees the first [`expect::ATTACH_FREES`], writes `d` to stdout and exits |
+//! | [`FDS_THREADS`] | `fds_threads [--hold]` | after one stdin byte (or EOF): opens every kind of fd and closes all but [`expect::FDS_LEAKED`] (one file, one socket, a pipe, an epoll fd, each from its own function), dup2s over an open fd, uses close_range, creates [`expect::FDS_THREADS`] threads and joins [`expect::FDS_THREADS_JOINED`], names one of the others [`expect::FDS_RENAMED_NAME`]; writes `d` and exits |
 //! | [`MMAP_LEAK`] | `mmap_leak [--hold]` | after one stdin byte (or EOF): leaks a 7-page anonymous mapping, maps and unmaps 3 pages, maps 5 pages and unmaps the last 2; writes `d` and exits |
 //! | [`CHURN`] | `churn [ITERATIONS [THREADS]] [--wait] [--report-ns]` | each thread runs `churn_loop`: malloc([`expect::CHURN_BLOCK_SIZE`]) + free, ITERATIONS times; one thread runs on the main thread; `--wait` first waits for a stdin byte; `--report-ns` writes the elapsed nanoseconds of the loop (with several threads: from the first create to the last join) as one decimal line to stdout |
 //! | [`DEMO`] | `demo [SECONDS]` | every 100 ms: `handle_request` allocates and frees three blocks, `cache_insert` leaks 1 KiB; every second `open_config` leaks an fd; `start_worker` leaks a sleeping thread; `0` seconds runs until killed |
@@ -43,11 +44,20 @@ pub const ATTACH_TARGET: &str = "attach_target";
 pub const CHURN: &str = "churn";
 /// `demo`: the README's demo with a heap, fd and thread leak.
 pub const DEMO: &str = "demo";
+/// `fds_threads`: every kind of fd, dup2 over an open fd, close_range, threads joined and not.
+pub const FDS_THREADS: &str = "fds_threads";
 /// `mmap_leak`: anonymous mappings, one leaked and one partly unmapped.
 pub const MMAP_LEAK: &str = "mmap_leak";
 
 /// Every workload program, one per `c/<name>.c`.
-pub const NAMES: &[&str] = &[ALLOC_EACH, ATTACH_TARGET, CHURN, DEMO, MMAP_LEAK];
+pub const NAMES: &[&str] = &[
+    ALLOC_EACH,
+    ATTACH_TARGET,
+    CHURN,
+    DEMO,
+    FDS_THREADS,
+    MMAP_LEAK,
+];
 
 /// Where the executable of workload `name` (one of [`NAMES`]) was built.
 pub fn path(name: &str) -> PathBuf {
@@ -115,6 +125,23 @@ pub mod symbol {
     /// `demo`: creates the thread that never exits.
     pub const START_WORKER: &str = "start_worker";
 
+    /// `fds_threads`: leaks one file.
+    pub const OPEN_FILES: &str = "open_files";
+    /// `fds_threads`: leaks one socket.
+    pub const MAKE_SOCKETS: &str = "make_sockets";
+    /// `fds_threads`: leaks both ends of a pipe.
+    pub const MAKE_PIPES: &str = "make_pipes";
+    /// `fds_threads`: leaks an epoll fd.
+    pub const MAKE_MISC: &str = "make_misc";
+    /// `fds_threads`: dup2 over an open fd.
+    pub const DUP_OVER: &str = "dup_over";
+    /// `fds_threads`: close_range.
+    pub const CLOSE_RANGE_SOME: &str = "close_range_some";
+    /// `fds_threads`: creates the threads, two never exit.
+    pub const SPAWN_THREADS: &str = "spawn_threads";
+    /// `fds_threads`: names a thread.
+    pub const RENAME_THREAD: &str = "rename_thread";
+
     /// Every symbol above with the workload that defines it.
     pub const ALL: &[(&str, &str)] = &[
         (super::ALLOC_EACH, LEAK_MALLOC),
@@ -138,6 +165,14 @@ pub mod symbol {
         (super::DEMO, HANDLE_REQUEST),
         (super::DEMO, CACHE_INSERT),
         (super::DEMO, OPEN_CONFIG),
+        (super::FDS_THREADS, OPEN_FILES),
+        (super::FDS_THREADS, MAKE_SOCKETS),
+        (super::FDS_THREADS, MAKE_PIPES),
+        (super::FDS_THREADS, MAKE_MISC),
+        (super::FDS_THREADS, DUP_OVER),
+        (super::FDS_THREADS, CLOSE_RANGE_SOME),
+        (super::FDS_THREADS, SPAWN_THREADS),
+        (super::FDS_THREADS, RENAME_THREAD),
         (super::DEMO, START_WORKER),
     ];
 }

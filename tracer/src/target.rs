@@ -175,7 +175,7 @@ fn fork_blocked(path: &CString, args: &[CString]) -> anyhow::Result<BlockedChild
             if n != 1 {
                 libc::_exit(126);
             }
-            libc::close(read_fd);
+            // The pipe is close-on-exec: closing it here would be an fd event of the target.
             libc::execv(path.as_ptr(), argv.as_ptr());
             libc::_exit(127);
         }

@@ -6,6 +6,7 @@
 //! them serially: `cargo test -p tracer --test e2e -- --test-threads=1`.
 
 mod errors;
+mod fds;
 mod harness;
 mod heap;
 mod live;
