@@ -121,9 +121,8 @@ fn attached_counts_are_exact_and_the_baseline_is_neither_leak_nor_unknown() {
     assert_eq!(u(&fds["closed_total"]), expect::FDS_CLOSED, "{fds:#}");
     assert_eq!(u(&fds["open"]), baseline + expect::FDS_LEAKED, "{fds:#}");
     assert_eq!(u(&fds["unknown_closes"]), 0, "{fds:#}");
-    assert_eq!(
+    assert!(
         u(&fds["by_kind"]["pipe"]) >= expect::FDS_LEAKED_PIPES,
-        true,
         "{fds:#}"
     );
     let threads = &t["threads"];
