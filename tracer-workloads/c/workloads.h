@@ -153,6 +153,8 @@
    rename_thread 1/1 (pthread_setname_np writes /proc/self/task/TID/comm). */
 #define FDS_OPENED 28
 #define FDS_CLOSED 23
+/* forker: child_leak's block (the child also leaks one fd). */
+#define FORKER_CHILD_LEAK_SIZE 7777
 /* Still open at exit, by kind and function. */
 #define FDS_LEAKED 5
 #define FDS_LEAKED_FILES 1

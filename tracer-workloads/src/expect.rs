@@ -202,6 +202,10 @@ constants! {
     FDS_LEAKED_PIPES = 2;
     /// `make_misc`: epoll fds left open.
     FDS_LEAKED_EPOLLS = 1;
+
+    // ---- forker ----------------------------------------------------------------------------
+    /// `child_leak`: bytes the forked child leaks (it also leaks one fd).
+    FORKER_CHILD_LEAK_SIZE = 7777;
 }
 
 /// `rename_thread`: the name it gives one of the leaked threads.

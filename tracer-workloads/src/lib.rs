@@ -14,6 +14,7 @@
 //! | [`ALLOC_EACH`] | `alloc_each [--no-leak]` | leaks one block through each of malloc, calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc ([`expect::ALLOC_EACH_LEAKS`]); `churn_each` allocates and frees one more block through each, then calls `free(NULL)`; `--no-leak` frees the leaks too (`free_leaks`) |
 //! | [`ATTACH_TARGET`] | `attach_target [--hold]` | quiescent until one byte (or EOF) on stdin; then [`expect::ATTACH_ALLOCS`] × malloc([`expect::ATTACH_SIZE`]), frees the first [`expect::ATTACH_FREES`], writes `d` to stdout and exits |
 //! | [`FDS_THREADS`] | `fds_threads [--hold]` | after one stdin byte (or EOF): opens every kind of fd and closes all but [`expect::FDS_LEAKED`] (one file, one socket, a pipe, an epoll fd, each from its own function), dup2s over an open fd, uses close_range, creates [`expect::FDS_THREADS`] threads and joins [`expect::FDS_THREADS_JOINED`], names one of the others [`expect::FDS_RENAMED_NAME`]; writes `d` and exits |
+//! | [`FORKER`] | `forker [--exec PROGRAM]` | `fork_child` forks; the child's `child_leak` leaks [`expect::FORKER_CHILD_LEAK_SIZE`] bytes and one fd, then the child exits (or executes PROGRAM); the parent waits and exits without leaks |
 //! | [`MMAP_LEAK`] | `mmap_leak [--hold]` | after one stdin byte (or EOF): leaks a 7-page anonymous mapping, maps and unmaps 3 pages, maps 5 pages and unmaps the last 2; writes `d` and exits |
 //! | [`CHURN`] | `churn [ITERATIONS [THREADS]] [--wait] [--report-ns]` | each thread runs `churn_loop`: malloc([`expect::CHURN_BLOCK_SIZE`]) + free, ITERATIONS times; one thread runs on the main thread; `--wait` first waits for a stdin byte; `--report-ns` writes the elapsed nanoseconds of the loop (with several threads: from the first create to the last join) as one decimal line to stdout |
 //! | [`DEMO`] | `demo [SECONDS]` | every 100 ms: `handle_request` allocates and frees three blocks, `cache_insert` leaks 1 KiB; every second `open_config` leaks an fd; `start_worker` leaks a sleeping thread; `0` seconds runs until killed |
@@ -46,6 +47,8 @@ pub const CHURN: &str = "churn";
 pub const DEMO: &str = "demo";
 /// `fds_threads`: every kind of fd, dup2 over an open fd, close_range, threads joined and not.
 pub const FDS_THREADS: &str = "fds_threads";
+/// `forker`: forks a child that leaks a block and an fd.
+pub const FORKER: &str = "forker";
 /// `mmap_leak`: anonymous mappings, one leaked and one partly unmapped.
 pub const MMAP_LEAK: &str = "mmap_leak";
 
@@ -56,6 +59,7 @@ pub const NAMES: &[&str] = &[
     CHURN,
     DEMO,
     FDS_THREADS,
+    FORKER,
     MMAP_LEAK,
 ];
 
@@ -142,6 +146,11 @@ pub mod symbol {
     /// `fds_threads`: names a thread.
     pub const RENAME_THREAD: &str = "rename_thread";
 
+    /// `forker`: the child's leaking function.
+    pub const CHILD_LEAK: &str = "child_leak";
+    /// `forker`: forks the child.
+    pub const FORK_CHILD: &str = "fork_child";
+
     /// Every symbol above with the workload that defines it.
     pub const ALL: &[(&str, &str)] = &[
         (super::ALLOC_EACH, LEAK_MALLOC),
@@ -173,6 +182,8 @@ pub mod symbol {
         (super::FDS_THREADS, CLOSE_RANGE_SOME),
         (super::FDS_THREADS, SPAWN_THREADS),
         (super::FDS_THREADS, RENAME_THREAD),
+        (super::FORKER, CHILD_LEAK),
+        (super::FORKER, FORK_CHILD),
         (super::DEMO, START_WORKER),
     ];
 }
