@@ -57,6 +57,10 @@ pub struct Cli {
     #[arg(long, hide = true)]
     pub bench_floor: bool,
 
+    /// Also trace the processes the targets fork (from their first instruction), and theirs.
+    #[arg(long)]
+    pub follow: bool,
+
     /// Do not record call stacks (cheaper; leaks keep only the calling function).
     #[arg(long)]
     pub no_stacks: bool,

@@ -71,12 +71,13 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
         ring_bytes: cli.ring_size,
         stacks: !cli.no_stacks,
         empty_probes: cli.bench_floor,
+        follow: cli.follow,
         ..LoadOptions::default()
     })?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TargetMsg>();
     let mut targets = Vec::new();
     if let Some(libc) = launch_libc {
-        let launched = target::launch(&cli.command, tx)?;
+        let launched = target::launch(&cli.command, cli.follow, tx)?;
         let mut baseline = pipeline::Baseline::read(launched.pid, true);
         // Before exec the task has tracer's name; exec renames it (a rename event follows).
         baseline.threads = vec![(launched.pid, comm_of_command(&cli.command[0]))];
@@ -94,7 +95,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
         launched.release();
     } else {
         for (pid, libc) in libcs {
-            target::attach(pid, tx.clone())?;
+            target::attach(pid, cli.follow, tx.clone())?;
             // Read before the pid joins the traced set: an fd opened in between is missed
             // (its close counts as unknown), never counted twice.
             let baseline = pipeline::Baseline::read(pid, false);

@@ -356,7 +356,8 @@ pub async fn run(
         );
         alive.insert(t.pid);
     }
-    let libc_of: HashMap<u32, PathBuf> = targets.iter().map(|t| (t.pid, t.libc.clone())).collect();
+    let mut libc_of: HashMap<u32, PathBuf> =
+        targets.iter().map(|t| (t.pid, t.libc.clone())).collect();
     let mut warnings: Vec<String> = Vec::new();
     let deadline = cfg.duration.map(|d| tokio::time::Instant::now() + d);
     let mut ticker = tokio::time::interval(cfg.interval);
@@ -385,6 +386,58 @@ pub async fn run(
                         if let Some(i) = info.get_mut(&pid) {
                             i.comm = comm.trim().to_string();
                         }
+                    }
+                    let _ = ack.send(());
+                }
+                Some(TargetMsg::Forked { parent, child, ack }) => {
+                    // The child is stopped before its first instruction: attach, then let it go.
+                    drain(&mut reader, &mut state);
+                    let libc = libc_of.get(&parent).cloned();
+                    if let Some(libc) = libc {
+                        let baseline = Baseline::read(child, false);
+                        match tracer.add_target(child, &libc) {
+                            Ok(()) => {
+                                let proc = state.agg.add_target(child);
+                                proc.fds.set_baseline(baseline.fds);
+                                proc.tasks.set_baseline(baseline.threads);
+                                let comm = info.get(&parent).map(|i| i.comm.clone()).unwrap_or_default();
+                                info.insert(child, TargetInfo { comm, exit_status: None });
+                                libc_of.insert(child, libc);
+                                alive.insert(child);
+                            }
+                            Err(e) => warnings.push(format!("follow pid {child} (forked by {parent}): {e:#}")),
+                        }
+                    }
+                    let _ = ack.send(());
+                }
+                Some(TargetMsg::Execed { pid, ack }) => {
+                    // A new program: its libc may be another file.
+                    drain(&mut reader, &mut state);
+                    // Stopped right after exec: the loader has not mapped libc yet, so the
+                    // program's interpreter tells which libc it will use.
+                    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+                    match crate::target::elf_interpreter(&exe) {
+                        Ok(None) => warnings.push(format!(
+                            "pid {pid} executed a statically linked program: its heap is not traced"
+                        )),
+                        Ok(Some(interp)) if crate::bpf::probes::is_libc_path(&interp) => {
+                            let libc = crate::bpf::probes::root_path(pid, &interp);
+                            if libc_of.get(&pid) != Some(&libc) {
+                                if let Err(e) = tracer.add_target(pid, &libc) {
+                                    warnings.push(format!("pid {pid} after exec: {e:#}"));
+                                }
+                                libc_of.insert(pid, libc);
+                            }
+                        }
+                        // glibc programs use the libc already probed.
+                        Ok(Some(_)) => {}
+                        Err(e) => warnings.push(format!("pid {pid} after exec: {e:#}")),
+                    }
+                    if let Ok(maps) = ProcMaps::read(pid) {
+                        state.sym.set_maps(pid, maps);
+                    }
+                    if let (Ok(comm), Some(i)) = (std::fs::read_to_string(format!("/proc/{pid}/comm")), info.get_mut(&pid)) {
+                        i.comm = comm.trim().to_string();
                     }
                     let _ = ack.send(());
                 }

@@ -10,6 +10,7 @@
 //! When tracer itself exits, the kernel detaches; nothing is left in the target.
 
 use std::{
+    collections::HashSet,
     ffi::CString,
     os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
@@ -31,6 +32,15 @@ pub enum TargetMsg {
     Exiting { pid: u32, ack: mpsc::SyncSender<()> },
     /// The target is gone. `status` describes how it ended, when known.
     Exited { pid: u32, status: Option<String> },
+    /// With --follow: `parent` forked `child`, which is stopped before its first instruction
+    /// until `ack` (so its probes are attached before it runs).
+    Forked {
+        parent: u32,
+        child: u32,
+        ack: mpsc::SyncSender<()>,
+    },
+    /// The target executed a new program and is stopped until `ack`.
+    Execed { pid: u32, ack: mpsc::SyncSender<()> },
 }
 
 /// A launched command, blocked before `exec` until [`Launched::release`].
@@ -79,8 +89,13 @@ pub fn elf_interpreter(path: &Path) -> anyhow::Result<Option<String>> {
     }))
 }
 
-/// Forks `argv`, blocked before exec, held by a watcher thread.
-pub fn launch(argv: &[String], tx: UnboundedSender<TargetMsg>) -> anyhow::Result<Launched> {
+/// Forks `argv`, blocked before exec, held by a watcher thread. With `follow`, the processes
+/// it forks are held too and announced with [`TargetMsg::Forked`].
+pub fn launch(
+    argv: &[String],
+    follow: bool,
+    tx: UnboundedSender<TargetMsg>,
+) -> anyhow::Result<Launched> {
     let program = argv.first().ok_or_else(|| anyhow!("no command given"))?;
     let path = resolve_command(program)?;
     let cargs: Vec<CString> = argv
@@ -102,7 +117,7 @@ pub fn launch(argv: &[String], tx: UnboundedSender<TargetMsg>) -> anyhow::Result
                 }
             };
             let pid = child.pid;
-            let seized = seize(pid);
+            let seized = seize(pid, follow);
             let _ = pid_tx.send(Ok(pid));
             if release_rx.recv().is_err() {
                 // tracer gave up before releasing (attach failed): do not run the command.
@@ -122,13 +137,13 @@ pub fn launch(argv: &[String], tx: UnboundedSender<TargetMsg>) -> anyhow::Result
     })
 }
 
-/// Starts watching an existing process.
-pub fn attach(pid: u32, tx: UnboundedSender<TargetMsg>) -> anyhow::Result<()> {
+/// Starts watching an existing process (and, with `follow`, the processes it forks).
+pub fn attach(pid: u32, follow: bool, tx: UnboundedSender<TargetMsg>) -> anyhow::Result<()> {
     let (ok_tx, ok_rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name(format!("tracer-watch-{pid}"))
         .spawn(move || {
-            let seized = seize(pid);
+            let seized = seize(pid, follow);
             let _ = ok_tx.send(());
             watch(pid, seized, &tx);
         })
@@ -188,15 +203,20 @@ fn fork_blocked(path: &CString, args: &[CString]) -> anyhow::Result<BlockedChild
     })
 }
 
-/// Seizes `pid` with an exit stop. False when it cannot (already traced, no permission).
-fn seize(pid: u32) -> bool {
+/// Seizes `pid` with exit and exec stops (and fork stops with `follow`). False when it cannot
+/// (already traced, no permission).
+fn seize(pid: u32, follow: bool) -> bool {
+    let mut options = libc::PTRACE_O_TRACEEXIT | libc::PTRACE_O_TRACEEXEC;
+    if follow {
+        options |= libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK;
+    }
     // SAFETY: PTRACE_SEIZE takes no pointers; options are passed as the data argument.
     let r = unsafe {
         libc::ptrace(
             libc::PTRACE_SEIZE,
             pid as libc::pid_t,
             0usize,
-            libc::PTRACE_O_TRACEEXIT as usize,
+            options as usize,
         )
     };
     if r != 0 {
@@ -209,12 +229,12 @@ fn seize(pid: u32) -> bool {
 }
 
 fn watch(pid: u32, seized: bool, tx: &UnboundedSender<TargetMsg>) {
-    let status = if seized {
-        watch_ptrace(pid, tx)
+    if seized {
+        watch_ptrace(pid, tx);
     } else {
-        watch_pidfd(pid)
-    };
-    let _ = tx.send(TargetMsg::Exited { pid, status });
+        let status = watch_pidfd(pid);
+        let _ = tx.send(TargetMsg::Exited { pid, status });
+    }
 }
 
 fn describe(status: i32) -> String {
@@ -227,41 +247,105 @@ fn describe(status: i32) -> String {
     }
 }
 
-fn watch_ptrace(pid: u32, tx: &UnboundedSender<TargetMsg>) -> Option<String> {
-    let ipid = pid as libc::pid_t;
-    loop {
+/// Sends `msg` (built around a fresh ack channel) and waits for the pipeline's ack.
+fn ask(tx: &UnboundedSender<TargetMsg>, msg: impl FnOnce(mpsc::SyncSender<()>) -> TargetMsg) {
+    let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+    if tx.send(msg(ack_tx)).is_ok() {
+        let _ = ack_rx.recv_timeout(EXIT_HOLD);
+    }
+}
+
+fn resume(pid: u32, request: libc::c_uint, sig: usize) {
+    // SAFETY: a request on one of this thread's stopped tracees; no pointers are passed.
+    unsafe { libc::ptrace(request, pid as libc::pid_t, 0usize, sig) };
+}
+
+/// Waits for every tracee of this thread (the seized target and, with --follow, the processes
+/// it forks) until all are gone, reporting each one's exit.
+fn watch_ptrace(root: u32, tx: &UnboundedSender<TargetMsg>) {
+    let mut tracees: HashSet<u32> = HashSet::from([root]);
+    // Forked children whose first stop came before their parent's fork event.
+    let mut stopped_early: HashSet<u32> = HashSet::new();
+    while !tracees.is_empty() {
         let mut status = 0i32;
-        // SAFETY: waitpid writes the status integer.
-        let r = unsafe { libc::waitpid(ipid, &mut status, libc::__WALL) };
+        // SAFETY: waitpid writes the status integer. __WNOTHREAD keeps other watcher threads'
+        // tracees out.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::__WALL | libc::__WNOTHREAD) };
         if r < 0 {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            return None;
+            for pid in tracees.drain() {
+                let _ = tx.send(TargetMsg::Exited { pid, status: None });
+            }
+            return;
         }
+        let pid = r as u32;
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-            return Some(describe(status));
+            if tracees.remove(&pid) {
+                let _ = tx.send(TargetMsg::Exited {
+                    pid,
+                    status: Some(describe(status)),
+                });
+            }
+            continue;
         }
         if !libc::WIFSTOPPED(status) {
             continue;
         }
         let sig = libc::WSTOPSIG(status);
         let event = (status >> 16) & 0xff;
-        let (request, data) = if sig == libc::SIGTRAP && event == libc::PTRACE_EVENT_EXIT {
-            let (ack_tx, ack_rx) = mpsc::sync_channel(1);
-            if tx.send(TargetMsg::Exiting { pid, ack: ack_tx }).is_ok() {
-                let _ = ack_rx.recv_timeout(EXIT_HOLD);
+        if !tracees.contains(&pid) {
+            // A new child's first stop, before its parent's fork event: hold it until then.
+            stopped_early.insert(pid);
+            continue;
+        }
+        match event {
+            libc::PTRACE_EVENT_EXIT => {
+                ask(tx, |ack| TargetMsg::Exiting { pid, ack });
+                resume(pid, libc::PTRACE_CONT, 0);
             }
-            (libc::PTRACE_CONT, 0)
-        } else if event == libc::PTRACE_EVENT_STOP {
+            libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => {
+                let mut child: libc::c_ulong = 0;
+                // SAFETY: GETEVENTMSG writes one unsigned long.
+                unsafe {
+                    libc::ptrace(
+                        libc::PTRACE_GETEVENTMSG,
+                        pid as libc::pid_t,
+                        0usize,
+                        &mut child as *mut libc::c_ulong,
+                    )
+                };
+                let child = child as u32;
+                if !stopped_early.remove(&child) {
+                    let mut st = 0i32;
+                    // SAFETY: as above, for the new tracee's first stop.
+                    unsafe {
+                        libc::waitpid(
+                            child as libc::pid_t,
+                            &mut st,
+                            libc::__WALL | libc::__WNOTHREAD,
+                        )
+                    };
+                }
+                tracees.insert(child);
+                ask(tx, |ack| TargetMsg::Forked {
+                    parent: pid,
+                    child,
+                    ack,
+                });
+                resume(child, libc::PTRACE_CONT, 0);
+                resume(pid, libc::PTRACE_CONT, 0);
+            }
+            libc::PTRACE_EVENT_EXEC => {
+                ask(tx, |ack| TargetMsg::Execed { pid, ack });
+                resume(pid, libc::PTRACE_CONT, 0);
+            }
             // Group stop (SIGSTOP and friends): let it stay stopped as without tracer.
-            (libc::PTRACE_LISTEN, 0)
-        } else {
+            libc::PTRACE_EVENT_STOP => resume(pid, libc::PTRACE_LISTEN, 0),
             // A signal for the target: deliver it unchanged.
-            (libc::PTRACE_CONT, sig as usize)
-        };
-        // SAFETY: a request on our own seized, stopped tracee; no pointers are passed.
-        unsafe { libc::ptrace(request, ipid, 0usize, data) };
+            _ => resume(pid, libc::PTRACE_CONT, sig as usize),
+        }
     }
 }
 
