@@ -45,6 +45,8 @@ pub struct HeapTotals {
     pub unknown_frees: u64,
     /// Allocations returned at an address still live here: its free was lost (dropped event).
     pub replaced_blocks: u64,
+    /// Blocks still live when the process executed a new program (its heap went with it).
+    pub exec_discarded_blocks: u64,
 }
 
 #[derive(Debug, Default)]
@@ -118,6 +120,20 @@ impl Heap {
             }
             None => self.totals.unknown_frees += 1,
         }
+    }
+
+    /// exec replaced the program: every live block is gone with the old address space.
+    pub fn exec(&mut self) {
+        for (_, block) in std::mem::take(&mut self.live) {
+            self.totals.exec_discarded_blocks += 1;
+            if let Some(s) = self.sites.get_mut(&block.site) {
+                s.live_blocks = s.live_blocks.saturating_sub(1);
+                s.live_bytes = s.live_bytes.saturating_sub(block.size);
+            }
+        }
+        self.totals.live_blocks = 0;
+        self.totals.live_bytes = 0;
+        self.last_free.clear();
     }
 
     /// Forgets the per-thread state of an exited thread.

@@ -96,6 +96,18 @@ impl Maps {
         }
     }
 
+    /// exec replaced the address space: no region made before survives.
+    pub fn exec(&mut self) {
+        self.regions.clear();
+        let t = &mut self.totals;
+        t.live_bytes = 0;
+        t.live_regions = 0;
+        t.anon_bytes = 0;
+        t.file_bytes = 0;
+        t.brk_bytes = 0;
+        self.brk_start = None;
+    }
+
     /// Sets the program break at attach time, so later growth is measured from it.
     pub fn set_brk_start(&mut self, start: u64) {
         self.brk_start = Some(start);

@@ -142,7 +142,11 @@ impl Aggregator {
             Body::TaskNew(t) => proc.tasks.apply_new(t, ev.ts_ns),
             Body::TaskRename { tid, comm } => proc.tasks.rename(*tid, comm),
             Body::GroupExit => proc.tasks.group_exit(),
-            Body::Exec => proc.fds.exec(),
+            Body::Exec => {
+                proc.fds.exec();
+                proc.heap.exec();
+                proc.maps.exec();
+            }
         }
     }
 

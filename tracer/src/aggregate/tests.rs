@@ -323,3 +323,19 @@ fn brk_growth_is_measured_from_the_first_break() {
     ]);
     assert_eq!(only(&agg, 10, 0).maps.brk_bytes, 0x21000);
 }
+
+#[test]
+fn exec_discards_the_old_heap_and_mappings() {
+    let agg = run(&[
+        malloc(1, 0xa, 8),
+        map(2, MapOp::Mmap, 0x10000, 4096),
+        ev(3, Body::Exec),
+        malloc(4, 0xb, 16),
+    ]);
+    let p = only(&agg, 10, 0);
+    assert_eq!((p.heap.live_blocks, p.heap.live_bytes), (1, 16));
+    assert_eq!(p.heap.exec_discarded_blocks, 1);
+    assert_eq!(p.heap.total_allocs, 2);
+    assert_eq!((p.maps.live_bytes, p.maps.live_regions), (0, 0));
+    assert_eq!(p.leaks.len(), 1, "{:?}", p.leaks);
+}

@@ -7,6 +7,7 @@
 
 mod errors;
 mod fds;
+mod follow;
 mod harness;
 mod heap;
 mod live;
