@@ -1,6 +1,10 @@
 //! The live command: resolve targets, load and attach, run the pipeline, write the report.
 
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::{
+    io::{IsTerminal as _, Write},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{bail, Context as _};
 use thiserror::Error;
@@ -12,11 +16,17 @@ use crate::{
         probes,
     },
     cli::Cli,
-    export,
-    pipeline::{self, Format, RunConfig, Target},
+    export, logger,
+    pipeline::{self, End, Format, RunConfig, Target, Viewer},
     report::Report,
     target::{self, TargetMsg},
+    tui,
 };
+
+/// Hotspots a TUI report carries per target (it scrolls; text shows `--top`).
+const TUI_TOP: usize = 200;
+/// How often the TUI gets a new report.
+const TUI_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A command line that cannot work, whatever the machine: exit code 1.
 #[derive(Debug, Error)]
@@ -108,27 +118,73 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
             log::info!("tracing pid {} ({})", t.pid, t.comm);
         }
     }
+    let use_tui = cli.tui_allowed() && std::io::stdout().is_terminal();
     let cfg = RunConfig {
         leak_age: cli.leak_age,
         duration: cli.duration,
-        interval: cli.interval.max(Duration::from_millis(100)),
-        format: cli.format,
-        top: cli.top,
+        interval: if use_tui {
+            TUI_INTERVAL
+        } else {
+            cli.interval.max(Duration::from_millis(100))
+        },
+        format: cli.format(),
+        top: if use_tui {
+            cli.top.max(TUI_TOP)
+        } else {
+            cli.top
+        },
         poll: Duration::from_millis(20),
     };
     let launched_pid = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
         .flatten();
-    let report = pipeline::run(tracer, targets, rx, &mut signals, &cfg, out).await?;
-    if let Some(pid) = launched_pid {
-        if pipeline::alive_targets(&report).contains(&pid) {
-            // The run ended first (--duration, signal): the command was started for this run,
-            // so end it too rather than leave it behind.
-            // SAFETY: kill(2) on the child this run launched and has not reaped.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let end_launched = |report: &Report| {
+        if let Some(pid) = launched_pid {
+            if pipeline::alive_targets(report).contains(&pid) {
+                // The run ended first (--duration, signal, q): the command was started for
+                // this run, so end it too rather than leave it behind.
+                // SAFETY: kill(2) on the child this run launched and has not reaped.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            }
         }
-    }
-    match cli.format {
+    };
+    let report = if use_tui {
+        let (viewer, reports, stop) = Viewer::channel();
+        logger::hold();
+        let ui = match tui::Tui::start(reports, stop) {
+            Ok(ui) => ui,
+            Err(e) => {
+                logger::release();
+                return Err(anyhow::Error::new(e).context("open the terminal UI"));
+            }
+        };
+        let run = pipeline::run(tracer, targets, rx, &mut signals, &cfg, out, Some(&viewer)).await;
+        if let Ok((report, end @ (End::TargetsExited | End::Duration))) = &run {
+            // The final state stays on screen until the user quits (or a signal comes).
+            end_launched(report);
+            log::debug!("run ended ({end:?}); waiting for the user to quit the TUI");
+            let mut stop = viewer.stop.clone();
+            tokio::select! {
+                _ = Viewer::stopped(&mut stop) => {}
+                _ = signals.recv() => {}
+            }
+        }
+        let closed = ui.finish();
+        logger::release();
+        closed.context("close the terminal UI")?;
+        let mut report = run?.0;
+        // The TUI scrolled through more hotspots than the printed report lists.
+        for t in &mut report.targets {
+            t.hotspots.truncate(cli.top);
+        }
+        report
+    } else {
+        pipeline::run(tracer, targets, rx, &mut signals, &cfg, out, None)
+            .await?
+            .0
+    };
+    end_launched(&report);
+    match cli.format() {
         Format::Json => export::json::write(&report, out)?,
         Format::Text => export::text::write(&report, out)?,
     }

@@ -1,0 +1,1 @@
+//! App transitions, without rendering.

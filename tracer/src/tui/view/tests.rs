@@ -1,0 +1,1 @@
+//! Whole screens rendered with TestBackend, compared with insta snapshots.
