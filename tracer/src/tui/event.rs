@@ -51,7 +51,7 @@ impl Events {
     }
 
     /// Blocks until the next event.
-    pub fn next(&mut self) -> io::Result<UiEvent> {
+    pub fn next_event(&mut self) -> io::Result<UiEvent> {
         loop {
             if self.shutdown.load(Ordering::Relaxed) {
                 return Ok(UiEvent::Quit);

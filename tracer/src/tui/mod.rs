@@ -170,7 +170,7 @@ fn run_loop(
     };
     draw(terminal, &mut app)?;
     loop {
-        match events.next()? {
+        match events.next_event()? {
             UiEvent::Input(key) => match app.handle_key(key) {
                 Action::Quit => return Ok(()),
                 Action::Redraw => draw(terminal, &mut app)?,

@@ -50,27 +50,6 @@ impl Widget for Header<'_> {
         match app.live.as_ref() {
             None => top.push(Span::styled("starting…", theme::label())),
             Some(live) => {
-                let targets = &live.report.targets;
-                for t in targets {
-                    let chosen = Some(t.pid) == app.pid && targets.len() > 1;
-                    let state = if t.exited { " exited" } else { "" };
-                    top.push(Span::styled(
-                        format!(
-                            " {}pid {} {}{state} ",
-                            if chosen { "▸" } else { "" },
-                            t.pid,
-                            t.comm
-                        ),
-                        if t.exited {
-                            theme::banner()
-                        } else {
-                            theme::value()
-                        },
-                    ));
-                }
-                if targets.len() > 1 {
-                    top.push(Span::styled("(t: choose) ", theme::label()));
-                }
                 top.push(Span::styled(" run ", theme::label()));
                 top.push(Span::styled(clock(live.elapsed.as_secs()), theme::value()));
                 top.push(Span::styled("  events/s ", theme::label()));
@@ -78,6 +57,26 @@ impl Widget for Header<'_> {
                     app.events_per_sec().map_or("…".into(), count),
                     theme::value(),
                 ));
+                // The chosen target first; the others are counted (t chooses).
+                let targets = &live.report.targets;
+                if let Some(t) = app.target() {
+                    let state = if t.exited { " exited" } else { "" };
+                    top.push(Span::raw("  "));
+                    top.push(Span::styled(
+                        format!(" pid {} {}{state} ", t.pid, t.comm),
+                        if t.exited {
+                            theme::banner()
+                        } else {
+                            theme::title()
+                        },
+                    ));
+                }
+                if targets.len() > 1 {
+                    top.push(Span::styled(
+                        format!(" +{} more (t) ", targets.len() - 1),
+                        theme::label(),
+                    ));
+                }
                 let h = &live.report.health;
                 second.push(Span::styled(" events ", theme::label()));
                 second.push(Span::styled(h.events.to_string(), theme::value()));
@@ -92,7 +91,7 @@ impl Widget for Header<'_> {
                 if h.incomplete {
                     second.push(Span::raw(" "));
                     second.push(Span::styled(
-                        " INCOMPLETE: events lost, totals may be short ",
+                        " INCOMPLETE: totals may be short ",
                         theme::alarm(),
                     ));
                 }

@@ -134,7 +134,9 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
             Span::styled("   Enter keeps  Esc clears", theme::label()),
         ])
     } else {
+        // The help key first, so a narrow screen still shows how to find the rest.
         let keys: &[(&str, &str)] = &[
+            ("?", "help"),
             ("q", "quit"),
             ("Tab", "tabs"),
             ("↑↓", "move"),
@@ -142,12 +144,11 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
             ("s", "sort"),
             ("/", "filter"),
             ("p", "pause"),
-            ("?", "help"),
         ];
         let mut spans = Vec::new();
         for (k, what) in keys {
-            spans.push(Span::styled(format!(" {k} "), theme::key()));
-            spans.push(Span::raw(format!(" {what} ")));
+            spans.push(Span::styled(*k, theme::key()));
+            spans.push(Span::raw(format!(" {what}  ")));
         }
         Line::from(spans)
     };

@@ -101,6 +101,9 @@ impl Widget for Overview<'_> {
     }
 }
 
+/// A timeline: name, points, how a value reads.
+type Chart<'a> = (&'a str, &'a [u64], fn(u64) -> String);
+
 struct Timelines<'a> {
     hist: &'a TargetHistory,
 }
@@ -128,7 +131,7 @@ impl Widget for Timelines<'_> {
             }))
             .take(samples.len())
             .collect();
-        let charts: [(&str, &[u64], fn(u64) -> String); 4] = [
+        let charts: [Chart<'_>; 4] = [
             ("live heap", &heap, human_bytes),
             ("mapped", &mapped, human_bytes),
             ("RSS", &rss, human_bytes),

@@ -87,11 +87,7 @@ impl Widget for Hotspots<'_> {
         let mut table_rows: Vec<Row> = rows
             .iter()
             .map(|h| {
-                let freed = if h.allocs == 0 {
-                    0
-                } else {
-                    h.frees * 100 / h.allocs
-                };
+                let freed = (h.frees * 100).checked_div(h.allocs).unwrap_or(0);
                 let mut cells = vec![
                     Cell::from(human_bytes(h.bytes)),
                     Cell::from(h.allocs.to_string()),
@@ -184,10 +180,15 @@ impl Widget for Leaks<'_> {
                 if wide {
                     cells.push(Cell::from(kind));
                 }
+                cells.push(Cell::from(l.count.to_string()));
+                cells.push(Cell::from(human_bytes(l.bytes)));
+                if wide {
+                    cells.push(Cell::from(format!(
+                        "{:.1}s",
+                        l.oldest_age_ms as f64 / 1000.0
+                    )));
+                }
                 cells.extend([
-                    Cell::from(l.count.to_string()),
-                    Cell::from(human_bytes(l.bytes)),
-                    Cell::from(format!("{:.1}s", l.oldest_age_ms as f64 / 1000.0)),
                     Cell::from(Span::styled(trend, style)),
                     Cell::from(Span::styled(site(&l.stack), theme::function())),
                 ]);
@@ -217,11 +218,10 @@ impl Widget for Leaks<'_> {
             )
         } else {
             (
-                vec!["count", "bytes", "oldest", "growth", "call site"],
+                vec!["count", "bytes", "growth", "call site"],
                 vec![
                     Constraint::Length(6),
                     Constraint::Length(9),
-                    Constraint::Length(7),
                     Constraint::Length(12),
                     Constraint::Min(6),
                 ],
@@ -258,11 +258,7 @@ impl Widget for Modules<'_> {
         let mut table_rows: Vec<Row> = rows
             .iter()
             .map(|m| {
-                let share = if total_live == 0 {
-                    0
-                } else {
-                    m.live_bytes * 100 / total_live
-                };
+                let share = (m.live_bytes * 100).checked_div(total_live).unwrap_or(0);
                 let mut cells = vec![
                     Cell::from(human_bytes(m.live_bytes)),
                     Cell::from(format!("{share}%")),
