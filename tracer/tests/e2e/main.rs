@@ -11,3 +11,4 @@ mod heap;
 mod live;
 mod mmap;
 mod ring;
+mod tui;
