@@ -167,7 +167,7 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 fn render_help(area: Rect, buf: &mut Buffer) {
-    let popup = centered(area, 72, KEYS.len() as u16 + 4);
+    let popup = centered(area, 72, KEYS.len() as u16 + 2);
     Clear.render(popup, buf);
     let rows = KEYS
         .iter()
