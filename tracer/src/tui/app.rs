@@ -360,6 +360,11 @@ impl App {
                 },
                 HISTORY,
             );
+            if target.exited {
+                // At exit everything live counts as leaked, whatever its age: a last point
+                // would fake a jump in every trend.
+                continue;
+            }
             for leak in &target.leaks {
                 let points = h.leak_sites.entry(site_key(leak)).or_default();
                 push_bounded(points, (t, leak.bytes), TREND_POINTS);

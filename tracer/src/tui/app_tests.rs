@@ -260,3 +260,18 @@ fn steady_state_and_heap_slope() {
     let s = h.heap_slope(30).expect("slope");
     assert!((s - 10240.0).abs() < 1e-6, "{s}");
 }
+
+#[test]
+fn the_exit_report_does_not_bend_the_trend() {
+    let mut app = demo_app(2..=6);
+    let mut last = fixtures::demo(7);
+    if let Some(r) = Arc::get_mut(&mut last) {
+        let t = &mut r.report.targets[0];
+        t.exited = true;
+        // Everything live is a leak at exit: far above the trend.
+        t.leaks[0].bytes *= 10;
+    }
+    app.on_report(last);
+    let growth = app.leak_rows()[0].1.expect("trend");
+    assert!((growth - 10240.0).abs() < 1e-6, "{growth}");
+}
