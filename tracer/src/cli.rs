@@ -8,7 +8,8 @@ use crate::pipeline::Format;
 
 const EXAMPLES: &str = "\
 Examples:
-  sudo tracer --pid 1234                      watch a running process (text every 5s, report at exit)
+  sudo tracer --pid 1234                      watch a running process in the live TUI
+                                              (text every 5s when stdout is not a terminal)
   sudo tracer --pid 1234 --duration 1m --format json -o report.json
   sudo tracer -- ./server --port 8080         start a command under the tracer
   sudo tracer --leak-age 10s -- ./batch-job   leaks: live for 10s, or never freed at exit
@@ -32,9 +33,15 @@ pub struct Cli {
     #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
     pub leak_age: Duration,
 
-    /// Output format. json prints the PRODUCT.md §7 document when the run ends.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format (default text). json prints the PRODUCT.md §7 document when the run
+    /// ends. Giving it turns the TUI off.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+
+    /// Never open the live TUI: print text every --interval and a report at the end, even when
+    /// stdout is a terminal.
+    #[arg(long)]
+    pub no_tui: bool,
 
     /// Write the report to FILE instead of stdout (a launched command keeps stdout).
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -73,6 +80,19 @@ pub struct Cli {
     /// before it does (--duration, Ctrl-C).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+impl Cli {
+    /// The output format: text unless told otherwise.
+    pub fn format(&self) -> Format {
+        self.format.unwrap_or(Format::Text)
+    }
+
+    /// Whether the live TUI may open (it does when stdout is also a terminal): not when a
+    /// format or an output file was asked for, nor with --no-tui.
+    pub fn tui_allowed(&self) -> bool {
+        self.format.is_none() && self.output.is_none() && !self.no_tui
+    }
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h`, or plain seconds.
@@ -151,5 +171,15 @@ mod tests {
         assert_eq!(cli.leak_age, Duration::from_secs(1));
         let cli = Cli::try_parse_from(["tracer", "--pid", "1", "--pid", "2"]).expect("parses");
         assert_eq!(cli.pids, vec![1, 2]);
+    }
+
+    #[test]
+    fn tui_only_without_format_output_or_no_tui() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).expect("parses");
+        assert!(parse(&["tracer", "--pid", "1"]).tui_allowed());
+        assert!(!parse(&["tracer", "--pid", "1", "--no-tui"]).tui_allowed());
+        assert!(!parse(&["tracer", "--pid", "1", "--format", "text"]).tui_allowed());
+        assert!(!parse(&["tracer", "--pid", "1", "-o", "r.txt"]).tui_allowed());
+        assert_eq!(parse(&["tracer", "--pid", "1"]).format(), Format::Text);
     }
 }

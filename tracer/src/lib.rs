@@ -16,3 +16,4 @@ pub mod pipeline;
 pub mod report;
 pub mod symbolize;
 pub mod target;
+pub mod tui;

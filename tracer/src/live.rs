@@ -1,6 +1,10 @@
 //! The live command: resolve targets, load and attach, run the pipeline, write the report.
 
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::{
+    io::{IsTerminal as _, Write},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{bail, Context as _};
 use thiserror::Error;
@@ -12,11 +16,17 @@ use crate::{
         probes,
     },
     cli::Cli,
-    export,
-    pipeline::{self, Format, RunConfig, Target},
+    export, logger,
+    pipeline::{self, End, Format, RunConfig, Target, Viewer},
     report::Report,
     target::{self, TargetMsg},
+    tui,
 };
+
+/// Hotspots a TUI report carries per target (it scrolls; text shows `--top`).
+const TUI_TOP: usize = 200;
+/// How often the TUI gets a new report.
+const TUI_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A command line that cannot work, whatever the machine: exit code 1.
 #[derive(Debug, Error)]
@@ -117,24 +127,74 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
             log::info!("tracing pid {} ({})", t.pid, t.comm);
         }
     }
+    let use_tui = cli.tui_allowed() && std::io::stdout().is_terminal();
     let cfg = RunConfig {
         leak_age: cli.leak_age,
         duration: cli.duration,
-        interval: cli.interval.max(Duration::from_millis(100)),
-        format: cli.format,
-        top: cli.top,
+        interval: if use_tui {
+            TUI_INTERVAL
+        } else {
+            cli.interval.max(Duration::from_millis(100))
+        },
+        format: cli.format(),
+        top: if use_tui {
+            cli.top.max(TUI_TOP)
+        } else {
+            cli.top
+        },
         poll: Duration::from_millis(20),
     };
     let launched_pid = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
         .flatten();
-    let report = pipeline::run(tracer, targets, &mut rx, &mut signals, &cfg, out).await?;
-    if let Some(pid) = launched_pid {
-        if pipeline::alive_targets(&report).contains(&pid) {
-            end_launched(pid, &mut rx).await;
+    // Ends the launched command if the run ended first; once.
+    let mut launched = launched_pid;
+    let report = if use_tui {
+        let (viewer, reports, stop) = Viewer::channel();
+        logger::hold();
+        let ui = match tui::Tui::start(reports, stop) {
+            Ok(ui) => ui,
+            Err(e) => {
+                logger::release();
+                return Err(anyhow::Error::new(e).context("open the terminal UI"));
+            }
+        };
+        let run = pipeline::run(
+            tracer,
+            targets,
+            &mut rx,
+            &mut signals,
+            &cfg,
+            out,
+            Some(&viewer),
+        )
+        .await;
+        if let Ok((report, end @ (End::TargetsExited | End::Duration))) = &run {
+            // The final state stays on screen until the user quits (or a signal comes).
+            end_launched(&mut launched, report, &mut rx).await;
+            log::debug!("run ended ({end:?}); waiting for the user to quit the TUI");
+            let mut stop = viewer.stop.clone();
+            tokio::select! {
+                _ = Viewer::stopped(&mut stop) => {}
+                _ = signals.recv() => {}
+            }
         }
-    }
-    match cli.format {
+        let closed = ui.finish();
+        logger::release();
+        closed.context("close the terminal UI")?;
+        let mut report = run?.0;
+        // The TUI scrolled through more hotspots than the printed report lists.
+        for t in &mut report.targets {
+            t.hotspots.truncate(cli.top);
+        }
+        report
+    } else {
+        pipeline::run(tracer, targets, &mut rx, &mut signals, &cfg, out, None)
+            .await?
+            .0
+    };
+    end_launched(&mut launched, &report, &mut rx).await;
+    match cli.format() {
         Format::Json => export::json::write(&report, out)?,
         Format::Text => export::text::write(&report, out)?,
     }
@@ -142,10 +202,19 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// The run ended first (--duration, signal): the command was started for this run, so end it
-/// too rather than leave it behind. Its watcher must still be there to pass the signal on (a
+/// The run ended first (--duration, signal, q): the command was started for this run, so end
+/// it too rather than leave it behind. Its watcher must still be there to pass the signal on (a
 /// traced process gets its signals through the tracer), so wait for the exit it reports.
-async fn end_launched(pid: u32, rx: &mut tokio::sync::mpsc::UnboundedReceiver<TargetMsg>) {
+/// Takes the pid out of `launched`, so it is signalled at most once.
+async fn end_launched(
+    launched: &mut Option<u32>,
+    report: &Report,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<TargetMsg>,
+) {
+    let Some(pid) = launched.take() else { return };
+    if !pipeline::alive_targets(report).contains(&pid) {
+        return;
+    }
     // SAFETY: kill(2) on the child this run launched and has not reaped.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     let wait = async {

@@ -32,7 +32,8 @@ fn main() -> ExitCode {
                     .map_err(|e| anyhow::anyhow!("create {}: {e}", path.display()))?;
                 live::run(&cli, &mut file).await
             }
-            None => live::run(&cli, &mut std::io::stdout().lock()).await,
+            // Not locked for the whole run: the TUI draws on stdout from its own thread.
+            None => live::run(&cli, &mut std::io::stdout()).await,
         }
     });
     match result {

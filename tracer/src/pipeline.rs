@@ -11,11 +11,12 @@ use std::{
     io::Write,
     os::unix::fs::MetadataExt as _,
     path::PathBuf,
-    time::Duration,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use aya::maps::{MapData, StackTraceMap};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::{mpsc::UnboundedReceiver, watch};
 
 use crate::{
     aggregate::Aggregator,
@@ -45,6 +46,73 @@ pub struct RunConfig {
     pub top: usize,
     /// Ring poll period.
     pub poll: Duration,
+}
+
+/// What a live run publishes for a viewer (the TUI) on each tick.
+#[derive(Clone, Debug)]
+pub struct LiveReport {
+    pub report: Report,
+    /// Time since the run started.
+    pub elapsed: Duration,
+    /// The run has ended (targets exited, `--duration` elapsed, stop requested): this is the
+    /// final state.
+    pub ended: bool,
+}
+
+/// A viewer's connection to a live run: a latest-value channel the run publishes a report to
+/// on every tick (never per event), and a flag the viewer sets to end the run like Ctrl-C.
+pub struct Viewer {
+    pub reports: watch::Sender<Option<Arc<LiveReport>>>,
+    pub stop: watch::Receiver<bool>,
+}
+
+impl Viewer {
+    /// A viewer and the ends the UI keeps: the report receiver and the stop sender.
+    pub fn channel() -> (
+        Self,
+        watch::Receiver<Option<Arc<LiveReport>>>,
+        watch::Sender<bool>,
+    ) {
+        let (reports, reports_rx) = watch::channel(None);
+        let (stop_tx, stop) = watch::channel(false);
+        (Self { reports, stop }, reports_rx, stop_tx)
+    }
+
+    fn publish(&self, report: Report, started: Instant, ended: bool) {
+        // Nobody watching any more is not an error: the run goes on to its end.
+        let _ = self.reports.send(Some(Arc::new(LiveReport {
+            report,
+            elapsed: started.elapsed(),
+            ended,
+        })));
+    }
+
+    /// Resolves when the viewer asks the run to stop, or is gone.
+    pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+        let _ = stop.wait_for(|s| *s).await;
+    }
+}
+
+/// Resident set size of a live process, from /proc/PID/statm.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok().filter(|p| *p > 0)?)
+}
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Every target exited (or the target watcher went away).
+    TargetsExited,
+    /// `--duration` elapsed.
+    Duration,
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// The viewer asked the run to stop (q in the TUI).
+    Stopped,
 }
 
 /// One traced process as the run knows it.
@@ -312,7 +380,8 @@ impl StopSignals {
         })
     }
 
-    async fn recv(&mut self) {
+    /// Resolves at the next SIGINT or SIGTERM.
+    pub async fn recv(&mut self) {
         tokio::select! {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}
@@ -320,7 +389,9 @@ impl StopSignals {
     }
 }
 
-/// Runs until every target has exited, the duration elapses, or Ctrl-C / SIGTERM.
+/// Runs until every target has exited, the duration elapses, Ctrl-C / SIGTERM, or the viewer
+/// asks to stop. With a viewer, a report is published on every `cfg.interval` tick instead of
+/// the periodic text, and the final one is published too (marked ended).
 pub async fn run(
     mut tracer: Tracer,
     targets: Vec<Target>,
@@ -328,7 +399,9 @@ pub async fn run(
     signals: &mut StopSignals,
     cfg: &RunConfig,
     out: &mut dyn Write,
-) -> anyhow::Result<Report> {
+    viewer: Option<&Viewer>,
+) -> anyhow::Result<(Report, End)> {
+    let started = Instant::now();
     let mut reader = Reader::new(tracer.take_ring()?, cfg.poll)?;
     let mut state = State {
         agg: Aggregator::new(),
@@ -351,7 +424,7 @@ pub async fn run(
             t.pid,
             TargetInfo {
                 comm: t.comm.clone(),
-                exit_status: None,
+                ..TargetInfo::default()
             },
         );
         alive.insert(t.pid);
@@ -363,6 +436,9 @@ pub async fn run(
     let mut ticker = tokio::time::interval(cfg.interval);
     ticker.tick().await;
     let leak_age_ns = cfg.leak_age.as_nanos() as u64;
+    let periodic_text = cfg.format == Format::Text && viewer.is_none();
+    let mut stop = viewer.map(|v| v.stop.clone());
+    let mut end = End::TargetsExited;
 
     while !alive.is_empty() {
         tokio::select! {
@@ -401,7 +477,13 @@ pub async fn run(
                                 proc.fds.set_baseline(baseline.fds);
                                 proc.tasks.set_baseline(baseline.threads);
                                 let comm = info.get(&parent).map(|i| i.comm.clone()).unwrap_or_default();
-                                info.insert(child, TargetInfo { comm, exit_status: None });
+                                info.insert(
+                                    child,
+                                    TargetInfo {
+                                        comm,
+                                        ..TargetInfo::default()
+                                    },
+                                );
                                 libc_of.insert(child, libc);
                                 alive.insert(child);
                             }
@@ -451,18 +533,49 @@ pub async fn run(
                 }
                 None => break,
             },
-            _ = ticker.tick(), if cfg.format == Format::Text => {
+            _ = ticker.tick(), if periodic_text || viewer.is_some() => {
                 drain(&mut reader, &mut state);
+                refresh_rss(&mut info, &alive);
                 let rep = build(&tracer, &mut state, &info, &warnings, cfg, leak_age_ns)?;
-                export::text::write(&rep, out)?;
+                match viewer {
+                    Some(v) => v.publish(rep, started, false),
+                    None => export::text::write(&rep, out)?,
+                }
             }
-            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
-            _ = signals.recv() => break,
+            _ = async { match stop.as_mut() { Some(s) => Viewer::stopped(s).await, None => std::future::pending().await } } => {
+                end = End::Stopped;
+                break;
+            }
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                end = End::Duration;
+                break;
+            }
+            _ = signals.recv() => {
+                end = End::Signal;
+                break;
+            }
         }
         drain(&mut reader, &mut state);
     }
     drain(&mut reader, &mut state);
-    build(&tracer, &mut state, &info, &warnings, cfg, leak_age_ns)
+    refresh_rss(&mut info, &alive);
+    let report = build(&tracer, &mut state, &info, &warnings, cfg, leak_age_ns)?;
+    if let Some(v) = viewer {
+        v.publish(report.clone(), started, true);
+    }
+    Ok((report, end))
+}
+
+/// Reads the RSS of the targets still alive (the edge of the pipeline: the aggregator does no
+/// I/O).
+fn refresh_rss(info: &mut HashMap<u32, TargetInfo>, alive: &HashSet<u32>) {
+    for (pid, i) in info.iter_mut() {
+        i.rss_bytes = if alive.contains(pid) {
+            rss_bytes(*pid)
+        } else {
+            None
+        };
+    }
 }
 
 /// Pids of targets still alive, for a caller that ends them.

@@ -76,8 +76,25 @@ pub struct TargetReport {
     pub mappings: MapTotals,
     pub fds: FdReport,
     pub threads: ThreadTotals,
+    /// Resident set size from /proc/PID/statm when the report was built; absent once the
+    /// target has exited (or when /proc could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<u64>,
     pub hotspots: Vec<HotspotReport>,
     pub leaks: Vec<LeakReport>,
+    /// Heap footprint per module (shared object or executable) of the allocating caller,
+    /// most live bytes first. Covers every call site, not only the listed hotspots.
+    pub modules: Vec<ModuleReport>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ModuleReport {
+    /// Path of the module; `null` when the caller's address is in no known mapping.
+    pub module: Option<String>,
+    pub allocs: u64,
+    pub bytes: u64,
+    pub live_blocks: u64,
+    pub live_bytes: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -94,6 +111,8 @@ pub struct HotspotReport {
     pub bytes: u64,
     pub live_blocks: u64,
     pub live_bytes: u64,
+    /// Allocations of this site already freed: with `allocs`, how temporary they are.
+    pub frees: u64,
     pub stack: Vec<Frame>,
 }
 
@@ -117,6 +136,37 @@ pub struct LeakReport {
 pub struct TargetInfo {
     pub comm: String,
     pub exit_status: Option<String>,
+    /// Resident set size read by the caller while the target lives.
+    pub rss_bytes: Option<u64>,
+}
+
+/// Heap footprint per module of the allocating caller (malloc's caller), most live bytes
+/// first, then most bytes allocated.
+pub fn modules_of(
+    pid: u32,
+    hotspots: &[crate::aggregate::Hotspot],
+    sym: &Symbolizer,
+) -> Vec<ModuleReport> {
+    let mut by: HashMap<Option<&str>, ModuleReport> = HashMap::new();
+    for h in hotspots {
+        let module = sym.module_of(pid, h.site.caller);
+        let m = by.entry(module).or_insert_with(|| ModuleReport {
+            module: module.map(str::to_string),
+            ..ModuleReport::default()
+        });
+        m.allocs += h.stats.allocs;
+        m.bytes += h.stats.bytes;
+        m.live_blocks += h.stats.live_blocks;
+        m.live_bytes += h.stats.live_bytes;
+    }
+    let mut out: Vec<ModuleReport> = by.into_values().collect();
+    out.sort_by(|a, b| {
+        b.live_bytes
+            .cmp(&a.live_bytes)
+            .then(b.bytes.cmp(&a.bytes))
+            .then(a.module.cmp(&b.module))
+    });
+    out
 }
 
 /// Return addresses of a heap site, innermost first: malloc's caller, then the frames above.
@@ -194,6 +244,7 @@ pub fn build(
                 bytes: h.stats.bytes,
                 live_blocks: h.stats.live_blocks,
                 live_bytes: h.stats.live_bytes,
+                frees: h.stats.frees,
                 stack: heap_stack(&h.site, sym),
             })
             .collect();
@@ -216,6 +267,7 @@ pub fn build(
                 },
             })
             .collect();
+        let modules = modules_of(pid, &p.hotspots, sym);
         let ti = info.get(&pid).cloned().unwrap_or_default();
         targets.push(TargetReport {
             pid,
@@ -229,8 +281,10 @@ pub fn build(
                 by_kind: p.fds_by_kind.clone(),
             },
             threads: p.threads,
+            rss_bytes: if p.exited { None } else { ti.rss_bytes },
             hotspots,
             leaks,
+            modules,
         });
     }
     let mut health = health;

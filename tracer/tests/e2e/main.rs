@@ -13,3 +13,4 @@ mod heap;
 mod live;
 mod mmap;
 mod ring;
+mod tui;

@@ -1,0 +1,647 @@
+//! TUI state: the report shown, history kept from successive reports, and view state (tab,
+//! selection, sort, filter, overlays). `handle_key` turns a key into a state change and an
+//! [`Action`]; nothing here draws.
+
+use std::{
+    cmp::Reverse,
+    collections::{HashMap, VecDeque},
+    hash::{Hash as _, Hasher as _},
+    sync::Arc,
+};
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::{
+    pipeline::LiveReport,
+    report::{HotspotReport, LeakReport, ModuleReport, TargetReport},
+    symbolize::Frame,
+};
+
+/// Timeline samples kept per target (one per report: 1 s apart live, so 10 minutes).
+pub const HISTORY: usize = 600;
+/// Points of a leak site's live bytes kept for its trend.
+pub const TREND_POINTS: usize = 60;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tab {
+    Overview,
+    Hotspots,
+    Leaks,
+    Fds,
+    Threads,
+    Modules,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 6] = [
+        Tab::Overview,
+        Tab::Hotspots,
+        Tab::Leaks,
+        Tab::Fds,
+        Tab::Threads,
+        Tab::Modules,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Overview => "Overview",
+            Tab::Hotspots => "Hotspots",
+            Tab::Leaks => "Leaks",
+            Tab::Fds => "Fds",
+            Tab::Threads => "Threads",
+            Tab::Modules => "Modules",
+        }
+    }
+
+    fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+
+    fn offset(self, by: isize) -> Tab {
+        let n = Tab::ALL.len() as isize;
+        Tab::ALL[(self.index() as isize + by).rem_euclid(n) as usize]
+    }
+
+    /// Tabs whose rows have a call stack to show.
+    pub fn has_rows(self) -> bool {
+        matches!(self, Tab::Hotspots | Tab::Leaks | Tab::Modules)
+    }
+}
+
+/// Order of the Hotspots tab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HotspotSort {
+    Bytes,
+    Count,
+    LiveBytes,
+    /// Most allocations already freed (temporary allocations).
+    Temporary,
+}
+
+impl HotspotSort {
+    pub fn next(self) -> Self {
+        match self {
+            Self::Bytes => Self::Count,
+            Self::Count => Self::LiveBytes,
+            Self::LiveBytes => Self::Temporary,
+            Self::Temporary => Self::Bytes,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Bytes => "bytes",
+            Self::Count => "count",
+            Self::LiveBytes => "live bytes",
+            Self::Temporary => "freed (temporary)",
+        }
+    }
+}
+
+/// Order of the Leaks tab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeakSort {
+    Bytes,
+    Count,
+    Age,
+    Growth,
+}
+
+impl LeakSort {
+    pub fn next(self) -> Self {
+        match self {
+            Self::Bytes => Self::Count,
+            Self::Count => Self::Age,
+            Self::Age => Self::Growth,
+            Self::Growth => Self::Bytes,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Bytes => "bytes",
+            Self::Count => "count",
+            Self::Age => "oldest",
+            Self::Growth => "growth",
+        }
+    }
+}
+
+/// What has the keyboard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    /// Typing a filter after `/`.
+    Filter,
+    Help,
+    /// Choosing a target; the cursor is an index into the report's targets.
+    Targets(usize),
+}
+
+/// What the loop does after a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Redraw,
+    Quit,
+}
+
+/// Every key, for the help overlay; kept next to [`App::handle_key`], which implements them.
+pub const KEYS: &[(&str, &str)] = &[
+    ("q, Ctrl-C", "quit (the final report is printed)"),
+    ("Tab, Shift-Tab", "next / previous tab"),
+    ("1-6", "Overview, Hotspots, Leaks, Fds, Threads, Modules"),
+    ("Up/Down, j/k", "move the selection"),
+    (
+        "PgUp/PgDn, g/G",
+        "move by a page / to the first or last row",
+    ),
+    ("Enter", "open or close the selected row's call stack"),
+    ("Esc", "close the stack, the overlay, or clear the filter"),
+    ("s", "cycle the sort order"),
+    ("/", "filter rows by function or module (Enter keeps it)"),
+    ("p", "pause / resume the display"),
+    ("t", "choose the target (several targets)"),
+    ("?", "this help"),
+];
+
+/// One timeline sample of a target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// Seconds since the run started.
+    pub t: f64,
+    pub live_heap: u64,
+    pub mapped: u64,
+    pub rss: Option<u64>,
+    pub allocs: u64,
+}
+
+/// History of one target, built from successive reports.
+#[derive(Clone, Debug, Default)]
+pub struct TargetHistory {
+    pub samples: VecDeque<Sample>,
+    /// Live bytes of each leak site over time, keyed by [`site_key`].
+    pub leak_sites: HashMap<u64, VecDeque<(f64, u64)>>,
+}
+
+impl TargetHistory {
+    /// Allocations per second between the last two samples.
+    pub fn alloc_rate(&self) -> Option<f64> {
+        rate(self.samples.iter().map(|s| (s.t, s.allocs)))
+    }
+
+    /// Mean live heap over the last `n` samples: the steady state when the slope is flat.
+    pub fn steady_heap(&self, n: usize) -> Option<u64> {
+        let k = self.samples.len().min(n);
+        if k == 0 {
+            return None;
+        }
+        let sum: u128 = self
+            .samples
+            .iter()
+            .rev()
+            .take(k)
+            .map(|s| u128::from(s.live_heap))
+            .sum();
+        Some((sum / k as u128) as u64)
+    }
+
+    /// Slope of the live heap over the last `n` samples, bytes per second.
+    pub fn heap_slope(&self, n: usize) -> Option<f64> {
+        let skip = self.samples.len().saturating_sub(n);
+        slope(
+            self.samples
+                .iter()
+                .skip(skip)
+                .map(|s| (s.t, s.live_heap as f64)),
+        )
+    }
+
+    /// Growth of a leak site, bytes per second, from the points kept.
+    pub fn leak_slope(&self, leak: &LeakReport) -> Option<f64> {
+        let points = self.leak_sites.get(&site_key(leak))?;
+        slope(points.iter().map(|(t, b)| (*t, *b as f64)))
+    }
+}
+
+/// Rate per second between the last two (time, counter) points.
+fn rate(points: impl DoubleEndedIterator<Item = (f64, u64)>) -> Option<f64> {
+    let mut it = points.rev();
+    let (t1, v1) = it.next()?;
+    let (t0, v0) = it.next()?;
+    let dt = t1 - t0;
+    (dt > 0.0).then(|| v1.saturating_sub(v0) as f64 / dt)
+}
+
+/// Least-squares slope of y over t; `None` with fewer than two distinct times.
+pub fn slope(points: impl Iterator<Item = (f64, f64)> + Clone) -> Option<f64> {
+    let (n, st, sy) = points.clone().fold((0.0, 0.0, 0.0), |(n, st, sy), (t, y)| {
+        (n + 1.0, st + t, sy + y)
+    });
+    if n < 2.0 {
+        return None;
+    }
+    let (mt, my) = (st / n, sy / n);
+    let (num, den) = points.fold((0.0, 0.0), |(num, den), (t, y)| {
+        (num + (t - mt) * (y - my), den + (t - mt) * (t - mt))
+    });
+    (den > 0.0).then(|| num / den)
+}
+
+/// Identity of a leak site across reports: its kind and stack addresses.
+pub fn site_key(leak: &LeakReport) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    leak.kind.hash(&mut h);
+    for f in &leak.stack {
+        f.addr.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Whether a stack matches a filter (case-insensitive substring of a function or module).
+fn stack_matches(stack: &[Frame], needle: &str) -> bool {
+    needle.is_empty()
+        || stack.iter().any(|f| {
+            contains_ci(f.function.as_deref(), needle)
+                || contains_ci(f.module.as_deref(), needle)
+                || f.inlined
+                    .iter()
+                    .any(|i| contains_ci(Some(&i.function), needle))
+        })
+}
+
+fn contains_ci(hay: Option<&str>, needle: &str) -> bool {
+    hay.is_some_and(|h| h.to_lowercase().contains(&needle.to_lowercase()))
+}
+
+#[derive(Debug)]
+pub struct App {
+    /// The report on screen.
+    pub live: Option<Arc<LiveReport>>,
+    /// The newest report that arrived while paused.
+    pending: Option<Arc<LiveReport>>,
+    pub paused: bool,
+    pub tab: Tab,
+    /// The selected target's pid.
+    pub pid: Option<u32>,
+    /// Selected row per tab (in the filtered, sorted rows).
+    selected: HashMap<Tab, usize>,
+    pub detail: bool,
+    pub hotspot_sort: HotspotSort,
+    pub leak_sort: LeakSort,
+    pub filter: String,
+    pub mode: Mode,
+    pub history: HashMap<u32, TargetHistory>,
+    /// (seconds, events) per report, for events/s.
+    pub events: VecDeque<(f64, u64)>,
+    /// Something changed since the last draw.
+    pub dirty: bool,
+    /// Rows a page moves (set from the last drawn table height).
+    pub page: usize,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    pub fn new() -> Self {
+        Self {
+            live: None,
+            pending: None,
+            paused: false,
+            tab: Tab::Overview,
+            pid: None,
+            selected: HashMap::new(),
+            detail: false,
+            hotspot_sort: HotspotSort::Bytes,
+            leak_sort: LeakSort::Bytes,
+            filter: String::new(),
+            mode: Mode::Normal,
+            history: HashMap::new(),
+            events: VecDeque::new(),
+            dirty: true,
+            page: 10,
+        }
+    }
+
+    /// A new report from the run: recorded in the history and shown, unless paused.
+    pub fn on_report(&mut self, live: Arc<LiveReport>) {
+        if self.paused {
+            self.pending = Some(live);
+            return;
+        }
+        self.record(&live);
+        if self.pid.is_none() || !live.report.targets.iter().any(|t| Some(t.pid) == self.pid) {
+            self.pid = live.report.targets.first().map(|t| t.pid);
+        }
+        self.live = Some(live);
+        self.dirty = true;
+    }
+
+    fn record(&mut self, live: &LiveReport) {
+        let t = live.elapsed.as_secs_f64();
+        if self.events.back().is_some_and(|(last, _)| *last >= t) {
+            return;
+        }
+        push_bounded(&mut self.events, (t, live.report.health.events), HISTORY);
+        for target in &live.report.targets {
+            let h = self.history.entry(target.pid).or_default();
+            push_bounded(
+                &mut h.samples,
+                Sample {
+                    t,
+                    live_heap: target.heap.live_bytes,
+                    mapped: target.mappings.live_bytes,
+                    rss: target.rss_bytes,
+                    allocs: target.heap.total_allocs,
+                },
+                HISTORY,
+            );
+            if target.exited {
+                // At exit everything live counts as leaked, whatever its age: a last point
+                // would fake a jump in every trend.
+                continue;
+            }
+            for leak in &target.leaks {
+                let points = h.leak_sites.entry(site_key(leak)).or_default();
+                push_bounded(points, (t, leak.bytes), TREND_POINTS);
+            }
+            // Sites no longer leaking lose their trend.
+            let keys: std::collections::HashSet<u64> = target.leaks.iter().map(site_key).collect();
+            h.leak_sites.retain(|k, _| keys.contains(k));
+        }
+    }
+
+    /// Events per second between the last two reports.
+    pub fn events_per_sec(&self) -> Option<f64> {
+        rate(self.events.iter().copied())
+    }
+
+    /// The selected target.
+    pub fn target(&self) -> Option<&TargetReport> {
+        let live = self.live.as_ref()?;
+        live.report
+            .targets
+            .iter()
+            .find(|t| Some(t.pid) == self.pid)
+            .or_else(|| live.report.targets.first())
+    }
+
+    pub fn target_history(&self) -> Option<&TargetHistory> {
+        self.history.get(&self.target()?.pid)
+    }
+
+    /// Hotspots after the filter, in the chosen order.
+    pub fn hotspot_rows(&self) -> Vec<&HotspotReport> {
+        let Some(t) = self.target() else {
+            return Vec::new();
+        };
+        let mut rows: Vec<&HotspotReport> = t
+            .hotspots
+            .iter()
+            .filter(|h| stack_matches(&h.stack, &self.filter))
+            .collect();
+        match self.hotspot_sort {
+            HotspotSort::Bytes => rows.sort_by_key(|h| Reverse(h.bytes)),
+            HotspotSort::Count => rows.sort_by_key(|h| Reverse(h.allocs)),
+            HotspotSort::LiveBytes => rows.sort_by_key(|h| Reverse(h.live_bytes)),
+            HotspotSort::Temporary => rows.sort_by_key(|h| Reverse(h.frees)),
+        }
+        rows
+    }
+
+    /// Leaks after the filter, in the chosen order, with their growth (bytes/s).
+    pub fn leak_rows(&self) -> Vec<(&LeakReport, Option<f64>)> {
+        let Some(t) = self.target() else {
+            return Vec::new();
+        };
+        let hist = self.history.get(&t.pid);
+        let mut rows: Vec<(&LeakReport, Option<f64>)> = t
+            .leaks
+            .iter()
+            .filter(|l| stack_matches(&l.stack, &self.filter))
+            .map(|l| (l, hist.and_then(|h| h.leak_slope(l))))
+            .collect();
+        match self.leak_sort {
+            LeakSort::Bytes => rows.sort_by_key(|(l, _)| Reverse(l.bytes)),
+            LeakSort::Count => rows.sort_by_key(|(l, _)| Reverse(l.count)),
+            LeakSort::Age => rows.sort_by_key(|(l, _)| Reverse(l.oldest_age_ms)),
+            LeakSort::Growth => {
+                rows.sort_by(|a, b| b.1.unwrap_or(f64::MIN).total_cmp(&a.1.unwrap_or(f64::MIN)))
+            }
+        }
+        rows
+    }
+
+    /// Modules after the filter (by module path), most live bytes first.
+    pub fn module_rows(&self) -> Vec<&ModuleReport> {
+        let Some(t) = self.target() else {
+            return Vec::new();
+        };
+        t.modules
+            .iter()
+            .filter(|m| {
+                self.filter.is_empty()
+                    || contains_ci(m.module.as_deref(), &self.filter)
+                    || (m.module.is_none() && "unknown".contains(&self.filter.to_lowercase()))
+            })
+            .collect()
+    }
+
+    /// Hotspots whose allocating caller is in `module`.
+    pub fn module_sites(&self, module: Option<&str>) -> Vec<&HotspotReport> {
+        let Some(t) = self.target() else {
+            return Vec::new();
+        };
+        t.hotspots
+            .iter()
+            .filter(|h| h.stack.first().and_then(|f| f.module.as_deref()) == module)
+            .collect()
+    }
+
+    fn row_count(&self) -> usize {
+        match self.tab {
+            Tab::Hotspots => self.hotspot_rows().len(),
+            Tab::Leaks => self.leak_rows().len(),
+            Tab::Modules => self.module_rows().len(),
+            _ => 0,
+        }
+    }
+
+    /// The selected row of the current tab, clamped to the rows there are.
+    pub fn selected(&self) -> usize {
+        self.selected_in(self.tab, self.row_count())
+    }
+
+    pub fn selected_in(&self, tab: Tab, rows: usize) -> usize {
+        self.selected
+            .get(&tab)
+            .copied()
+            .unwrap_or(0)
+            .min(rows.saturating_sub(1))
+    }
+
+    /// The stack of the selected row, when the tab has stacks.
+    pub fn selected_stack(&self) -> Option<&[Frame]> {
+        let i = self.selected();
+        match self.tab {
+            Tab::Hotspots => self.hotspot_rows().get(i).map(|h| h.stack.as_slice()),
+            Tab::Leaks => self.leak_rows().get(i).map(|(l, _)| l.stack.as_slice()),
+            _ => None,
+        }
+    }
+
+    fn move_by(&mut self, by: isize) {
+        let n = self.row_count();
+        let cur = self.selected() as isize;
+        let to = (cur + by).clamp(0, n.saturating_sub(1) as isize) as usize;
+        self.selected.insert(self.tab, to);
+    }
+
+    fn switch(&mut self, tab: Tab) {
+        self.tab = tab;
+        if !tab.has_rows() {
+            self.detail = false;
+        }
+    }
+
+    /// Applies a key. Returns what the loop must do.
+    pub fn handle_key(&mut self, key: KeyEvent) -> Action {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && matches!(key.code, KeyCode::Char('c')) {
+            return Action::Quit;
+        }
+        match self.mode {
+            Mode::Filter => {
+                match key.code {
+                    KeyCode::Enter => self.mode = Mode::Normal,
+                    KeyCode::Esc => {
+                        self.filter.clear();
+                        self.mode = Mode::Normal;
+                    }
+                    KeyCode::Backspace => {
+                        self.filter.pop();
+                    }
+                    KeyCode::Char(c) if !ctrl => self.filter.push(c),
+                    _ => return Action::None,
+                }
+                self.selected.clear();
+                return Action::Redraw;
+            }
+            Mode::Help => {
+                // Any key closes the help; q still quits.
+                self.mode = Mode::Normal;
+                return if key.code == KeyCode::Char('q') {
+                    Action::Quit
+                } else {
+                    Action::Redraw
+                };
+            }
+            Mode::Targets(cursor) => {
+                let n = self.live.as_ref().map_or(0, |l| l.report.targets.len());
+                match key.code {
+                    KeyCode::Up | KeyCode::Char('k') => {
+                        self.mode = Mode::Targets(cursor.saturating_sub(1));
+                    }
+                    KeyCode::Down | KeyCode::Char('j') => {
+                        self.mode = Mode::Targets((cursor + 1).min(n.saturating_sub(1)));
+                    }
+                    KeyCode::Enter => {
+                        self.pid = self
+                            .live
+                            .as_ref()
+                            .and_then(|l| l.report.targets.get(cursor))
+                            .map(|t| t.pid);
+                        self.selected.clear();
+                        self.mode = Mode::Normal;
+                    }
+                    KeyCode::Esc | KeyCode::Char('t') => self.mode = Mode::Normal,
+                    KeyCode::Char('q') => return Action::Quit,
+                    _ => return Action::None,
+                }
+                return Action::Redraw;
+            }
+            Mode::Normal => {}
+        }
+        match key.code {
+            KeyCode::Char('q') => return Action::Quit,
+            KeyCode::Tab => self.switch(self.tab.offset(1)),
+            KeyCode::BackTab => self.switch(self.tab.offset(-1)),
+            KeyCode::Char(c @ '1'..='6') => {
+                let i = c as usize - '1' as usize;
+                self.switch(Tab::ALL[i]);
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
+            KeyCode::PageUp => self.move_by(-(self.page.max(1) as isize)),
+            KeyCode::PageDown => self.move_by(self.page.max(1) as isize),
+            KeyCode::Home | KeyCode::Char('g') => {
+                self.selected.insert(self.tab, 0);
+            }
+            KeyCode::End | KeyCode::Char('G') => {
+                self.selected
+                    .insert(self.tab, self.row_count().saturating_sub(1));
+            }
+            KeyCode::Enter => {
+                if self.tab.has_rows() {
+                    self.detail = !self.detail;
+                }
+            }
+            KeyCode::Esc => {
+                if self.detail {
+                    self.detail = false;
+                } else {
+                    self.filter.clear();
+                }
+            }
+            KeyCode::Char('s') => match self.tab {
+                Tab::Hotspots => self.hotspot_sort = self.hotspot_sort.next(),
+                Tab::Leaks => self.leak_sort = self.leak_sort.next(),
+                _ => return Action::None,
+            },
+            KeyCode::Char('/') => self.mode = Mode::Filter,
+            KeyCode::Char('p') => {
+                self.paused = !self.paused;
+                if !self.paused {
+                    if let Some(p) = self.pending.take() {
+                        self.on_report(p);
+                    }
+                }
+            }
+            KeyCode::Char('?') => self.mode = Mode::Help,
+            KeyCode::Char('t') => {
+                let targets = self.live.as_ref().map_or(0, |l| l.report.targets.len());
+                if targets < 2 {
+                    return Action::None;
+                }
+                let cur = self
+                    .live
+                    .as_ref()
+                    .and_then(|l| {
+                        l.report
+                            .targets
+                            .iter()
+                            .position(|t| Some(t.pid) == self.pid)
+                    })
+                    .unwrap_or(0);
+                self.mode = Mode::Targets(cur);
+            }
+            _ => return Action::None,
+        }
+        Action::Redraw
+    }
+}
+
+fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
+    if q.len() == cap {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+#[cfg(test)]
+#[path = "app_tests.rs"]
+mod tests;

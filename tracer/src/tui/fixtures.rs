@@ -1,0 +1,206 @@
+//! Hand-written reports for the TUI's tests: empty, typical (the demo workload), overflowing.
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{
+    aggregate::{FdTotals, HeapTotals, LeakKind, MapTotals, ThreadTotals},
+    pipeline::LiveReport,
+    report::{
+        FdReport, Health, HotspotReport, LeakReport, ModuleReport, Report, TargetReport, SCHEMA,
+    },
+    symbolize::{Frame, InlinedFrame},
+};
+
+const DEMO: &str = "/work/tracer-workloads/c/demo.c";
+const DEMO_BIN: &str = "/work/target/debug/build/workloads/demo";
+const LIBC: &str = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+
+pub fn frame(addr: u64, function: &str, line: u32) -> Frame {
+    Frame {
+        addr,
+        function: Some(function.into()),
+        module: Some(DEMO_BIN.into()),
+        file: Some(DEMO.into()),
+        line: Some(line),
+        inlined: Vec::new(),
+    }
+}
+
+fn main_stack(first: Frame) -> Vec<Frame> {
+    vec![
+        first,
+        frame(0x1400, "main", 120),
+        Frame {
+            addr: 0x7f00_0002_9d90,
+            function: Some("__libc_start_call_main".into()),
+            module: Some(LIBC.into()),
+            ..Frame::default()
+        },
+    ]
+}
+
+pub fn target(pid: u32, comm: &str) -> TargetReport {
+    TargetReport {
+        pid,
+        comm: comm.into(),
+        exited: false,
+        exit_status: None,
+        heap: HeapTotals::default(),
+        mappings: MapTotals::default(),
+        fds: FdReport {
+            totals: FdTotals::default(),
+            by_kind: Default::default(),
+        },
+        threads: ThreadTotals::default(),
+        rss_bytes: Some(2 << 20),
+        hotspots: Vec::new(),
+        leaks: Vec::new(),
+        modules: Vec::new(),
+    }
+}
+
+pub fn live(targets: Vec<TargetReport>, secs: u64, events: u64) -> Arc<LiveReport> {
+    Arc::new(LiveReport {
+        report: Report {
+            schema: SCHEMA,
+            health: Health {
+                events,
+                ..Health::default()
+            },
+            targets,
+        },
+        elapsed: Duration::from_secs(secs),
+        ended: false,
+    })
+}
+
+/// A target that has done nothing yet.
+pub fn empty(secs: u64) -> Arc<LiveReport> {
+    live(vec![target(4242, "demo")], secs, 0)
+}
+
+/// The demo workload after `secs` seconds: a 1 KiB block leaked per 100 ms tick by
+/// cache_insert, three request sizes allocated and freed by handle_request.
+pub fn demo(secs: u64) -> Arc<LiveReport> {
+    let ticks = secs * 10;
+    let leaked = ticks.saturating_sub(10);
+    let mut t = target(4242, "demo");
+    let mut inlined = frame(0x1210, "handle_request", 71);
+    inlined.inlined = vec![InlinedFrame {
+        function: "request_buffer".into(),
+        file: Some(DEMO.into()),
+        line: Some(64),
+    }];
+    t.hotspots = vec![
+        HotspotReport {
+            allocs: ticks,
+            bytes: ticks * 65536,
+            live_blocks: 0,
+            live_bytes: 0,
+            frees: ticks,
+            stack: main_stack(frame(0x1260, "handle_request", 75)),
+        },
+        HotspotReport {
+            allocs: ticks,
+            bytes: ticks * 1024,
+            live_blocks: ticks,
+            live_bytes: ticks * 1024,
+            frees: 0,
+            stack: main_stack(frame(0x1300, "cache_insert", 88)),
+        },
+        HotspotReport {
+            allocs: ticks,
+            bytes: ticks * 512,
+            live_blocks: 0,
+            live_bytes: 0,
+            frees: ticks,
+            stack: main_stack(inlined),
+        },
+    ];
+    t.leaks = if leaked > 0 {
+        vec![LeakReport {
+            kind: LeakKind::Heap,
+            count: leaked,
+            bytes: leaked * 1024,
+            oldest_age_ms: secs * 1000,
+            stack: main_stack(frame(0x1300, "cache_insert", 88)),
+            fd_kind: None,
+            detail: Vec::new(),
+        }]
+    } else {
+        Vec::new()
+    };
+    t.heap = HeapTotals {
+        live_bytes: ticks * 1024,
+        live_blocks: ticks,
+        peak_live_bytes: ticks * 1024 + 65536,
+        total_allocs: 3 * ticks,
+        total_frees: 2 * ticks,
+        total_alloc_bytes: ticks * (65536 + 1024 + 512),
+        ..HeapTotals::default()
+    };
+    t.mappings = MapTotals {
+        live_bytes: 132 << 10,
+        live_regions: 3,
+        ..MapTotals::default()
+    };
+    t.rss_bytes = Some((1800 << 10) + ticks * 1024);
+    t.modules = vec![ModuleReport {
+        module: Some(DEMO_BIN.into()),
+        allocs: 3 * ticks,
+        bytes: ticks * (65536 + 1024 + 512),
+        live_blocks: ticks,
+        live_bytes: ticks * 1024,
+    }];
+    live(vec![t], secs, 4 * ticks + 100)
+}
+
+/// More rows than any screen, with long names, in two targets, with losses.
+pub fn overflowing(secs: u64) -> Arc<LiveReport> {
+    let mut a = target(100, "a-server-with-a-long-name");
+    for i in 0..150u64 {
+        let name = format!("very::long::rust::module::path::Type{i}::method_with_a_long_name");
+        let stack = main_stack(frame(0x10_0000 + i * 16, &name, i as u32 + 1));
+        a.hotspots.push(HotspotReport {
+            allocs: 1000 + i,
+            bytes: (150 - i) << 20,
+            live_blocks: i,
+            live_bytes: i << 10,
+            frees: 1000,
+            stack: stack.clone(),
+        });
+        a.leaks.push(LeakReport {
+            kind: if i % 3 == 0 {
+                LeakKind::Mmap
+            } else {
+                LeakKind::Heap
+            },
+            count: i + 1,
+            bytes: (i + 1) << 12,
+            oldest_age_ms: 1000 * i,
+            stack,
+            fd_kind: None,
+            detail: Vec::new(),
+        });
+        a.modules.push(ModuleReport {
+            module: Some(format!("/usr/lib/x86_64-linux-gnu/libsomething-{i}.so.1")),
+            allocs: i,
+            bytes: i << 10,
+            live_blocks: i,
+            live_bytes: (150 - i) << 10,
+        });
+    }
+    a.heap.live_bytes = 5 << 30;
+    a.heap.peak_live_bytes = 6 << 30;
+    let mut b = target(101, "b");
+    b.exited = true;
+    b.exit_status = Some("exited with status 0".into());
+    b.rss_bytes = None;
+    let mut l = live(vec![a, b], secs, u64::MAX / 2);
+    if let Some(r) = Arc::get_mut(&mut l) {
+        r.report.health.dropped = 1234;
+        r.report.health.stack_errors = 56;
+        r.report.health.incomplete = true;
+    }
+    l
+}

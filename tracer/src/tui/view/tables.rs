@@ -1,0 +1,326 @@
+//! Hotspots, Leaks and Modules tables.
+
+use ratatui::{
+    buffer::Buffer,
+    layout::{Constraint, Rect},
+    style::Style,
+    text::{Line, Span},
+    widgets::{Block, Cell, Row, StatefulWidget, Table, TableState, Widget},
+};
+
+use crate::{
+    export::text::{frame_label, human_bytes},
+    symbolize::Frame,
+    tui::{
+        app::{App, Tab},
+        theme,
+    },
+};
+
+/// Width from which the optional columns are shown.
+const WIDE: u16 = 70;
+
+/// The call site of a stack: its first frame.
+pub fn site(stack: &[Frame]) -> String {
+    stack.first().map_or("(no stack)".into(), frame_label)
+}
+
+fn short_module(m: Option<&str>) -> String {
+    m.map_or("(unknown)".into(), |m| {
+        m.rsplit('/').next().unwrap_or(m).to_string()
+    })
+}
+
+fn title<'a>(
+    app: &App,
+    name: &'a str,
+    sort: Option<&'a str>,
+    shown: usize,
+    total: usize,
+) -> Line<'a> {
+    let mut spans = vec![Span::styled(format!(" {name} "), theme::title())];
+    if let Some(s) = sort {
+        spans.push(Span::styled(format!("sort: {s} (s) "), theme::label()));
+    }
+    if !app.filter.is_empty() {
+        spans.push(Span::styled(format!("/{} ", app.filter), theme::function()));
+    }
+    spans.push(Span::styled(format!("{shown} of {total} "), theme::label()));
+    Line::from(spans)
+}
+
+fn table<'a>(
+    rows: Vec<Row<'a>>,
+    header: Vec<&'a str>,
+    widths: Vec<Constraint>,
+    block: Block<'a>,
+) -> Table<'a> {
+    Table::new(rows, widths)
+        .header(Row::new(header).style(theme::header_row()))
+        .block(block)
+        .row_highlight_style(theme::selected_row())
+        .highlight_symbol("▶")
+        .highlight_spacing(ratatui::widgets::HighlightSpacing::Always)
+        .column_spacing(1)
+}
+
+fn render_table(app: &App, tab: Tab, t: Table<'_>, n: usize, area: Rect, buf: &mut Buffer) {
+    let mut state = TableState::default().with_selected((n > 0).then(|| app.selected_in(tab, n)));
+    StatefulWidget::render(t, area, buf, &mut state);
+}
+
+fn empty_note(msg: &str) -> Row<'static> {
+    Row::new(vec![Cell::from(Span::styled(
+        msg.to_string(),
+        theme::empty(),
+    ))])
+}
+
+pub struct Hotspots<'a>(pub &'a App);
+
+impl Widget for Hotspots<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.0;
+        let Some(t) = app.target() else { return };
+        let rows = app.hotspot_rows();
+        let wide = area.width >= WIDE;
+        let mut table_rows: Vec<Row> = rows
+            .iter()
+            .map(|h| {
+                let freed = (h.frees * 100).checked_div(h.allocs).unwrap_or(0);
+                let mut cells = vec![
+                    Cell::from(human_bytes(h.bytes)),
+                    Cell::from(h.allocs.to_string()),
+                    Cell::from(human_bytes(h.live_bytes)),
+                ];
+                if wide {
+                    cells.push(Cell::from(h.frees.to_string()));
+                    cells.push(Cell::from(format!("{freed}%")));
+                }
+                cells.push(Cell::from(Span::styled(site(&h.stack), theme::function())));
+                Row::new(cells)
+            })
+            .collect();
+        if table_rows.is_empty() {
+            table_rows.push(empty_note(if app.filter.is_empty() {
+                "no allocations seen yet"
+            } else {
+                "no call site matches the filter"
+            }));
+        }
+        let (header, widths) = if wide {
+            (
+                vec!["bytes", "allocs", "live", "freed", "tmp", "call site"],
+                vec![
+                    Constraint::Length(10),
+                    Constraint::Length(8),
+                    Constraint::Length(10),
+                    Constraint::Length(8),
+                    Constraint::Length(4),
+                    Constraint::Min(10),
+                ],
+            )
+        } else {
+            (
+                vec!["bytes", "allocs", "live", "call site"],
+                vec![
+                    Constraint::Length(9),
+                    Constraint::Length(7),
+                    Constraint::Length(9),
+                    Constraint::Min(6),
+                ],
+            )
+        };
+        let block = Block::bordered().title(title(
+            app,
+            "Hotspots",
+            Some(app.hotspot_sort.label()),
+            rows.len(),
+            t.hotspots.len(),
+        ));
+        let n = rows.len();
+        render_table(
+            app,
+            Tab::Hotspots,
+            table(table_rows, header, widths, block),
+            n,
+            area,
+            buf,
+        );
+    }
+}
+
+/// Growth of a leak site as text and style.
+pub fn trend(slope: Option<f64>) -> (String, Style) {
+    match slope {
+        None => ("…".into(), theme::label()),
+        Some(s) if s.abs() < 1.0 => ("flat".into(), theme::flat()),
+        Some(s) if s > 0.0 => (format!("+{}/s", human_bytes(s as u64)), theme::growing()),
+        Some(s) => (format!("-{}/s", human_bytes(s.abs() as u64)), theme::flat()),
+    }
+}
+
+pub struct Leaks<'a>(pub &'a App);
+
+impl Widget for Leaks<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.0;
+        let Some(t) = app.target() else { return };
+        let rows = app.leak_rows();
+        let wide = area.width >= WIDE;
+        let mut table_rows: Vec<Row> = rows
+            .iter()
+            .map(|(l, slope)| {
+                let (trend, style) = trend(*slope);
+                let kind = match l.kind {
+                    crate::aggregate::LeakKind::Heap => "heap",
+                    crate::aggregate::LeakKind::Mmap => "mmap",
+                    crate::aggregate::LeakKind::Fd => "fd",
+                    crate::aggregate::LeakKind::Thread => "thread",
+                };
+                let mut cells = Vec::new();
+                if wide {
+                    cells.push(Cell::from(kind));
+                }
+                cells.push(Cell::from(l.count.to_string()));
+                cells.push(Cell::from(human_bytes(l.bytes)));
+                if wide {
+                    cells.push(Cell::from(format!(
+                        "{:.1}s",
+                        l.oldest_age_ms as f64 / 1000.0
+                    )));
+                }
+                cells.extend([
+                    Cell::from(Span::styled(trend, style)),
+                    Cell::from(Span::styled(site(&l.stack), theme::function())),
+                ]);
+                Row::new(cells)
+            })
+            .collect();
+        if table_rows.is_empty() {
+            table_rows.push(empty_note(if !app.filter.is_empty() {
+                "no leak matches the filter"
+            } else if t.exited {
+                "none: everything was freed"
+            } else {
+                "none yet: nothing has been live longer than --leak-age"
+            }));
+        }
+        let (header, widths) = if wide {
+            (
+                vec!["kind", "count", "bytes", "oldest", "growth", "call site"],
+                vec![
+                    Constraint::Length(4),
+                    Constraint::Length(7),
+                    Constraint::Length(10),
+                    Constraint::Length(8),
+                    Constraint::Length(13),
+                    Constraint::Min(10),
+                ],
+            )
+        } else {
+            (
+                vec!["count", "bytes", "growth", "call site"],
+                vec![
+                    Constraint::Length(6),
+                    Constraint::Length(9),
+                    Constraint::Length(12),
+                    Constraint::Min(6),
+                ],
+            )
+        };
+        let block = Block::bordered().title(title(
+            app,
+            "Leaks",
+            Some(app.leak_sort.label()),
+            rows.len(),
+            t.leaks.len(),
+        ));
+        let n = rows.len();
+        render_table(
+            app,
+            Tab::Leaks,
+            table(table_rows, header, widths, block),
+            n,
+            area,
+            buf,
+        );
+    }
+}
+
+pub struct Modules<'a>(pub &'a App);
+
+impl Widget for Modules<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.0;
+        let Some(t) = app.target() else { return };
+        let rows = app.module_rows();
+        let total_live: u64 = t.modules.iter().map(|m| m.live_bytes).sum();
+        let wide = area.width >= WIDE;
+        let mut table_rows: Vec<Row> = rows
+            .iter()
+            .map(|m| {
+                let share = (m.live_bytes * 100).checked_div(total_live).unwrap_or(0);
+                let mut cells = vec![
+                    Cell::from(human_bytes(m.live_bytes)),
+                    Cell::from(format!("{share}%")),
+                ];
+                if wide {
+                    cells.push(Cell::from(m.live_blocks.to_string()));
+                    cells.push(Cell::from(human_bytes(m.bytes)));
+                    cells.push(Cell::from(m.allocs.to_string()));
+                }
+                cells.push(Cell::from(Span::styled(
+                    short_module(m.module.as_deref()),
+                    theme::function(),
+                )));
+                Row::new(cells)
+            })
+            .collect();
+        if table_rows.is_empty() {
+            table_rows.push(empty_note(if app.filter.is_empty() {
+                "no allocations seen yet"
+            } else {
+                "no module matches the filter"
+            }));
+        }
+        let (header, widths) = if wide {
+            (
+                vec!["live", "share", "blocks", "allocated", "allocs", "module"],
+                vec![
+                    Constraint::Length(10),
+                    Constraint::Length(5),
+                    Constraint::Length(8),
+                    Constraint::Length(10),
+                    Constraint::Length(8),
+                    Constraint::Min(10),
+                ],
+            )
+        } else {
+            (
+                vec!["live", "share", "module"],
+                vec![
+                    Constraint::Length(9),
+                    Constraint::Length(5),
+                    Constraint::Min(6),
+                ],
+            )
+        };
+        let block = Block::bordered().title(title(
+            app,
+            "Modules (heap by allocating caller)",
+            None,
+            rows.len(),
+            t.modules.len(),
+        ));
+        let n = rows.len();
+        render_table(
+            app,
+            Tab::Modules,
+            table(table_rows, header, widths, block),
+            n,
+            area,
+            buf,
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Whole screens rendered with ratatui's TestBackend from fixture reports (empty, typical,
+//! overflowing, narrow), compared with insta snapshots.
+
+use ratatui::{
+    backend::TestBackend,
+    crossterm::event::{KeyCode, KeyEvent, KeyModifiers},
+    Terminal,
+};
+
+use super::Screen;
+use crate::tui::{
+    app::{App, Tab},
+    fixtures,
+};
+
+fn render(app: &App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    terminal
+        .draw(|f| f.render_widget(Screen(app), f.area()))
+        .expect("draw");
+    terminal.backend().to_string()
+}
+
+fn on(app: &mut App, tab: Tab) {
+    let i = Tab::ALL.iter().position(|t| *t == tab).expect("tab");
+    let digit = char::from(b'1' + i as u8);
+    app.handle_key(KeyEvent::new(KeyCode::Char(digit), KeyModifiers::NONE));
+}
+
+fn typical() -> App {
+    let mut app = App::new();
+    for s in 1..=8 {
+        app.on_report(fixtures::demo(s));
+    }
+    app
+}
+
+fn overflowing() -> App {
+    let mut app = App::new();
+    for s in 1..=3 {
+        app.on_report(fixtures::overflowing(s));
+    }
+    app
+}
+
+fn empty() -> App {
+    let mut app = App::new();
+    app.on_report(fixtures::empty(1));
+    app
+}
+
+fn name(tab: Tab) -> String {
+    tab.title().to_lowercase()
+}
+
+#[test]
+fn every_tab_empty() {
+    for tab in Tab::ALL {
+        let mut app = empty();
+        on(&mut app, tab);
+        insta::assert_snapshot!(format!("{}_empty", name(tab)), render(&app, 80, 24));
+    }
+}
+
+#[test]
+fn every_tab_typical() {
+    for tab in Tab::ALL {
+        let mut app = typical();
+        on(&mut app, tab);
+        insta::assert_snapshot!(format!("{}_typical", name(tab)), render(&app, 80, 24));
+    }
+}
+
+#[test]
+fn every_tab_overflowing() {
+    for tab in Tab::ALL {
+        let mut app = overflowing();
+        on(&mut app, tab);
+        insta::assert_snapshot!(format!("{}_overflowing", name(tab)), render(&app, 80, 24));
+    }
+}
+
+#[test]
+fn every_tab_narrow() {
+    for tab in Tab::ALL {
+        let mut app = typical();
+        on(&mut app, tab);
+        insta::assert_snapshot!(format!("{}_narrow", name(tab)), render(&app, 44, 14));
+    }
+}
+
+#[test]
+fn a_tiny_terminal_does_not_panic() {
+    for tab in Tab::ALL {
+        let mut app = overflowing();
+        on(&mut app, tab);
+        app.detail = true;
+        for (w, h) in [(1, 1), (10, 3), (20, 6), (80, 2)] {
+            render(&app, w, h);
+        }
+    }
+}
+
+#[test]
+fn waiting_for_the_first_report() {
+    insta::assert_snapshot!(render(&App::new(), 80, 24));
+}
+
+#[test]
+fn detail_pane_shows_the_full_stack_with_inlined_frames() {
+    let mut app = typical();
+    on(&mut app, Tab::Hotspots);
+    // Most bytes: handle_request, then cache_insert, then the inlined site.
+    app.handle_key(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::NONE));
+    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    insta::assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn leak_detail_pane() {
+    let mut app = typical();
+    on(&mut app, Tab::Leaks);
+    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    insta::assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn module_detail_lists_its_call_sites() {
+    let mut app = typical();
+    on(&mut app, Tab::Modules);
+    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    insta::assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn help_overlay_lists_every_key() {
+    let mut app = typical();
+    app.handle_key(KeyEvent::new(KeyCode::Char('?'), KeyModifiers::NONE));
+    let screen = render(&app, 80, 24);
+    for (k, _) in crate::tui::app::KEYS {
+        assert!(screen.contains(k), "{k} missing:\n{screen}");
+    }
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn target_selector_and_exit_banner() {
+    let mut app = overflowing();
+    app.handle_key(KeyEvent::new(KeyCode::Char('t'), KeyModifiers::NONE));
+    insta::assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn filter_and_pause_show_in_the_header() {
+    let mut app = typical();
+    on(&mut app, Tab::Hotspots);
+    for c in "/cache".chars() {
+        app.handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    }
+    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    app.handle_key(KeyEvent::new(KeyCode::Char('p'), KeyModifiers::NONE));
+    insta::assert_snapshot!(render(&app, 80, 24));
+}

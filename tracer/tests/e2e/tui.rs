@@ -1,0 +1,174 @@
+//! The live TUI in a real terminal: tracer runs in a tmux pane against the demo workload; the
+//! test drives it with send-keys and reads it with capture-pane.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use tracer_workloads::{symbol, DEMO};
+
+use crate::harness::*;
+
+/// A tmux server of our own (its own socket), killed on drop with everything in it.
+struct Tmux {
+    socket: String,
+    session: &'static str,
+}
+
+impl Tmux {
+    fn start(session: &'static str, command: &str) -> Self {
+        let tmux = Self {
+            socket: format!("tracer-e2e-{}", std::process::id()),
+            session,
+        };
+        let out = tmux
+            .cmd(&["new-session", "-d", "-s", session, "-x", "120", "-y", "40"])
+            .arg(command)
+            .output()
+            .expect("run tmux (is it installed?)");
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket, "-f", "/dev/null"]).args(args);
+        c
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.session];
+        args.extend_from_slice(keys);
+        let st = self.cmd(&args).status().expect("tmux send-keys");
+        assert!(st.success(), "send-keys {keys:?}");
+    }
+
+    /// Sends text literally (no key-name lookup).
+    fn type_text(&self, text: &str) {
+        let st = self
+            .cmd(&["send-keys", "-t", self.session, "-l", text])
+            .status()
+            .expect("tmux send-keys -l");
+        assert!(st.success(), "send-keys -l {text}");
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd(&["capture-pane", "-p", "-t", self.session])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn display(&self, format: &str) -> String {
+        let out = self
+            .cmd(&["display-message", "-p", "-t", self.session, format])
+            .output()
+            .expect("tmux display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Polls the screen until `pred` holds; panics with the last screen after `limit`.
+    fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            if start.elapsed() > limit {
+                panic!("{what}: not seen within {limit:?}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]).output();
+    }
+}
+
+/// The lines of the detail pane (below its title).
+fn detail_pane(screen: &str) -> Vec<&str> {
+    screen
+        .lines()
+        .skip_while(|l| !l.contains("Call stack"))
+        .skip(1)
+        .collect()
+}
+
+#[test]
+fn tui_shows_the_leaking_function_and_its_line_then_quits_cleanly() {
+    require_root();
+    let started = Instant::now();
+    let command = format!(
+        "{TRACER} --leak-age 1s -- {} 0; echo tracer-exit=$?; \
+         echo stty=$(stty -a | grep -o -- '-*icanon' | head -1); exec sleep 60",
+        workload(DEMO)
+    );
+    let tmux = Tmux::start("tracer-tui", &command);
+    let limit = Duration::from_secs(15);
+    tmux.wait_for("the header", limit, |s| {
+        s.contains("tracer") && s.contains("dropped") && s.contains("demo")
+    });
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "1",
+        "the TUI uses the alternate screen"
+    );
+
+    tmux.keys(&["3"]);
+    tmux.wait_for("cache_insert on the Leaks tab", limit, |s| {
+        s.contains("Leaks") && s.contains(symbol::CACHE_INSERT)
+    });
+    // Select it: filter the rows down to it, then open its stack.
+    tmux.type_text("/");
+    tmux.type_text(symbol::CACHE_INSERT);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the filter", limit, |s| s.contains("1 of "));
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the detail pane", limit, |s| {
+        detail_pane(s).iter().any(|l| l.contains("demo.c:"))
+    });
+    let pane = detail_pane(&screen);
+    let first = pane
+        .iter()
+        .find(|l| l.contains("#0"))
+        .unwrap_or_else(|| panic!("no frame #0 in the detail pane:\n{screen}"));
+    assert!(
+        first.contains(symbol::CACHE_INSERT) && first.contains("demo.c:"),
+        "frame #0 is cache_insert at demo.c:LINE:\n{screen}"
+    );
+
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("tracer to exit", limit, |s| s.contains("tracer-exit="));
+    assert!(screen.contains("tracer-exit=0"), "{screen}");
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "the alternate screen was left"
+    );
+    assert!(
+        !screen.contains("Call stack"),
+        "the TUI is gone from the screen:\n{screen}"
+    );
+    assert!(
+        screen.contains("tracer: events") && screen.contains(symbol::CACHE_INSERT),
+        "the final text report follows the TUI:\n{screen}"
+    );
+    // Raw mode was left: the terminal is canonical (line-buffered) again.
+    let screen = tmux.wait_for("stty", limit, |s| s.contains("stty="));
+    assert!(screen.contains("stty=icanon"), "{screen}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
