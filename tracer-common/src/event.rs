@@ -84,10 +84,12 @@ pub struct FreeData {
 /// Flag in [`MapData::flags`]: the call happened inside an allocator call (e.g. malloc's own
 /// mmap for a large block); the heap view already accounts for it.
 pub const MAP_IN_ALLOCATOR: u32 = 1;
-/// Flag in [`MapData::flags`]: the stack id is missing.
-pub const MAP_STACK_ERR: u32 = 2;
+/// Flag in [`MapData::flags`]: a [`SysStack`] follows the data (mmap, munmap, mremap made
+/// outside the allocator).
+pub const MAP_HAS_STACK: u32 = 2;
 
-/// A successful mmap, munmap, mremap or brk.
+/// A successful mmap, munmap, mremap or brk. When its flags say [`MAP_HAS_STACK`], the record
+/// continues with the user stack at the call ([`MapRecord`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MapData {
@@ -105,14 +107,22 @@ pub struct MapData {
     pub fd: i32,
     /// A [`crate::kind::MapOp`] number.
     pub op: u32,
-    /// User instruction pointer at the syscall and the word at the user stack pointer (the
-    /// return address when the libc wrapper keeps no frame).
-    pub user_ip: u64,
-    pub user_sp_word: u64,
-    pub stack_id: i32,
     /// `MAP_*` flags of this crate.
     pub flags: u32,
+    pub _pad: u32,
 }
+
+/// A mapping record as built by the kernel programs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MapRecord {
+    pub header: EventHeader,
+    pub data: MapData,
+    pub stack: SysStack,
+}
+
+/// Bytes of a mapping record without its stack.
+pub const MAP_FIXED_BYTES: usize = size_of::<EventHeader>() + size_of::<MapData>();
 
 /// A thread exited.
 #[repr(C)]
@@ -279,16 +289,17 @@ pub mod counter {
 const _: () = assert!(size_of::<EventHeader>() == 24);
 const _: () = assert!(size_of::<AllocData>() == 64);
 const _: () = assert!(size_of::<FreeData>() == 8);
-const _: () = assert!(size_of::<MapData>() == 72);
+const _: () = assert!(size_of::<MapData>() == 56);
 const _: () = assert!(size_of::<ExitData>() == 8);
 const _: () = assert!(size_of::<AllocEvent>() == 88);
 const _: () = assert!(ALLOC_FIXED_BYTES == 88);
 const _: () = assert!(size_of::<AllocRecord>() == 88 + 8 * MAX_FRAMES);
 const _: () = assert!(size_of::<FreeEvent>() == 32);
-const _: () = assert!(size_of::<MapEvent>() == 96);
+const _: () = assert!(size_of::<MapEvent>() == 80);
+const _: () = assert!(size_of::<MapRecord>() == 80 + size_of::<SysStack>());
 const _: () = assert!(size_of::<ExitEvent>() == 32);
 const _: () = assert!(size_of::<PendingAlloc>() == 24 + size_of::<AllocRecord>());
-const _: () = assert!(size_of::<PendingMap>() == 80);
+const _: () = assert!(size_of::<PendingMap>() == 64);
 const _: () = assert!(size_of::<SysStack>() == 32 + 16 * MAX_FRAMES + STACK_COPY_BYTES);
 const _: () = assert!(size_of::<FdOpenData>() == 32);
 const _: () = assert!(size_of::<FdOpenRecord>() == 24 + 32 + PATH_BYTES + size_of::<SysStack>());

@@ -4,8 +4,6 @@
 pub const EVENTS: &str = "EVENTS";
 /// Per-CPU counters indexed by [`crate::event::counter`].
 pub const COUNTERS: &str = "COUNTERS";
-/// Deduplicated user stacks.
-pub const STACKS: &str = "STACKS";
 /// tgids being traced.
 pub const TARGETS: &str = "TARGETS";
 /// The [`crate::TraceConfig`] global.
@@ -13,8 +11,6 @@ pub const CONFIG: &str = "CONFIG";
 
 /// Default ring buffer size in bytes (a power of two, a multiple of the page size).
 pub const DEFAULT_RING_BYTES: u32 = 32 << 20;
-/// Default number of stacks kept.
-pub const DEFAULT_STACK_ENTRIES: u32 = 32 * 1024;
 /// Maximum number of traced processes.
 pub const MAX_TARGETS: u32 = 1024;
 /// Maximum threads with allocator state (each entry holds a whole allocation record).

@@ -2,15 +2,13 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{HashMap, PerCpuArray, RingBuf},
     Global,
 };
 use tracer_common::{
     counter,
-    names::{
-        DEFAULT_RING_BYTES, DEFAULT_STACK_ENTRIES, MAX_PENDING, MAX_TARGETS, STACK_CACHE_SLOTS,
-    },
-    FdOpenRecord, PendingAlloc, PendingMap, TaskNewRecord, TraceConfig,
+    names::{DEFAULT_RING_BYTES, MAX_PENDING, MAX_TARGETS, STACK_CACHE_SLOTS},
+    FdOpenRecord, MapRecord, PendingAlloc, PendingMap, TaskNewRecord, TraceConfig,
 };
 
 /// All events, in submission order per CPU. Userspace may resize it before load.
@@ -20,11 +18,6 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 /// Per-CPU counters, indexed by `tracer_common::counter`.
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
-
-/// User stacks of mapping calls, deduplicated by the kernel. (Allocation stacks are walked by
-/// the programs themselves: `bpf_get_stackid` costs several times more per call.)
-#[map]
-pub static STACKS: StackTrace = StackTrace::with_max_entries(DEFAULT_STACK_ENTRIES, 0);
 
 /// Per CPU: stack hashes whose frames this CPU already sent, indexed by hash bits.
 #[map]
@@ -85,3 +78,7 @@ pub static FD_SCRATCH: PerCpuArray<FdOpenRecord> = PerCpuArray::with_max_entries
 /// Per-CPU scratch for task creation records.
 #[map]
 pub static TASK_SCRATCH: PerCpuArray<TaskNewRecord> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU scratch for mapping records.
+#[map]
+pub static MAP_SCRATCH: PerCpuArray<MapRecord> = PerCpuArray::with_max_entries(1, 0);

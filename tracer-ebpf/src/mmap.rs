@@ -1,7 +1,7 @@
 //! Mapping syscalls: mmap, munmap, mremap and brk through `syscalls` tracepoints.
 //!
 //! The entry stores the arguments under the thread id, the exit emits one `Map` record when the
-//! call succeeded. Argument offsets are those of the tracefs format files (Linux 6.x, x86_64):
+//! call succeeded, with the user stack at the call (see `sysstack`) unless the allocator made it. Argument offsets are those of the tracefs format files (Linux 6.x, x86_64):
 //!
 //! ```text
 //! sys_enter_mmap:   addr@16 len@24 prot@32 flags@40 fd@48 off@56   (unsigned long each)
@@ -11,22 +11,17 @@
 //! sys_exit_*:       long ret@16
 //! ```
 
-use aya_ebpf::{
-    bindings::{pt_regs, BPF_F_USER_STACK},
-    helpers::{
-        bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
-    },
-    macros::tracepoint,
-    programs::{tracing::StackIdContext as _, TracePointContext},
-};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use tracer_common::{
-    counter, kind::MapOp, EventKind, MapData, PendingMap, MAP_IN_ALLOCATOR, MAP_STACK_ERR,
+    counter, kind::MapOp, EventHeader, EventKind, MapData, PendingMap, MAP_FIXED_BYTES,
+    MAP_HAS_STACK, MAP_IN_ALLOCATOR,
 };
 
 use crate::{
-    emit::emit,
+    emit::submit_flags,
     filter::{current, should_trace},
-    maps::{bump, CONFIG, PENDING, PENDING_MAP, STACKS},
+    maps::{bump, CONFIG, EVENTS, MAP_SCRATCH, PENDING, PENDING_MAP},
+    sysstack::capture,
 };
 
 const ARG0: usize = 16;
@@ -36,21 +31,6 @@ const RET: usize = 16;
 fn read(ctx: &TracePointContext, offset: usize) -> u64 {
     // SAFETY: offsets are those of the format files above; reads are bounds-checked.
     unsafe { ctx.read_at::<u64>(offset) }.unwrap_or(0)
-}
-
-/// The user instruction pointer and the word at the user stack pointer.
-#[inline(always)]
-fn user_ip_and_sp_word() -> (u64, u64) {
-    // SAFETY: the helpers return the current task and its saved user registers; every read
-    // goes through probe_read, which fails instead of faulting.
-    unsafe {
-        let task = bpf_get_current_task_btf();
-        let regs = bpf_task_pt_regs(task) as *const pt_regs;
-        let ip = bpf_probe_read_kernel(&raw const (*regs).rip).unwrap_or(0);
-        let sp = bpf_probe_read_kernel(&raw const (*regs).rsp).unwrap_or(0);
-        let word = bpf_probe_read_user(sp as *const u64).unwrap_or(0);
-        (ip, word)
-    }
 }
 
 #[inline(always)]
@@ -91,22 +71,6 @@ fn enter(ctx: &TracePointContext, op: MapOp) -> u32 {
             data.flags |= MAP_IN_ALLOCATOR;
         }
     }
-    if op != MapOp::Brk && CONFIG.load().stacks != 0 {
-        let (ip, word) = user_ip_and_sp_word();
-        data.user_ip = ip;
-        data.user_sp_word = word;
-        match ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64) {
-            Ok(id) => data.stack_id = id as i32,
-            Err(e) => {
-                bump(counter::STACK_ERRORS);
-                data.stack_id = e;
-                data.flags |= MAP_STACK_ERR;
-            }
-        }
-    } else {
-        data.stack_id = -1;
-        data.flags |= MAP_STACK_ERR;
-    }
     let pending = PendingMap {
         data,
         active: 1,
@@ -118,6 +82,8 @@ fn enter(ctx: &TracePointContext, op: MapOp) -> u32 {
     0
 }
 
+/// Sends the completed call. The user stack is captured here, at the exit: the syscall has not
+/// changed the registers or the stack it was called with.
 #[inline(always)]
 fn exit(ctx: &TracePointContext) -> u32 {
     let (pid, tid) = current();
@@ -138,11 +104,42 @@ fn exit(ctx: &TracePointContext) -> u32 {
         return 0; // failed: nothing was mapped or unmapped
     }
     let mut data = p.data;
-    match MapOp::from_u32(data.op) {
-        Some(MapOp::Mmap) | Some(MapOp::Mremap) | Some(MapOp::Brk) => data.addr = ret as u64,
-        _ => {}
+    let op = MapOp::from_u32(data.op);
+    if matches!(op, Some(MapOp::Mmap | MapOp::Mremap | MapOp::Brk)) {
+        data.addr = ret as u64;
     }
-    emit::<MapData>(EventKind::Map, pid, tid, |d| *d = data);
+    let Some(rec) = MAP_SCRATCH.get_ptr_mut(0) else {
+        bump(counter::SCRATCH_MISSING);
+        return 0;
+    };
+    // SAFETY: this CPU's own scratch slot; tracepoint programs do not nest on one CPU.
+    let rec = unsafe { &mut *rec };
+    // The allocator's own mappings belong to the heap site; brk has no call site worth one.
+    let with_stack =
+        data.flags & MAP_IN_ALLOCATOR == 0 && op != Some(MapOp::Brk) && CONFIG.load().stacks != 0;
+    if with_stack {
+        data.flags |= MAP_HAS_STACK;
+        capture(&mut rec.stack);
+    }
+    rec.header = EventHeader {
+        kind: EventKind::Map as u32,
+        pid,
+        tid,
+        _pad: 0,
+        // SAFETY: no preconditions.
+        ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+    };
+    rec.data = data;
+    let len = if with_stack {
+        core::mem::size_of::<tracer_common::MapRecord>()
+    } else {
+        MAP_FIXED_BYTES
+    };
+    // SAFETY: `rec` is a whole MapRecord in a map value; `len` never exceeds its size.
+    let bytes = unsafe { core::slice::from_raw_parts((rec as *const _) as *const u8, len) };
+    if EVENTS.output::<[u8]>(bytes, submit_flags()).is_err() {
+        bump(counter::DROPPED);
+    }
     0
 }
 

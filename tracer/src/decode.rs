@@ -7,13 +7,11 @@ use thiserror::Error;
 use tracer_common::{
     kind::{AllocFunc, MapOp},
     AllocData, EventHeader, EventKind, ExitData, FdCloseData, FdOpenData, FreeData, MapData,
-    TaskNewData, TaskRenameData, ALLOC_NO_STACK, ALLOC_STACK_CACHED, MAP_IN_ALLOCATOR,
-    MAP_STACK_ERR, MAX_FRAMES, PATH_BYTES, STACK_COPY_BYTES,
+    TaskNewData, TaskRenameData, ALLOC_NO_STACK, ALLOC_STACK_CACHED, MAP_HAS_STACK,
+    MAP_IN_ALLOCATOR, MAX_FRAMES, PATH_BYTES, STACK_COPY_BYTES,
 };
 
-use crate::event::{
-    Alloc, Body, Event, FdOpen, HeapSite, Map, MapSite, StackRef, SysStack, TaskNew,
-};
+use crate::event::{Alloc, Body, Event, FdOpen, HeapSite, Map, StackRef, SysStack, TaskNew};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -51,14 +49,6 @@ fn read<T: Copy + Default>(bytes: &[u8], what: &'static str) -> Result<T, Decode
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut out).cast::<u8>(), need);
     }
     Ok(out)
-}
-
-fn stack_id(id: i32, err: bool) -> Option<StackRef> {
-    if err || id < 0 {
-        None
-    } else {
-        Some(StackRef::Kernel(id as u32))
-    }
 }
 
 /// The fixed part of `tracer_common::SysStack` before its arrays.
@@ -162,6 +152,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         EventKind::Map => {
             let d: MapData = read(payload, "map payload")?;
             let op = MapOp::from_u32(d.op).ok_or(DecodeError::UnknownMapOp(d.op))?;
+            let stack = if d.flags & MAP_HAS_STACK != 0 {
+                Some(sys_stack(&payload[size_of::<MapData>()..])?)
+            } else {
+                None
+            };
             Body::Map(Map {
                 op,
                 addr: d.addr,
@@ -173,10 +168,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 fd: d.fd,
                 in_allocator: d.flags & MAP_IN_ALLOCATOR != 0,
                 from_loader: false,
-                site: MapSite {
-                    ip: d.user_ip,
-                    sp_word: d.user_sp_word,
-                    stack: stack_id(d.stack_id, d.flags & MAP_STACK_ERR != 0),
+                stack,
+                site: HeapSite {
+                    caller: 0,
+                    stack: None,
                 },
             })
         }
@@ -394,7 +389,6 @@ mod tests {
                 fd: -1,
                 map_flags: 0x22,
                 flags: MAP_IN_ALLOCATOR,
-                stack_id: 3,
                 ..Default::default()
             },
         };
@@ -402,10 +396,7 @@ mod tests {
             panic!("not a map")
         };
         assert!(m.in_allocator && m.anonymous());
-        assert_eq!(
-            (m.addr, m.len, m.site.stack),
-            (0x7000, 4096, Some(StackRef::Kernel(3)))
-        );
+        assert_eq!((m.addr, m.len, m.stack), (0x7000, 4096, None));
     }
 
     #[test]

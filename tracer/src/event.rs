@@ -89,11 +89,10 @@ impl TaskNew {
     }
 }
 
-/// Names a stack: an id in the kernel's stack-trace map (mapping calls), or the hash of the
-/// frames an allocation record carried (allocations).
+/// Names a stack by the hash of its frames: frames an allocation record carried, or frames
+/// unwound from a syscall's user stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StackRef {
-    Kernel(u32),
     Hash(u64),
 }
 
@@ -102,15 +101,6 @@ pub enum StackRef {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HeapSite {
     pub caller: u64,
-    pub stack: Option<StackRef>,
-}
-
-/// Where a mapping call was made: the user instruction pointer at the syscall (inside the libc
-/// wrapper), the word at the user stack pointer, and the frame-pointer stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MapSite {
-    pub ip: u64,
-    pub sp_word: u64,
     pub stack: Option<StackRef>,
 }
 
@@ -145,7 +135,10 @@ pub struct Map {
     pub in_allocator: bool,
     /// Made by the dynamic loader (set by the pipeline from the process's modules).
     pub from_loader: bool,
-    pub site: MapSite,
+    /// The user stack at the call (absent for brk and the allocator's own mappings).
+    pub stack: Option<SysStack>,
+    /// Where the call was made: set by the pipeline once the stack is unwound.
+    pub site: HeapSite,
 }
 
 /// `MAP_ANONYMOUS`.

@@ -82,7 +82,6 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
         stacks: !cli.no_stacks,
         empty_probes: cli.bench_floor,
         follow: cli.follow,
-        ..LoadOptions::default()
     })?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TargetMsg>();
     let mut targets = Vec::new();

@@ -15,7 +15,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{MapData, StackTraceMap};
 use tokio::sync::{mpsc::UnboundedReceiver, watch};
 
 use crate::{
@@ -227,7 +226,6 @@ fn is_loader(path: &str) -> bool {
 struct State {
     agg: Aggregator,
     stacks: StackTable,
-    stack_map: StackTraceMap<MapData>,
     sym: Symbolizer,
     unwinder: Unwinder,
     /// (pid, address) pairs whose module is known, so maps are read once per new code.
@@ -241,21 +239,6 @@ struct State {
 }
 
 impl State {
-    fn note_kernel_stack(&mut self, stack: Option<StackRef>) {
-        let Some(StackRef::Kernel(id)) = stack else {
-            return;
-        };
-        if self.stacks.contains_key(&StackRef::Kernel(id)) {
-            return;
-        }
-        if let Ok(trace) = self.stack_map.get(&id, 0) {
-            self.stacks.insert(
-                StackRef::Kernel(id),
-                trace.frames().iter().map(|f| f.ip).collect(),
-            );
-        }
-    }
-
     fn note_carried_stack(&mut self, stack: Option<StackRef>, frames: &mut Vec<u64>) {
         let Some(key) = stack else { return };
         if frames.is_empty() {
@@ -296,9 +279,10 @@ impl State {
                 self.note_code(pid, caller);
             }
             Body::Map(m) => {
-                self.note_kernel_stack(m.site.stack);
-                self.note_code(ev.pid, m.site.ip);
-                m.from_loader = self.sym.module_of(ev.pid, m.site.ip).is_some_and(is_loader);
+                if let Some(stack) = m.stack.take() {
+                    m.site = self.sys_site(ev.pid, &stack);
+                    m.from_loader = self.sym.module_of(ev.pid, stack.ip).is_some_and(is_loader);
+                }
             }
             Body::FdOpen(o) => o.site = self.sys_site(ev.pid, &o.stack),
             Body::TaskNew(t) => t.site = self.sys_site(ev.pid, &t.stack),
@@ -406,7 +390,6 @@ pub async fn run(
     let mut state = State {
         agg: Aggregator::new(),
         stacks: StackTable::new(),
-        stack_map: tracer.take_stacks()?,
         sym: Symbolizer::new(),
         unwinder: Unwinder::new(),
         known: HashSet::new(),

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::{
     aggregate::{FdTotals, HeapTotals, LeakKind, MapTotals, Site, Snapshot, ThreadTotals},
-    bpf::{loader::KernelCounters, probes::is_libc_path},
-    event::{HeapSite, MapSite, StackRef},
+    bpf::loader::KernelCounters,
+    event::{HeapSite, StackRef},
     symbolize::{Frame, Symbolizer},
 };
 
@@ -183,40 +183,6 @@ pub fn heap_addrs(site: &HeapSite, stacks: &StackTable) -> Vec<u64> {
     out
 }
 
-/// Addresses of a mapping call site, innermost first, with whether each is an instruction
-/// pointer (true) or a return address. Frames inside libc's syscall wrapper are left out, so
-/// the first frame is the wrapper's caller.
-pub fn map_addrs(
-    pid: u32,
-    site: &MapSite,
-    stacks: &StackTable,
-    sym: &Symbolizer,
-) -> Vec<(u64, bool)> {
-    let stack = site.stack.and_then(|id| stacks.get(&id));
-    let mut out: Vec<(u64, bool)> = vec![(site.ip, true)];
-    let above: &[u64] = match stack {
-        Some(s) if s.first() == Some(&site.ip) => &s[1..],
-        Some(s) => &s[..],
-        None => &[],
-    };
-    // The wrapper keeps no frame of its own, so the frame-pointer walk skips its caller; the
-    // word at the stack pointer is that caller's return address when it points at code.
-    let word_is_code = sym
-        .maps(pid)
-        .and_then(|m| m.find(site.sp_word))
-        .is_some_and(|e| e.exec);
-    if word_is_code && above.first() != Some(&site.sp_word) {
-        out.push((site.sp_word, false));
-    }
-    out.extend(above.iter().map(|a| (*a, false)));
-    let in_libc = |addr: u64| sym.module_of(pid, addr).is_some_and(is_libc_path);
-    let skip = out.iter().take_while(|(a, _)| in_libc(*a)).count();
-    if skip < out.len() {
-        out.drain(..skip);
-    }
-    out
-}
-
 /// Builds the report of one snapshot. `top` bounds hotspots per target (leaks are all listed).
 pub fn build(
     snap: &Snapshot,
@@ -260,10 +226,6 @@ pub fn build(
                 detail: l.detail.clone(),
                 stack: match &l.site {
                     Site::Call(s) => heap_stack(s, sym),
-                    Site::Map(s) => map_addrs(pid, s, stacks, sym)
-                        .into_iter()
-                        .map(|(a, ip)| sym.resolve(pid, a, !ip))
-                        .collect(),
                 },
             })
             .collect();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use tracer_common::kind::MapOp;
 
-use crate::event::{Map, MapSite};
+use crate::event::{HeapSite, Map};
 
 /// Who made a mapping; only `Program` mappings can be leaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -25,7 +25,7 @@ pub struct Region {
     pub end: u64,
     pub anonymous: bool,
     pub origin: Origin,
-    pub site: MapSite,
+    pub site: HeapSite,
     pub ts_ns: u64,
 }
 
@@ -127,7 +127,7 @@ impl Maps {
         len: u64,
         anonymous: bool,
         origin: Origin,
-        site: MapSite,
+        site: HeapSite,
         ts_ns: u64,
     ) {
         if len == 0 {

@@ -10,7 +10,7 @@ pub mod tasks;
 
 use std::collections::HashMap;
 
-use crate::event::{Body, Event, HeapSite, MapSite};
+use crate::event::{Body, Event, HeapSite};
 
 pub use fds::FdTotals;
 pub use heap::{HeapTotals, SiteStats};
@@ -46,12 +46,10 @@ pub enum LeakKind {
     Thread,
 }
 
-/// The call site a leak or hotspot belongs to: a call (its caller and the frames above; heap,
-/// fd and thread sites) or a mapping syscall.
+/// The call site a leak or hotspot belongs to: the caller and the frames above it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Site {
     Call(HeapSite),
-    Map(MapSite),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,7 +208,7 @@ fn proc_snapshot(pid: u32, p: &Proc, now_ns: u64, leak_age_ns: u64) -> ProcSnaps
     }
     for (start, r) in &p.maps.regions {
         if r.origin == Origin::Program && r.anonymous && old_enough(r.ts_ns) {
-            acc.entry((LeakKind::Mmap, Site::Map(r.site), None))
+            acc.entry((LeakKind::Mmap, Site::Call(r.site), None))
                 .or_default()
                 .add(r.end - start, r.ts_ns);
         }

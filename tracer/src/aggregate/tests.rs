@@ -14,10 +14,9 @@ const SITE_B: HeapSite = HeapSite {
     caller: 0x2000,
     stack: None,
 };
-const MSITE: MapSite = MapSite {
-    ip: 0x7f00,
-    sp_word: 0x3000,
-    stack: Some(StackRef::Kernel(9)),
+const MSITE: HeapSite = HeapSite {
+    caller: 0x3000,
+    stack: Some(StackRef::Hash(9)),
 };
 
 fn ev(ts_ns: u64, body: Body) -> Event {
@@ -65,6 +64,7 @@ fn map(ts: u64, op: MapOp, addr: u64, len: u64) -> Event {
             fd: -1,
             in_allocator: false,
             from_loader: false,
+            stack: None,
             site: MSITE,
         }),
     )
@@ -278,12 +278,12 @@ fn mremap_moves_and_resizes_keeping_the_site() {
     if let Body::Map(m) = &mut e.body {
         m.old_addr = 0x10000;
         m.old_len = 4096;
-        m.site.ip = 0x9999;
+        m.site.caller = 0x9999;
     }
     let agg = run(&[map(1, MapOp::Mmap, 0x10000, 100), e]);
     let p = only(&agg, 10, 0);
     assert_eq!((p.maps.live_bytes, p.maps.live_regions), (3 * 4096, 1));
-    assert_eq!(p.leaks[0].site, Site::Map(MSITE));
+    assert_eq!(p.leaks[0].site, Site::Call(MSITE));
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::{collections::HashMap, num::NonZeroU32};
 
 use anyhow::{anyhow, Context as _};
 use aya::{
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{uprobe::UProbeScope, TracePoint, UProbe},
     Ebpf, EbpfLoader,
 };
@@ -21,7 +21,6 @@ use super::{
 pub struct LoadOptions {
     /// Ring buffer bytes (rounded up to a power of two, at least one page).
     pub ring_bytes: u32,
-    pub stack_entries: u32,
     pub stacks: bool,
     /// Allocator probes do nothing (benchmark floor).
     pub empty_probes: bool,
@@ -33,7 +32,6 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             ring_bytes: names::DEFAULT_RING_BYTES,
-            stack_entries: names::DEFAULT_STACK_ENTRIES,
             stacks: true,
             empty_probes: false,
             follow: false,
@@ -85,7 +83,6 @@ impl Tracer {
         let mut ebpf = EbpfLoader::new()
             .override_global(names::CONFIG, &config, true)
             .map_max_entries(names::EVENTS, ring_size(opts.ring_bytes))
-            .map_max_entries(names::STACKS, opts.stack_entries.max(1))
             .load(aya::include_bytes_aligned!(concat!(
                 env!("OUT_DIR"),
                 "/tracer"
@@ -196,15 +193,6 @@ impl Tracer {
             .take_map(names::EVENTS)
             .ok_or_else(|| anyhow!("ring buffer already taken"))?;
         Ok(RingBuf::<MapData>::try_from(map)?)
-    }
-
-    /// Takes the stack map (once).
-    pub fn take_stacks(&mut self) -> anyhow::Result<StackTraceMap<MapData>> {
-        let map = self
-            .ebpf
-            .take_map(names::STACKS)
-            .ok_or_else(|| anyhow!("stack map already taken"))?;
-        Ok(StackTraceMap::<MapData>::try_from(map)?)
     }
 
     /// Reads the kernel counters.
