@@ -12,6 +12,7 @@ use std::{
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::{
+    aggregate::LeakKind,
     pipeline::LiveReport,
     report::{HotspotReport, LeakReport, ModuleReport, TargetReport},
     symbolize::Frame,
@@ -19,7 +20,7 @@ use crate::{
 
 /// Timeline samples kept per target (one per report: 1 s apart live, so 10 minutes).
 pub const HISTORY: usize = 600;
-/// Points of a leak site's live bytes kept for its trend.
+/// Points of a leak site's amount (bytes, or fds/threads) kept for its trend.
 pub const TREND_POINTS: usize = 60;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,7 +65,10 @@ impl Tab {
 
     /// Tabs whose rows have a call stack to show.
     pub fn has_rows(self) -> bool {
-        matches!(self, Tab::Hotspots | Tab::Leaks | Tab::Modules)
+        matches!(
+            self,
+            Tab::Hotspots | Tab::Leaks | Tab::Fds | Tab::Threads | Tab::Modules
+        )
     }
 }
 
@@ -159,7 +163,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Enter", "open or close the selected row's call stack"),
     ("Esc", "close the stack, the overlay, or clear the filter"),
     ("s", "cycle the sort order"),
-    ("/", "filter rows by function or module (Enter keeps it)"),
+    ("/", "filter by function, module, path, name (Enter keeps)"),
     ("p", "pause / resume the display"),
     ("t", "choose the target (several targets)"),
     ("?", "this help"),
@@ -174,13 +178,17 @@ pub struct Sample {
     pub mapped: u64,
     pub rss: Option<u64>,
     pub allocs: u64,
+    /// Open fds, the baseline included.
+    pub fds: u64,
+    /// Threads alive, the baseline included.
+    pub threads: u64,
 }
 
 /// History of one target, built from successive reports.
 #[derive(Clone, Debug, Default)]
 pub struct TargetHistory {
     pub samples: VecDeque<Sample>,
-    /// Live bytes of each leak site over time, keyed by [`site_key`].
+    /// Amount of each leak site over time ([`leak_amount`]), keyed by [`site_key`].
     pub leak_sites: HashMap<u64, VecDeque<(f64, u64)>>,
 }
 
@@ -217,7 +225,8 @@ impl TargetHistory {
         )
     }
 
-    /// Growth of a leak site, bytes per second, from the points kept.
+    /// Growth of a leak site per second ([`leak_amount`]: bytes, or fds/threads), from the
+    /// points kept.
     pub fn leak_slope(&self, leak: &LeakReport) -> Option<f64> {
         let points = self.leak_sites.get(&site_key(leak))?;
         slope(points.iter().map(|(t, b)| (*t, *b as f64)))
@@ -248,14 +257,29 @@ pub fn slope(points: impl Iterator<Item = (f64, f64)> + Clone) -> Option<f64> {
     (den > 0.0).then(|| num / den)
 }
 
-/// Identity of a leak site across reports: its kind and stack addresses.
+/// What a leak's trend follows: its bytes for heap and mappings, its count for fds and
+/// threads (which have no size).
+pub fn leak_amount(leak: &LeakReport) -> u64 {
+    match leak.kind {
+        LeakKind::Heap | LeakKind::Mmap => leak.bytes,
+        LeakKind::Fd | LeakKind::Thread => leak.count,
+    }
+}
+
+/// Identity of a leak site across reports: its kind (and fd kind) and stack addresses.
 pub fn site_key(leak: &LeakReport) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     leak.kind.hash(&mut h);
+    leak.fd_kind.hash(&mut h);
     for f in &leak.stack {
         f.addr.hash(&mut h);
     }
     h.finish()
+}
+
+/// Whether a leak matches a filter: its stack, or one of its paths or thread names.
+fn leak_matches(leak: &LeakReport, needle: &str) -> bool {
+    stack_matches(&leak.stack, needle) || leak.detail.iter().any(|d| contains_ci(Some(d), needle))
 }
 
 /// Whether a stack matches a filter (case-insensitive substring of a function or module).
@@ -357,6 +381,8 @@ impl App {
                     mapped: target.mappings.live_bytes,
                     rss: target.rss_bytes,
                     allocs: target.heap.total_allocs,
+                    fds: target.fds.totals.open,
+                    threads: target.threads.alive,
                 },
                 HISTORY,
             );
@@ -367,7 +393,7 @@ impl App {
             }
             for leak in &target.leaks {
                 let points = h.leak_sites.entry(site_key(leak)).or_default();
-                push_bounded(points, (t, leak.bytes), TREND_POINTS);
+                push_bounded(points, (t, leak_amount(leak)), TREND_POINTS);
             }
             // Sites no longer leaking lose their trend.
             let keys: std::collections::HashSet<u64> = target.leaks.iter().map(site_key).collect();
@@ -422,7 +448,7 @@ impl App {
         let mut rows: Vec<(&LeakReport, Option<f64>)> = t
             .leaks
             .iter()
-            .filter(|l| stack_matches(&l.stack, &self.filter))
+            .filter(|l| leak_matches(l, &self.filter))
             .map(|l| (l, hist.and_then(|h| h.leak_slope(l))))
             .collect();
         match self.leak_sort {
@@ -434,6 +460,33 @@ impl App {
             }
         }
         rows
+    }
+
+    /// Leaks of one kind after the filter (stack, paths or names), most first, then oldest
+    /// first, with their growth (per second).
+    fn leaks_of(&self, kind: LeakKind) -> Vec<(&LeakReport, Option<f64>)> {
+        let Some(t) = self.target() else {
+            return Vec::new();
+        };
+        let hist = self.history.get(&t.pid);
+        let mut rows: Vec<(&LeakReport, Option<f64>)> = t
+            .leaks
+            .iter()
+            .filter(|l| l.kind == kind && leak_matches(l, &self.filter))
+            .map(|l| (l, hist.and_then(|h| h.leak_slope(l))))
+            .collect();
+        rows.sort_by_key(|(l, _)| (Reverse(l.count), Reverse(l.oldest_age_ms)));
+        rows
+    }
+
+    /// Fd leaks (fds open longer than the leak age), for the Fds tab.
+    pub fn fd_rows(&self) -> Vec<(&LeakReport, Option<f64>)> {
+        self.leaks_of(LeakKind::Fd)
+    }
+
+    /// Thread leaks (threads alive longer than the leak age), for the Threads tab.
+    pub fn thread_rows(&self) -> Vec<(&LeakReport, Option<f64>)> {
+        self.leaks_of(LeakKind::Thread)
     }
 
     /// Modules after the filter (by module path), most live bytes first.
@@ -466,8 +519,10 @@ impl App {
         match self.tab {
             Tab::Hotspots => self.hotspot_rows().len(),
             Tab::Leaks => self.leak_rows().len(),
+            Tab::Fds => self.fd_rows().len(),
+            Tab::Threads => self.thread_rows().len(),
             Tab::Modules => self.module_rows().len(),
-            _ => 0,
+            Tab::Overview => 0,
         }
     }
 
@@ -486,12 +541,25 @@ impl App {
 
     /// The stack of the selected row, when the tab has stacks.
     pub fn selected_stack(&self) -> Option<&[Frame]> {
-        let i = self.selected();
         match self.tab {
-            Tab::Hotspots => self.hotspot_rows().get(i).map(|h| h.stack.as_slice()),
-            Tab::Leaks => self.leak_rows().get(i).map(|(l, _)| l.stack.as_slice()),
-            _ => None,
+            Tab::Hotspots => self
+                .hotspot_rows()
+                .get(self.selected())
+                .map(|h| h.stack.as_slice()),
+            _ => self.selected_leak().map(|l| l.stack.as_slice()),
         }
+    }
+
+    /// The selected leak on the Leaks, Fds and Threads tabs.
+    pub fn selected_leak(&self) -> Option<&LeakReport> {
+        let i = self.selected();
+        let rows = match self.tab {
+            Tab::Leaks => self.leak_rows(),
+            Tab::Fds => self.fd_rows(),
+            Tab::Threads => self.thread_rows(),
+            Tab::Overview | Tab::Hotspots | Tab::Modules => return None,
+        };
+        rows.get(i).map(|(l, _)| *l)
     }
 
     fn move_by(&mut self, by: isize) {

@@ -53,9 +53,62 @@ fn leak_growth_comes_from_successive_reports() {
     // The demo leaks 1 KiB per 100 ms: 10 KiB/s.
     let app = demo_app(2..=6);
     let rows = app.leak_rows();
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), 3, "heap, fd and thread");
+    assert_eq!(rows[0].0.kind, LeakKind::Heap, "most bytes first");
     let growth = rows[0].1.expect("a trend after several reports");
     assert!((growth - 10240.0).abs() < 1e-6, "{growth}");
+}
+
+#[test]
+fn fd_and_thread_growth_is_counted_not_in_bytes() {
+    // The demo leaks one fd per second and one thread once.
+    let app = demo_app(2..=6);
+    let fds = app.fd_rows();
+    assert_eq!(fds.len(), 1);
+    assert_eq!(fds[0].0.detail, ["/etc/hostname"]);
+    let growth = fds[0].1.expect("a trend after several reports");
+    assert!((growth - 1.0).abs() < 1e-9, "{growth}");
+    let threads = app.thread_rows();
+    assert_eq!(threads.len(), 1);
+    assert_eq!(threads[0].1, Some(0.0), "one thread, flat");
+}
+
+#[test]
+fn fds_and_threads_have_rows_with_stacks_and_the_history_counts_them() {
+    let mut app = demo_app(2..=4);
+    let h = app.target_history().expect("history");
+    let last = h.samples.back().expect("a sample");
+    assert_eq!((last.fds, last.threads), (7, 2));
+    press(&mut app, "4");
+    app.handle_key(key(KeyCode::Enter));
+    assert!(app.detail);
+    let stack = app.selected_stack().expect("the opening stack");
+    assert_eq!(stack[0].function.as_deref(), Some("open_config"));
+    assert_eq!(app.selected_leak().map(|l| l.kind), Some(LeakKind::Fd));
+    press(&mut app, "5");
+    assert!(app.detail, "the pane stays open on a tab with rows");
+    let stack = app.selected_stack().expect("the creating stack");
+    assert_eq!(stack[0].function.as_deref(), Some("start_worker"));
+    press(&mut app, "jjG");
+    assert_eq!(app.selected(), 0, "one row");
+}
+
+#[test]
+fn the_filter_matches_fd_paths_and_thread_names() {
+    let mut app = demo_app(2..=2);
+    app.filter = "hostname".into();
+    assert_eq!(app.fd_rows().len(), 1);
+    assert_eq!(app.thread_rows().len(), 0);
+    assert_eq!(
+        app.leak_rows().len(),
+        1,
+        "the Leaks tab filters the same way"
+    );
+    app.filter = "DEMO-WORKER".into();
+    assert_eq!(app.fd_rows().len(), 0);
+    assert_eq!(app.thread_rows().len(), 1);
+    app.filter = "main".into();
+    assert_eq!(app.fd_rows().len(), 1, "stacks still match");
 }
 
 #[test]

@@ -79,8 +79,10 @@ pub fn empty(secs: u64) -> Arc<LiveReport> {
     live(vec![target(4242, "demo")], secs, 0)
 }
 
-/// The demo workload after `secs` seconds: a 1 KiB block leaked per 100 ms tick by
-/// cache_insert, three request sizes allocated and freed by handle_request.
+/// The demo workload after `secs` seconds, with a leak age of 1 s: a 1 KiB block leaked per
+/// 100 ms tick by cache_insert, three request sizes allocated and freed by handle_request,
+/// /etc/hostname opened once a second by open_config and never closed, and one thread,
+/// "demo-worker", created by start_worker at start.
 pub fn demo(secs: u64) -> Arc<LiveReport> {
     let ticks = secs * 10;
     let leaked = ticks.saturating_sub(10);
@@ -117,8 +119,8 @@ pub fn demo(secs: u64) -> Arc<LiveReport> {
             stack: main_stack(inlined),
         },
     ];
-    t.leaks = if leaked > 0 {
-        vec![LeakReport {
+    if leaked > 0 {
+        t.leaks.push(LeakReport {
             kind: LeakKind::Heap,
             count: leaked,
             bytes: leaked * 1024,
@@ -126,9 +128,49 @@ pub fn demo(secs: u64) -> Arc<LiveReport> {
             stack: main_stack(frame(0x1300, "cache_insert", 88)),
             fd_kind: None,
             detail: Vec::new(),
-        }]
-    } else {
-        Vec::new()
+        });
+    }
+    // One open per second from the first tick: those of the last second are too young.
+    let opened = secs;
+    if opened > 1 {
+        t.leaks.push(LeakReport {
+            kind: LeakKind::Fd,
+            count: opened - 1,
+            bytes: 0,
+            oldest_age_ms: secs * 1000,
+            stack: main_stack(frame(0x1380, "open_config", 79)),
+            fd_kind: Some("file".into()),
+            detail: vec!["/etc/hostname".into()],
+        });
+    }
+    if secs > 1 {
+        t.leaks.push(LeakReport {
+            kind: LeakKind::Thread,
+            count: 1,
+            bytes: 0,
+            oldest_age_ms: secs * 1000,
+            stack: main_stack(frame(0x1180, "start_worker", 55)),
+            fd_kind: None,
+            detail: vec!["demo-worker".into()],
+        });
+    }
+    // stdin, stdout and stderr (a terminal) were open at start.
+    t.fds = FdReport {
+        totals: FdTotals {
+            open: 3 + opened,
+            opened_total: opened,
+            closed_total: 0,
+            baseline: 3,
+            unknown_closes: 0,
+        },
+        by_kind: [("file".to_string(), 3 + opened)].into(),
+    };
+    t.threads = ThreadTotals {
+        alive: 2,
+        created_total: 1,
+        exited_total: 0,
+        baseline: 1,
+        processes_created: 0,
     };
     t.heap = HeapTotals {
         live_bytes: ticks * 1024,
@@ -190,6 +232,69 @@ pub fn overflowing(secs: u64) -> Arc<LiveReport> {
             live_bytes: (150 - i) << 10,
         });
     }
+    const FD_KINDS: [&str; 6] = ["file", "socket", "pipe", "epoll", "eventfd", "signalfd"];
+    for i in 0..60u64 {
+        let kind = FD_KINDS[i as usize % FD_KINDS.len()];
+        let detail = match kind {
+            "file" => (0..3)
+                .map(|j| format!("/var/lib/a-server/with/a/deep/tree/of/data/shard-{i}-{j}.db"))
+                .collect(),
+            "socket" => vec!["inet6 stream".into(), "inet stream".into()],
+            _ => Vec::new(),
+        };
+        a.leaks.push(LeakReport {
+            kind: LeakKind::Fd,
+            count: 1000 + i,
+            bytes: 0,
+            oldest_age_ms: 3_600_000 + i,
+            stack: main_stack(frame(
+                0x20_0000 + i * 16,
+                &format!("very::long::rust::module::path::Pool{i}::open_a_connection_or_file"),
+                i as u32 + 1,
+            )),
+            fd_kind: Some(kind.into()),
+            detail,
+        });
+    }
+    for i in 0..40u64 {
+        a.leaks.push(LeakReport {
+            kind: LeakKind::Thread,
+            count: 500 + i,
+            bytes: 0,
+            oldest_age_ms: 7_200_000 + i,
+            stack: main_stack(frame(
+                0x30_0000 + i * 16,
+                &format!("very::long::rust::module::path::Executor{i}::spawn_a_worker_thread"),
+                i as u32 + 1,
+            )),
+            fd_kind: None,
+            detail: (0..3)
+                .map(|j| format!("tokio-runtime-worker-{i}-{j}"))
+                .collect(),
+        });
+    }
+    a.fds = FdReport {
+        totals: FdTotals {
+            open: 123_456,
+            opened_total: 98_765_432,
+            closed_total: 98_641_980,
+            baseline: 4,
+            unknown_closes: 17,
+        },
+        by_kind: FD_KINDS
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.to_string(), 10_000 * (i as u64 + 1)))
+            .chain([("unknown".to_string(), 3456)])
+            .collect(),
+    };
+    a.threads = ThreadTotals {
+        alive: 20_301,
+        created_total: 1_234_567,
+        exited_total: 1_214_267,
+        baseline: 1,
+        processes_created: 4321,
+    };
     a.heap.live_bytes = 5 << 30;
     a.heap.peak_live_bytes = 6 << 30;
     let mut b = target(101, "b");

@@ -1,5 +1,5 @@
 //! The detail pane: the selected row's symbolized call stack (or, on Modules, the module's
-//! call sites).
+//! call sites); for fd and thread leaks, their paths or names above the stack.
 
 use ratatui::{
     buffer::Buffer,
@@ -10,6 +10,7 @@ use ratatui::{
 
 use super::tables::site;
 use crate::{
+    aggregate::LeakKind,
     export::text::human_bytes,
     symbolize::Frame,
     tui::{
@@ -90,13 +91,27 @@ impl Widget for Detail<'_> {
                 };
                 (" Call sites in this module (Esc closes) ", lines)
             }
-            _ => (
-                " Call stack, innermost first (Esc closes) ",
+            _ => {
+                let mut lines = Vec::new();
+                if let Some(l) = app.selected_leak() {
+                    let what = match l.kind {
+                        LeakKind::Fd => Some("paths"),
+                        LeakKind::Thread => Some("names"),
+                        LeakKind::Heap | LeakKind::Mmap => None,
+                    };
+                    if let Some(what) = what.filter(|_| !l.detail.is_empty()) {
+                        lines.push(Line::from(vec![
+                            Span::styled(format!("{what} "), theme::label()),
+                            Span::styled(l.detail.join(", "), theme::value()),
+                        ]));
+                    }
+                }
                 match app.selected_stack() {
-                    Some(s) => stack_lines(s),
-                    None => vec![Line::styled("(nothing selected)", theme::empty())],
-                },
-            ),
+                    Some(s) => lines.extend(stack_lines(s)),
+                    None => lines.push(Line::styled("(nothing selected)", theme::empty())),
+                }
+                (" Call stack, innermost first (Esc closes) ", lines)
+            }
         };
         Paragraph::new(lines)
             .block(Block::bordered().title(Span::styled(title, theme::title())))

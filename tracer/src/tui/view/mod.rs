@@ -4,13 +4,14 @@
 mod detail;
 mod header;
 mod overview;
+mod resources;
 mod tables;
 
 use ratatui::{
     buffer::Buffer,
     layout::{Constraint, Flex, Layout, Rect},
     text::{Line, Span},
-    widgets::{Block, Clear, Paragraph, Row, Table, Tabs, Widget, Wrap},
+    widgets::{Block, Clear, Paragraph, Row, Table, Tabs, Widget},
 };
 
 use super::{
@@ -87,37 +88,12 @@ fn render_body(app: &App, area: Rect, buf: &mut Buffer) {
         Tab::Hotspots => tables::Hotspots(app).render(main, buf),
         Tab::Leaks => tables::Leaks(app).render(main, buf),
         Tab::Modules => tables::Modules(app).render(main, buf),
-        Tab::Fds => not_traced(
-            "File descriptors",
-            "This tracer reports no fd data for the target yet: fd tracing (open/close with \
-             the opening call stack) is not built in. Nothing is shown rather than a guess.",
-            main,
-            buf,
-        ),
-        Tab::Threads => not_traced(
-            "Threads",
-            "This tracer reports no thread data for the target yet: thread tracing (creation \
-             with its call stack, exit) is not built in. Nothing is shown rather than a guess.",
-            main,
-            buf,
-        ),
+        Tab::Fds => resources::Fds(app).render(main, buf),
+        Tab::Threads => resources::Threads(app).render(main, buf),
     }
     if let Some(d) = detail {
         detail::Detail(app).render(d, buf);
     }
-}
-
-/// The empty state of a tab whose data the report does not carry.
-fn not_traced(what: &str, why: &str, area: Rect, buf: &mut Buffer) {
-    let block = Block::bordered().title(Span::styled(format!(" {what} "), theme::title()));
-    Paragraph::new(vec![
-        Line::styled(format!("{what}: not traced yet."), theme::value()),
-        Line::from(""),
-        Line::styled(why.to_string(), theme::empty()),
-    ])
-    .wrap(Wrap { trim: true })
-    .block(block)
-    .render(area, buf);
 }
 
 fn empty(msg: &str, area: Rect, buf: &mut Buffer) {

@@ -68,6 +68,21 @@ impl Widget for Overview<'_> {
                     String::new()
                 },
             ),
+            // Open fds and live threads next to the memory numbers: a narrow screen cuts the
+            // counters below first.
+            stat(
+                "open fds",
+                t.fds.totals.open.to_string(),
+                format!(
+                    "  {} sockets",
+                    t.fds.by_kind.get("socket").copied().unwrap_or(0)
+                ),
+            ),
+            stat(
+                "threads",
+                t.threads.alive.to_string(),
+                format!("  {} created", t.threads.created_total),
+            ),
             stat(
                 "allocations",
                 t.heap.total_allocs.to_string(),
@@ -80,8 +95,6 @@ impl Widget for Overview<'_> {
                 human_bytes(t.heap.total_alloc_bytes),
                 String::new(),
             ),
-            stat("fds", "not traced yet".into(), String::new()),
-            stat("threads", "not traced yet".into(), String::new()),
         ];
         let block = Block::bordered().title(Span::styled(
             format!(" pid {} {} ", t.pid, t.comm),
@@ -131,20 +144,17 @@ impl Widget for Timelines<'_> {
             }))
             .take(samples.len())
             .collect();
-        let charts: [Chart<'_>; 4] = [
+        let fds = series(&|s| s.fds);
+        let threads = series(&|s| s.threads);
+        let charts: [Chart<'_>; 6] = [
             ("live heap", &heap, human_bytes),
             ("mapped", &mapped, human_bytes),
             ("RSS", &rss, human_bytes),
             ("allocations/s", &rate, |v| count(v as f64)),
+            ("open fds", &fds, |v| v.to_string()),
+            ("threads", &threads, |v| v.to_string()),
         ];
-        let rows = Layout::vertical([
-            Constraint::Ratio(1, 5),
-            Constraint::Ratio(1, 5),
-            Constraint::Ratio(1, 5),
-            Constraint::Ratio(1, 5),
-            Constraint::Ratio(1, 5),
-        ])
-        .split(area);
+        let rows = Layout::vertical([Constraint::Ratio(1, 6); 6]).split(area);
         for (i, (name, data, fmt)) in charts.iter().enumerate() {
             let last = data.last().copied().unwrap_or(0);
             let max = data.iter().copied().max().unwrap_or(0);
@@ -158,11 +168,5 @@ impl Widget for Timelines<'_> {
                 .style(theme::chart())
                 .render(rows[i], buf);
         }
-        Paragraph::new(vec![Line::styled(
-            " fd count, thread count: not traced yet",
-            theme::empty(),
-        )])
-        .block(Block::new().borders(Borders::TOP))
-        .render(rows[4], buf);
     }
 }

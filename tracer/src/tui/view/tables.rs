@@ -1,4 +1,4 @@
-//! Hotspots, Leaks and Modules tables.
+//! Hotspots, Leaks and Modules tables, and the table parts the Fds and Threads tabs share.
 
 use ratatui::{
     buffer::Buffer,
@@ -9,7 +9,9 @@ use ratatui::{
 };
 
 use crate::{
+    aggregate::LeakKind,
     export::text::{frame_label, human_bytes},
+    report::LeakReport,
     symbolize::Frame,
     tui::{
         app::{App, Tab},
@@ -18,7 +20,7 @@ use crate::{
 };
 
 /// Width from which the optional columns are shown.
-const WIDE: u16 = 70;
+pub(super) const WIDE: u16 = 70;
 
 /// The call site of a stack: its first frame.
 pub fn site(stack: &[Frame]) -> String {
@@ -31,7 +33,7 @@ fn short_module(m: Option<&str>) -> String {
     })
 }
 
-fn title<'a>(
+pub(super) fn title<'a>(
     app: &App,
     name: &'a str,
     sort: Option<&'a str>,
@@ -49,7 +51,7 @@ fn title<'a>(
     Line::from(spans)
 }
 
-fn table<'a>(
+pub(super) fn table<'a>(
     rows: Vec<Row<'a>>,
     header: Vec<&'a str>,
     widths: Vec<Constraint>,
@@ -64,16 +66,30 @@ fn table<'a>(
         .column_spacing(1)
 }
 
-fn render_table(app: &App, tab: Tab, t: Table<'_>, n: usize, area: Rect, buf: &mut Buffer) {
+/// Renders a bordered table of `n` rows; with no rows, `note` says why, across the whole
+/// width below the header (a cell would cut it to the first column).
+pub(super) fn render_table(
+    app: &App,
+    tab: Tab,
+    t: Table<'_>,
+    n: usize,
+    note: Option<&str>,
+    area: Rect,
+    buf: &mut Buffer,
+) {
     let mut state = TableState::default().with_selected((n > 0).then(|| app.selected_in(tab, n)));
     StatefulWidget::render(t, area, buf, &mut state);
-}
-
-fn empty_note(msg: &str) -> Row<'static> {
-    Row::new(vec![Cell::from(Span::styled(
-        msg.to_string(),
-        theme::empty(),
-    ))])
+    let inner = Block::bordered().inner(area);
+    if let Some(msg) = note.filter(|_| inner.height >= 2 && inner.width >= 2) {
+        // Below the header, after the highlight symbol's column.
+        let line = Rect {
+            x: inner.x + 1,
+            y: inner.y + 1,
+            width: inner.width - 1,
+            height: 1,
+        };
+        Line::styled(msg.to_string(), theme::empty()).render(line, buf);
+    }
 }
 
 pub struct Hotspots<'a>(pub &'a App);
@@ -84,7 +100,7 @@ impl Widget for Hotspots<'_> {
         let Some(t) = app.target() else { return };
         let rows = app.hotspot_rows();
         let wide = area.width >= WIDE;
-        let mut table_rows: Vec<Row> = rows
+        let table_rows: Vec<Row> = rows
             .iter()
             .map(|h| {
                 let freed = (h.frees * 100).checked_div(h.allocs).unwrap_or(0);
@@ -101,13 +117,11 @@ impl Widget for Hotspots<'_> {
                 Row::new(cells)
             })
             .collect();
-        if table_rows.is_empty() {
-            table_rows.push(empty_note(if app.filter.is_empty() {
-                "no allocations seen yet"
-            } else {
-                "no call site matches the filter"
-            }));
-        }
+        let note = table_rows.is_empty().then_some(if app.filter.is_empty() {
+            "no allocations seen yet"
+        } else {
+            "no call site matches the filter"
+        });
         let (header, widths) = if wide {
             (
                 vec!["bytes", "allocs", "live", "freed", "tmp", "call site"],
@@ -144,20 +158,62 @@ impl Widget for Hotspots<'_> {
             Tab::Hotspots,
             table(table_rows, header, widths, block),
             n,
+            note,
             area,
             buf,
         );
     }
 }
 
-/// Growth of a leak site as text and style.
-pub fn trend(slope: Option<f64>) -> (String, Style) {
-    match slope {
-        None => ("…".into(), theme::label()),
-        Some(s) if s.abs() < 1.0 => ("flat".into(), theme::flat()),
-        Some(s) if s > 0.0 => (format!("+{}/s", human_bytes(s as u64)), theme::growing()),
-        Some(s) => (format!("-{}/s", human_bytes(s.abs() as u64)), theme::flat()),
+/// Growth of a leak site as text and style: bytes per second for heap and mappings, fds or
+/// threads per second (per minute when slow) for the others.
+pub fn trend(slope: Option<f64>, kind: LeakKind) -> (String, Style) {
+    let counted = matches!(kind, LeakKind::Fd | LeakKind::Thread);
+    let flat = if counted { 1e-3 } else { 1.0 };
+    let Some(s) = slope else {
+        return ("…".into(), theme::label());
+    };
+    if s.abs() < flat {
+        return ("flat".into(), theme::flat());
     }
+    let (sign, style) = if s > 0.0 {
+        ("+", theme::growing())
+    } else {
+        ("-", theme::flat())
+    };
+    let r = s.abs();
+    let amount = if !counted {
+        format!("{}/s", human_bytes(r as u64))
+    } else if r >= 0.1 {
+        format!("{r:.1}/s")
+    } else {
+        format!("{:.1}/min", r * 60.0)
+    };
+    (format!("{sign}{amount}"), style)
+}
+
+pub fn kind_name(kind: LeakKind) -> &'static str {
+    match kind {
+        LeakKind::Heap => "heap",
+        LeakKind::Mmap => "mmap",
+        LeakKind::Fd => "fd",
+        LeakKind::Thread => "thread",
+    }
+}
+
+/// The size column of a leak: bytes for heap and mappings, the fd kind for fds ("-" for
+/// threads, which have no size).
+pub fn leak_size(l: &LeakReport) -> String {
+    match l.kind {
+        LeakKind::Heap | LeakKind::Mmap => human_bytes(l.bytes),
+        LeakKind::Fd => l.fd_kind.clone().unwrap_or_else(|| "-".into()),
+        LeakKind::Thread => "-".into(),
+    }
+}
+
+/// Seconds with one decimal: `8.0s`.
+pub fn age(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
 }
 
 pub struct Leaks<'a>(pub &'a App);
@@ -168,27 +224,18 @@ impl Widget for Leaks<'_> {
         let Some(t) = app.target() else { return };
         let rows = app.leak_rows();
         let wide = area.width >= WIDE;
-        let mut table_rows: Vec<Row> = rows
+        let table_rows: Vec<Row> = rows
             .iter()
             .map(|(l, slope)| {
-                let (trend, style) = trend(*slope);
-                let kind = match l.kind {
-                    crate::aggregate::LeakKind::Heap => "heap",
-                    crate::aggregate::LeakKind::Mmap => "mmap",
-                    crate::aggregate::LeakKind::Fd => "fd",
-                    crate::aggregate::LeakKind::Thread => "thread",
-                };
+                let (trend, style) = trend(*slope, l.kind);
                 let mut cells = Vec::new();
                 if wide {
-                    cells.push(Cell::from(kind));
+                    cells.push(Cell::from(kind_name(l.kind)));
                 }
                 cells.push(Cell::from(l.count.to_string()));
-                cells.push(Cell::from(human_bytes(l.bytes)));
+                cells.push(Cell::from(leak_size(l)));
                 if wide {
-                    cells.push(Cell::from(format!(
-                        "{:.1}s",
-                        l.oldest_age_ms as f64 / 1000.0
-                    )));
+                    cells.push(Cell::from(age(l.oldest_age_ms)));
                 }
                 cells.extend([
                     Cell::from(Span::styled(trend, style)),
@@ -197,20 +244,18 @@ impl Widget for Leaks<'_> {
                 Row::new(cells)
             })
             .collect();
-        if table_rows.is_empty() {
-            table_rows.push(empty_note(if !app.filter.is_empty() {
-                "no leak matches the filter"
-            } else if t.exited {
-                "none: everything was freed"
-            } else {
-                "none yet: nothing has been live longer than --leak-age"
-            }));
-        }
+        let note = table_rows.is_empty().then_some(if !app.filter.is_empty() {
+            "no leak matches the filter"
+        } else if t.exited {
+            "none: everything was freed"
+        } else {
+            "none yet: nothing has been live longer than --leak-age"
+        });
         let (header, widths) = if wide {
             (
                 vec!["kind", "count", "bytes", "oldest", "growth", "call site"],
                 vec![
-                    Constraint::Length(4),
+                    Constraint::Length(6),
                     Constraint::Length(7),
                     Constraint::Length(10),
                     Constraint::Length(8),
@@ -242,6 +287,7 @@ impl Widget for Leaks<'_> {
             Tab::Leaks,
             table(table_rows, header, widths, block),
             n,
+            note,
             area,
             buf,
         );
@@ -257,7 +303,7 @@ impl Widget for Modules<'_> {
         let rows = app.module_rows();
         let total_live: u64 = t.modules.iter().map(|m| m.live_bytes).sum();
         let wide = area.width >= WIDE;
-        let mut table_rows: Vec<Row> = rows
+        let table_rows: Vec<Row> = rows
             .iter()
             .map(|m| {
                 let share = (m.live_bytes * 100).checked_div(total_live).unwrap_or(0);
@@ -277,13 +323,11 @@ impl Widget for Modules<'_> {
                 Row::new(cells)
             })
             .collect();
-        if table_rows.is_empty() {
-            table_rows.push(empty_note(if app.filter.is_empty() {
-                "no allocations seen yet"
-            } else {
-                "no module matches the filter"
-            }));
-        }
+        let note = table_rows.is_empty().then_some(if app.filter.is_empty() {
+            "no allocations seen yet"
+        } else {
+            "no module matches the filter"
+        });
         let (header, widths) = if wide {
             (
                 vec!["live", "share", "blocks", "allocated", "allocs", "module"],
@@ -319,6 +363,7 @@ impl Widget for Modules<'_> {
             Tab::Modules,
             table(table_rows, header, widths, block),
             n,
+            note,
             area,
             buf,
         );

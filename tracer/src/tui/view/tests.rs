@@ -125,6 +125,44 @@ fn leak_detail_pane() {
 }
 
 #[test]
+fn fd_detail_pane_shows_the_paths_and_the_opening_stack() {
+    let mut app = typical();
+    on(&mut app, Tab::Fds);
+    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    insta::assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn thread_detail_pane_shows_the_names_and_the_creating_stack() {
+    let mut app = typical();
+    on(&mut app, Tab::Threads);
+    app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    insta::assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn fds_and_threads_of_an_exited_target_with_nothing_left() {
+    let mut app = App::new();
+    let mut last = fixtures::empty(1);
+    if let Some(r) = std::sync::Arc::get_mut(&mut last) {
+        r.report.targets[0].exited = true;
+    }
+    app.on_report(last);
+    on(&mut app, Tab::Fds);
+    let screen = render(&app, 80, 24);
+    assert!(
+        screen.contains("every fd opened while traced was closed"),
+        "{screen}"
+    );
+    on(&mut app, Tab::Threads);
+    let screen = render(&app, 80, 24);
+    assert!(
+        screen.contains("every thread created while traced exited"),
+        "{screen}"
+    );
+}
+
+#[test]
 fn module_detail_lists_its_call_sites() {
     let mut app = typical();
     on(&mut app, Tab::Modules);
