@@ -6,9 +6,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_workloads::{symbol, DEMO};
+use tracer_workloads::{expect::DEMO_CONFIG_PATH, symbol, DEMO};
 
 use crate::harness::*;
+
+/// The name `demo`'s worker thread gives itself (`worker_main` in demo.c).
+const DEMO_WORKER: &str = "demo-worker";
 
 /// A tmux server of our own (its own socket), killed on drop with everything in it.
 struct Tmux {
@@ -95,6 +98,11 @@ impl Drop for Tmux {
     }
 }
 
+/// The line of frame #0 in the detail pane, if shown.
+fn first_frame(screen: &str) -> Option<&str> {
+    detail_pane(screen).into_iter().find(|l| l.contains("#0"))
+}
+
 /// The lines of the detail pane (below its title).
 fn detail_pane(screen: &str) -> Vec<&str> {
     screen
@@ -105,7 +113,7 @@ fn detail_pane(screen: &str) -> Vec<&str> {
 }
 
 #[test]
-fn tui_shows_the_leaking_function_and_its_line_then_quits_cleanly() {
+fn tui_shows_the_leaking_function_its_fd_and_thread_leaks_then_quits_cleanly() {
     require_root();
     let started = Instant::now();
     let command = format!(
@@ -145,6 +153,51 @@ fn tui_shows_the_leaking_function_and_its_line_then_quits_cleanly() {
     assert!(
         first.contains(symbol::CACHE_INSERT) && first.contains("demo.c:"),
         "frame #0 is cache_insert at demo.c:LINE:\n{screen}"
+    );
+
+    // Close the stack, clear the filter, then the fd the demo opens every second and never
+    // closes: its path, and with Enter the stack that opened it.
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the filter cleared", limit, |s| !s.contains("filter /"));
+    tmux.keys(&["4"]);
+    tmux.wait_for("open_config and its path on the Fds tab", limit, |s| {
+        s.contains("Fd leaks") && s.contains(symbol::OPEN_CONFIG) && s.contains(DEMO_CONFIG_PATH)
+    });
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the fd's opening stack", limit, |s| {
+        first_frame(s).is_some_and(|l| l.contains(symbol::OPEN_CONFIG))
+    });
+    assert!(
+        detail_pane(&screen)
+            .iter()
+            .any(|l| l.contains("paths") && l.contains(DEMO_CONFIG_PATH)),
+        "the detail pane lists the path:\n{screen}"
+    );
+
+    // The thread it creates at start and never joins; the pane stays open on tab 5.
+    tmux.keys(&["5"]);
+    let screen = tmux.wait_for(
+        "start_worker and demo-worker on the Threads tab",
+        limit,
+        |s| {
+            s.contains("Thread leaks")
+                && s.contains(symbol::START_WORKER)
+                && s.contains(DEMO_WORKER)
+        },
+    );
+    let screen = if first_frame(&screen).is_some_and(|l| l.contains(symbol::START_WORKER)) {
+        screen
+    } else {
+        tmux.wait_for("the thread's creating stack", limit, |s| {
+            first_frame(s).is_some_and(|l| l.contains(symbol::START_WORKER))
+        })
+    };
+    assert!(
+        detail_pane(&screen)
+            .iter()
+            .any(|l| l.contains("names") && l.contains(DEMO_WORKER)),
+        "the detail pane lists the thread's name:\n{screen}"
     );
 
     tmux.keys(&["q"]);
