@@ -33,8 +33,9 @@ pub struct Cli {
     #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
     pub leak_age: Duration,
 
-    /// Output format (default text). json prints the PRODUCT.md §7 document when the run
-    /// ends. Giving it turns the TUI off.
+    /// Output format (default text). json prints one JSON document when the run ends (schema
+    /// 1: health, then per target heap, mappings, fds, threads, hotspots, leaks). Giving it
+    /// turns the TUI off.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<Format>,
 
