@@ -5,7 +5,10 @@ use std::process::{Command, Output};
 const TRACER: &str = env!("CARGO_BIN_EXE_tracer");
 
 fn run(args: &[&str]) -> Output {
-    Command::new(TRACER).args(args).output().expect("run tracer")
+    Command::new(TRACER)
+        .args(args)
+        .output()
+        .expect("run tracer")
 }
 
 #[test]
