@@ -11,9 +11,10 @@ use crate::{
         loader::{LoadOptions, Tracer},
         probes,
     },
-    cli::Cli,
+    cli::TraceArgs,
     export,
-    pipeline::{self, Format, RunConfig, Target},
+    pipeline::{self, Format, RecordOptions, RunConfig, RunOutput, Target},
+    record::Recorder,
     report::Report,
     target::{self, TargetMsg},
 };
@@ -27,8 +28,22 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
+/// How a live run presents itself, and what it records.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub format: Format,
+    /// Period of the text output while running.
+    pub interval: Duration,
+    /// Write a recording here.
+    pub record: Option<PathBuf>,
+    /// Period of the totals snapshots in the recording.
+    pub snapshot_interval: Option<Duration>,
+    /// Write no report (the record command).
+    pub quiet: bool,
+}
+
 /// Runs the live command to its end and writes the report. Returns the report.
-pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
+pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow::Result<Report> {
     if cli.pids.is_empty() && cli.command.is_empty() {
         return Err(usage(
             "nothing to trace: give --pid PID or -- COMMAND (see tracer --help)",
@@ -119,25 +134,56 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
     let cfg = RunConfig {
         leak_age: cli.leak_age,
         duration: cli.duration,
-        interval: cli.interval.max(Duration::from_millis(100)),
-        format: cli.format,
+        interval: opts.interval.max(Duration::from_millis(100)),
+        format: if opts.quiet {
+            Format::Json
+        } else {
+            opts.format
+        },
         top: cli.top,
         poll: Duration::from_millis(20),
     };
     let launched_pid = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
         .flatten();
-    let report = pipeline::run(tracer, targets, &mut rx, &mut signals, &cfg, out).await?;
+    let record = match &opts.record {
+        Some(path) => Some(RecordOptions {
+            recorder: Recorder::create(path)?,
+            snapshot_interval: opts.snapshot_interval,
+            progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }),
+        None => None,
+    };
+    let RunOutput { report, recording } =
+        pipeline::run(tracer, targets, &mut rx, &mut signals, &cfg, record, out).await?;
     if let Some(pid) = launched_pid {
         if pipeline::alive_targets(&report).contains(&pid) {
             end_launched(pid, &mut rx).await;
         }
     }
-    match cli.format {
-        Format::Json => export::json::write(&report, out)?,
-        Format::Text => export::text::write(&report, out)?,
+    if !opts.quiet {
+        match opts.format {
+            Format::Json => export::json::write(&report, out)?,
+            Format::Text => export::text::write(&report, out)?,
+        }
+        out.flush()?;
     }
-    out.flush()?;
+    if let (Some(stats), Some(path)) = (recording, &opts.record) {
+        let stats = stats?;
+        let line = format!(
+            "recorded {} events ({} bytes of kernel records) to {}: {} bytes, {:.1} bytes per event",
+            stats.events,
+            stats.event_bytes,
+            path.display(),
+            stats.file_bytes,
+            stats.file_bytes as f64 / stats.events.max(1) as f64
+        );
+        if opts.quiet {
+            let _ = writeln!(std::io::stderr(), "tracer: {line}");
+        } else {
+            log::info!("{line}");
+        }
+    }
     Ok(report)
 }
 
@@ -171,7 +217,7 @@ fn comm_of_command(cmd: &str) -> String {
     base.chars().take(15).collect()
 }
 
-fn log_plans(cli: &Cli, tracer: &Tracer) {
+fn log_plans(cli: &TraceArgs, tracer: &Tracer) {
     if !cli.verbose {
         return;
     }

@@ -176,6 +176,7 @@ pub fn build(
     health: Health,
     top: usize,
 ) -> Report {
+    let unknown_before = sym.unknown_frames;
     let mut targets = Vec::new();
     for p in &snap.procs {
         let pid = p.pid;
@@ -234,7 +235,7 @@ pub fn build(
         });
     }
     let mut health = health;
-    health.unknown_frames = sym.unknown_frames;
+    health.unknown_frames = sym.unknown_frames - unknown_before;
     Report {
         schema: SCHEMA,
         health,

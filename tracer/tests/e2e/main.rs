@@ -11,4 +11,5 @@ mod harness;
 mod heap;
 mod live;
 mod mmap;
+mod record;
 mod ring;

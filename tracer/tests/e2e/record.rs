@@ -1,0 +1,183 @@
+//! Recordings: a recording reports exactly what the live run printed, in every target mode;
+//! a recorder killed with SIGKILL leaves a readable file.
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+use tracer_workloads::{ALLOC_EACH, CHURN, DEMO, FDS_THREADS, MMAP_LEAK};
+
+use crate::harness::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `tracer ARGS` to completion, asserting success.
+pub fn tracer_ok(args: &[&str]) -> Output {
+    let child = Command::new(TRACER)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tracer");
+    let out = wait_output(child, LIMIT, "tracer");
+    assert!(
+        out.status.success(),
+        "tracer {args:?} failed: {:?}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `tracer report FILE --format json`: (stdout text, stderr text).
+pub fn report_json(file: &Path) -> (String, String) {
+    let out = tracer_ok(&["report", &file.display().to_string(), "--format", "json"]);
+    (
+        String::from_utf8(out.stdout).expect("utf-8 report"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_private(file: &Path) {
+    let mode = std::fs::metadata(file)
+        .expect("recording exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "recording mode {mode:o}");
+}
+
+#[test]
+fn report_of_a_recording_equals_the_live_json_of_the_same_run() {
+    require_root();
+    for name in [ALLOC_EACH, FDS_THREADS, MMAP_LEAK, DEMO] {
+        let dir = TempDir::new("rec-eq");
+        let live = dir.file("live.json");
+        let rec = dir.file("run.trc");
+        let cmd = workload(name);
+        tracer_ok(&[
+            "--format",
+            "json",
+            "-o",
+            &live.display().to_string(),
+            "--record",
+            &rec.display().to_string(),
+            "--duration",
+            "20s",
+            "--",
+            &cmd,
+        ]);
+        assert_private(&rec);
+        let live_text = std::fs::read_to_string(&live).expect("live report");
+        let (offline, stderr) = report_json(&rec);
+        assert_eq!(
+            offline, live_text,
+            "{name}: offline report differs from live"
+        );
+        assert!(
+            stderr.is_empty(),
+            "{name}: warnings on a complete file: {stderr}"
+        );
+        let doc: Value = serde_json::from_str(&offline).expect("JSON");
+        assert!(u(&doc["health"]["events"]) > 0, "{name}: {doc:#}");
+    }
+}
+
+#[test]
+fn record_command_with_a_pid_and_a_duration() {
+    require_root();
+    let target = Command::new(workload(CHURN))
+        .arg("2000000000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn churn");
+    let target = Guard(target);
+    let pid = target.pid();
+    let dir = TempDir::new("rec-pid");
+    let rec = dir.file("run.trc");
+    let out = tracer_ok(&[
+        "record",
+        "-o",
+        &rec.display().to_string(),
+        "--duration",
+        "2s",
+        "--snapshot-interval",
+        "500ms",
+        "--pid",
+        &pid.to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bytes per event"), "{stderr}");
+    assert_private(&rec);
+    let (text, _) = report_json(&rec);
+    let doc: Value = serde_json::from_str(&text).expect("JSON");
+    let t = only_target(&doc);
+    assert_eq!(u(&t["pid"]), u64::from(pid));
+    assert_eq!(t["exited"], false);
+    assert!(u(&t["heap"]["total_allocs"]) > 1000, "{t:#}");
+    drop(target);
+}
+
+#[test]
+fn a_recorder_killed_with_sigkill_leaves_a_readable_recording() {
+    require_root();
+    let dir = TempDir::new("rec-kill");
+    let rec = dir.file("run.trc");
+    let recorder = Command::new(TRACER)
+        .args(["record", "-o"])
+        .arg(&rec)
+        .args(["--", &workload(CHURN), "2000000000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn recorder");
+    let mut recorder = Guard(recorder);
+    // Chunks are closed every second: wait for a few.
+    std::thread::sleep(Duration::from_secs(4));
+    recorder.0.kill().expect("SIGKILL the recorder");
+    let _ = recorder.0.wait();
+    let size = std::fs::metadata(&rec).expect("recording").len();
+    assert!(size > 16, "nothing was written ({size} bytes)");
+    let (text, stderr) = report_json(&rec);
+    let doc: Value = serde_json::from_str(&text).expect("JSON");
+    let t = only_target(&doc);
+    // The workload outlives its recorder: end it.
+    // SAFETY: kill(2) on the workload pid the report names.
+    unsafe { libc::kill(u(&t["pid"]) as i32, libc::SIGKILL) };
+    assert!(stderr.contains("no end record"), "{stderr}");
+    assert_eq!(doc["health"]["incomplete"], true);
+    assert!(u(&t["heap"]["total_allocs"]) > 1000, "{t:#}");
+}
+
+#[test]
+fn bad_recordings_give_one_line_errors_with_offsets() {
+    let dir = TempDir::new("rec-bad");
+    let junk = dir.file("junk.trc");
+    std::fs::write(&junk, b"this is not a recording at all").expect("write");
+    let bad = |path: &Path, want: &str| {
+        let out = Command::new(TRACER)
+            .args(["report"])
+            .arg(path)
+            .output()
+            .expect("run tracer");
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "want {want:?} in {err}");
+    };
+    bad(&junk, "not a tracer recording (bad magic at offset 0)");
+    let mut newer = b"\x89TRACER\n".to_vec();
+    newer.extend_from_slice(&99u32.to_le_bytes());
+    newer.extend_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&junk, &newer).expect("write");
+    bad(&junk, "version 99 at offset 8");
+    std::fs::write(&junk, &newer[..10]).expect("write");
+    bad(&junk, "truncated header");
+    bad(&dir.file("missing.trc"), "open");
+}
