@@ -64,9 +64,10 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
             if crossed.is_empty() {
                 Ok(ExitCode::SUCCESS)
             } else {
-                for c in &crossed {
-                    log::error!("threshold crossed: {c}");
-                }
+                log::error!(
+                    "{} --fail-on threshold(s) crossed (FAIL lines above)",
+                    crossed.len()
+                );
                 Ok(ExitCode::from(3))
             }
         }

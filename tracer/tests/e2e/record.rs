@@ -181,3 +181,104 @@ fn bad_recordings_give_one_line_errors_with_offsets() {
     bad(&junk, "truncated header");
     bad(&dir.file("missing.trc"), "open");
 }
+
+/// Records `alloc_each ARGS` with the record command; returns the file (inside `dir`).
+fn record_alloc_each(dir: &TempDir, name: &str, args: &[&str]) -> std::path::PathBuf {
+    let rec = dir.file(name);
+    let cmd = workload(ALLOC_EACH);
+    let mut all = vec!["record", "-o"];
+    let rec_s = rec.display().to_string();
+    all.push(&rec_s);
+    all.push("--");
+    all.push(&cmd);
+    all.extend_from_slice(args);
+    tracer_ok(&all);
+    rec
+}
+
+#[test]
+fn exports_name_the_leaking_function_and_go_tool_pprof_reads_the_profile() {
+    require_root();
+    let go = Command::new("go").arg("version").output();
+    assert!(
+        go.is_ok_and(|o| o.status.success()),
+        "`go` is needed to check the pprof export with a real consumer: run scripts/setup.sh --pprof"
+    );
+    let dir = TempDir::new("rec-export");
+    let rec = record_alloc_each(&dir, "leak.trc", &[]);
+    let rec_s = rec.display().to_string();
+    let pprof = dir.file("heap.pb.gz");
+    tracer_ok(&[
+        "export",
+        &rec_s,
+        "--format",
+        "pprof",
+        "-o",
+        &pprof.display().to_string(),
+    ]);
+    let out = Command::new("go")
+        .args(["tool", "pprof", "-top", "-sample_index=inuse_space"])
+        .arg(&pprof)
+        .output()
+        .expect("run go tool pprof");
+    let top = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "go tool pprof failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(top.contains("leak_malloc"), "{top}");
+    assert!(top.contains("inuse_space"), "{top}");
+    let folded = tracer_ok(&["export", &rec_s, "--format", "folded"]);
+    let folded = String::from_utf8_lossy(&folded.stdout);
+    let line = folded
+        .lines()
+        .find(|l| l.contains(";main;leak_malloc "))
+        .unwrap_or_else(|| panic!("no leak_malloc stack: {folded}"));
+    assert!(line.ends_with(" 11111"), "{line}");
+    let svg = tracer_ok(&["export", &rec_s, "--format", "svg"]);
+    let svg = String::from_utf8_lossy(&svg.stdout);
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("leak_malloc"),
+        "{svg}"
+    );
+    let csv = tracer_ok(&["report", &rec_s, "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(",leak,heap,1,11111,") && l.contains("leak_malloc")),
+        "{csv}"
+    );
+}
+
+#[test]
+fn diff_of_a_leaking_run_against_a_fixed_run_names_the_leak_and_fails_the_gate() {
+    require_root();
+    let dir = TempDir::new("rec-diff");
+    let fixed = record_alloc_each(&dir, "fixed.trc", &["--no-leak"]);
+    let leaking = record_alloc_each(&dir, "leak.trc", &[]);
+    let (fixed, leaking) = (fixed.display().to_string(), leaking.display().to_string());
+    let out = Command::new(TRACER)
+        .args(["diff", &fixed, &leaking, "--fail-on", "live-bytes=1K"])
+        .output()
+        .expect("run diff");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL: live-bytes grew by 11111") && l.contains("leak_malloc")),
+        "{text}"
+    );
+    // The other way round nothing grew.
+    let out = Command::new(TRACER)
+        .args(["diff", &leaking, &fixed, "--fail-on", "live-bytes=1K"])
+        .output()
+        .expect("run diff");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // A bad threshold is a usage error.
+    let out = Command::new(TRACER)
+        .args(["diff", &leaking, &fixed, "--fail-on", "speed=1"])
+        .output()
+        .expect("run diff");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
