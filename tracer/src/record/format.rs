@@ -418,4 +418,36 @@ mod tests {
         assert!(e.to_string().contains("checksum"), "{e}");
         assert!(e.to_string().contains("offset"), "{e}");
     }
+
+    /// Writer throughput on a real recording's records (release build):
+    /// `TRACER_BENCH_RECORDING=FILE cargo test --release -p tracer --lib -- --ignored --nocapture writer_throughput`
+    #[test]
+    #[ignore = "benchmark; needs TRACER_BENCH_RECORDING"]
+    fn writer_throughput() {
+        let path = std::env::var("TRACER_BENCH_RECORDING").expect("TRACER_BENCH_RECORDING");
+        let bytes = std::fs::read(&path).expect("read recording");
+        let (recs, _) = read_all(&bytes).expect("reads");
+        let raw: usize = recs.iter().map(|r| r.bytes.len() + RECORD_HEADER_LEN).sum();
+        let start = std::time::Instant::now();
+        let mut w = Writer::new(Vec::new(), tracer_common::ABI_VERSION).expect("header");
+        for r in &recs {
+            w.record(r.tag, &r.bytes).expect("record");
+        }
+        let out = w.finish().expect("finish");
+        let secs = start.elapsed().as_secs_f64();
+        let start = std::time::Instant::now();
+        let back = read_all(&out).expect("reads back").0.len();
+        let read_secs = start.elapsed().as_secs_f64();
+        assert_eq!(back, recs.len());
+        let line = format!(
+            "{} records, {raw} raw bytes -> {} bytes ({:.2} bytes/record); write {:.2} M records/s ({:.0} MB/s raw); read {:.2} M records/s",
+            recs.len(),
+            out.len(),
+            out.len() as f64 / recs.len() as f64,
+            recs.len() as f64 / secs / 1e6,
+            raw as f64 / secs / 1e6,
+            recs.len() as f64 / read_secs / 1e6
+        );
+        std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes()).expect("stderr");
+    }
 }
