@@ -804,18 +804,13 @@ pub fn replay(path: &std::path::Path, top: Option<usize>) -> anyhow::Result<Repl
     let mut end: Option<(u64, KernelCounters)> = None;
     let mut snapshots = Vec::new();
     let mut warnings = Vec::new();
-    let mut records = 0u64;
     loop {
+        // A corrupt chunk fails the command (only a cut-short tail is tolerated).
         let rec = match reader.next_record() {
             Ok(Some(rec)) => rec,
             Ok(None) => break,
-            Err(e) if records > 0 => {
-                warnings.push(format!("{name}: {e}; reporting what came before it"));
-                break;
-            }
             Err(e) => anyhow::bail!("{name}: {e}"),
         };
-        records += 1;
         let at = rec.chunk_offset;
         match rec.tag {
             record::TAG_EVENT => {

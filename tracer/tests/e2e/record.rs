@@ -282,3 +282,35 @@ fn diff_of_a_leaking_run_against_a_fixed_run_names_the_leak_and_fails_the_gate()
         .expect("run diff");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+#[test]
+fn a_flipped_bit_in_a_recording_is_an_error_with_its_offset() {
+    require_root();
+    let dir = TempDir::new("rec-flip");
+    let rec = record_alloc_each(&dir, "run.trc", &[]);
+    let mut bytes = std::fs::read(&rec).expect("read");
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x10;
+    std::fs::write(&rec, &bytes).expect("write");
+    let out = Command::new(TRACER)
+        .arg("report")
+        .arg(&rec)
+        .output()
+        .expect("run tracer");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("corrupt chunk at offset") && err.contains("checksum"),
+        "{err}"
+    );
+    // Cut inside its last chunk: what came before is reported, with a warning.
+    std::fs::write(&rec, &bytes[..bytes.len() - 30]).expect("write");
+    let out = Command::new(TRACER)
+        .arg("report")
+        .arg(&rec)
+        .output()
+        .expect("run tracer");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("truncated"), "{err}");
+}
