@@ -6,6 +6,7 @@
 # Usage: scripts/setup.sh            (prints nothing when all is present)
 #        scripts/setup.sh --bench    also the tools `cargo xtask bench` compares against:
 #                                    bpftrace (required) and heaptrack (optional)
+#        scripts/setup.sh --pprof    also Go (`go tool pprof`), which the export e2e test uses
 #        source <(scripts/setup.sh --env)   to get PATH for later commands
 set -euo pipefail
 
@@ -13,15 +14,17 @@ LLVM_BIN=/usr/lib/llvm-22/bin
 NIGHTLY=${TRACER_NIGHTLY:-nightly}
 
 BENCH=0
+PPROF=0
 case "${1:-}" in
     --env)
         echo "export PATH=\"$LLVM_BIN:\$HOME/.cargo/bin:\$PATH\""
         exit 0
         ;;
     --bench) BENCH=1 ;;
+    --pprof) PPROF=1 ;;
     "") ;;
     *)
-        echo "usage: $0 [--bench | --env]" >&2
+        echo "usage: $0 [--bench | --pprof | --env]" >&2
         exit 1
         ;;
 esac
@@ -81,6 +84,10 @@ fi
 if ! command -v bpf-linker >/dev/null || ! bpf-linker --version >/dev/null 2>&1; then
     log "building bpf-linker against LLVM 22 (about a minute)"
     cargo install bpf-linker --locked --no-default-features --features llvm-22
+fi
+
+if ((PPROF)); then
+    command -v go >/dev/null || apt_install golang-go
 fi
 
 if ((BENCH)); then

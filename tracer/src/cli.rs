@@ -13,25 +13,23 @@ Examples:
   sudo tracer --pid 1234 --duration 1m --format json -o report.json
   sudo tracer -- ./server --port 8080         start a command under the tracer
   sudo tracer --leak-age 10s -- ./batch-job   leaks: live for 10s, or never freed at exit
+  sudo tracer record -o run.trc -- ./server   record, then: tracer report run.trc
 
-Exit codes: 0 ok, 1 usage error, 2 runtime failure (with a one-line cause).";
+Exit codes: 0 ok, 1 usage error, 2 runtime failure (with a one-line cause), 3 a diff
+--fail-on threshold was crossed.";
 
 /// Finds where a Linux process spends and loses memory, by watching it from the kernel with
 /// eBPF: no restart, no LD_PRELOAD, no change to the target.
 #[derive(Debug, Parser)]
-#[command(name = "tracer", version, after_help = EXAMPLES)]
+#[command(
+    name = "tracer",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
-    /// Process to attach to (repeat for several).
-    #[arg(long = "pid", value_name = "PID")]
-    pub pids: Vec<u32>,
-
-    /// Stop after this long (e.g. 500ms, 10s, 5m, 1h); default: until the targets exit or Ctrl-C.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub duration: Option<Duration>,
-
-    /// An allocation live this long is a leak (everything still live at target exit is).
-    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
-    pub leak_age: Duration,
+    #[command(flatten)]
+    pub trace: TraceArgs,
 
     /// Output format (default text). json prints one JSON document when the run ends (schema
     /// 1: health, then per target heap, mappings, fds, threads, hotspots, leaks). Giving it
@@ -51,6 +49,42 @@ pub struct Cli {
     /// Period of the text output while running.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub interval: Duration,
+
+    /// Also write a recording of the run to FILE (see `tracer record`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The output format: text unless told otherwise.
+    pub fn format(&self) -> Format {
+        self.format.unwrap_or(Format::Text)
+    }
+
+    /// Whether the live TUI may open (it does when stdout is also a terminal): not when a
+    /// format, an output file or a recording was asked for, nor with --no-tui.
+    pub fn tui_allowed(&self) -> bool {
+        self.format.is_none() && self.output.is_none() && self.record.is_none() && !self.no_tui
+    }
+}
+
+/// What to trace and how; shared by the live and record commands.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// Process to attach to (repeat for several).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+
+    /// Stop after this long (e.g. 500ms, 10s, 5m, 1h); default: until the targets exit or Ctrl-C.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+
+    /// An allocation live this long is a leak (everything still live at target exit is).
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub leak_age: Duration,
 
     /// Hotspots shown per target.
     #[arg(long, default_value_t = 10, value_name = "N")]
@@ -83,17 +117,89 @@ pub struct Cli {
     pub command: Vec<String>,
 }
 
-impl Cli {
-    /// The output format: text unless told otherwise.
-    pub fn format(&self) -> Format {
-        self.format.unwrap_or(Format::Text)
-    }
+/// Output format of `report`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
+}
 
-    /// Whether the live TUI may open (it does when stdout is also a terminal): not when a
-    /// format or an output file was asked for, nor with --no-tui.
-    pub fn tui_allowed(&self) -> bool {
-        self.format.is_none() && self.output.is_none() && !self.no_tui
-    }
+/// Output format of `export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// gzipped profile.proto for `go tool pprof` (alloc/inuse objects and space).
+    Pprof,
+    /// Folded stacks (`frame;frame;frame value`) of live bytes, for flamegraph tools.
+    Folded,
+    /// A flame graph of live bytes as a standalone SVG.
+    Svg,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Trace unattended into a self-contained recording.
+    #[command(after_help = "Examples:
+  sudo tracer record -o run.trc -- ./server --port 8080
+  sudo tracer record -o run.trc --pid 1234 --duration 10m --snapshot-interval 10s
+  tracer report run.trc")]
+    Record {
+        /// The recording to write (mode 0600; replaced if it exists).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: PathBuf,
+        /// Store totals this often, for timelines.
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        snapshot_interval: Option<Duration>,
+        #[command(flatten)]
+        trace: TraceArgs,
+    },
+    /// Report a recording: the same numbers a live run of it printed.
+    #[command(after_help = "Examples:
+  tracer report run.trc
+  tracer report run.trc --format json > report.json")]
+    Report {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// Hotspots shown per target (default: as recorded).
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
+        /// Write to FILE instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Convert a recording for other tools.
+    #[command(after_help = "Examples:
+  tracer export run.trc --format pprof -o heap.pb.gz && go tool pprof -top heap.pb.gz
+  tracer export run.trc --format folded | flamegraph.pl > live.svg
+  tracer export run.trc --format svg -o live.svg")]
+    Export {
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Write to FILE instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// What grew from BASE to NEW, per call site.
+    #[command(after_help = "Examples:
+  tracer diff before.trc after.trc
+  tracer diff before.trc after.trc --fail-on live-bytes=1M --fail-on leaks=0
+
+Thresholds (--fail-on KEY=VALUE, exit code 3 when a call site's growth exceeds VALUE):
+  live-bytes, live-blocks, allocs, leaks (heap leak entries in NEW at sites BASE did not leak)")]
+    Diff {
+        base: PathBuf,
+        new: PathBuf,
+        /// Exit with code 3 when a growth exceeds a threshold, e.g. live-bytes=1M.
+        #[arg(long = "fail-on", value_name = "KEY=VALUE")]
+        fail_on: Vec<String>,
+        /// Sites listed.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        top: usize,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h`, or plain seconds.
@@ -168,19 +274,29 @@ mod tests {
     fn command_after_double_dash() {
         let cli =
             Cli::try_parse_from(["tracer", "--leak-age", "1s", "--", "ls", "-l"]).expect("parses");
-        assert_eq!(cli.command, vec!["ls", "-l"]);
-        assert_eq!(cli.leak_age, Duration::from_secs(1));
+        assert_eq!(cli.trace.command, vec!["ls", "-l"]);
+        assert_eq!(cli.trace.leak_age, Duration::from_secs(1));
         let cli = Cli::try_parse_from(["tracer", "--pid", "1", "--pid", "2"]).expect("parses");
-        assert_eq!(cli.pids, vec![1, 2]);
+        assert_eq!(cli.trace.pids, vec![1, 2]);
+        assert!(cli.command.is_none());
     }
 
     #[test]
-    fn tui_only_without_format_output_or_no_tui() {
-        let parse = |args: &[&str]| Cli::try_parse_from(args).expect("parses");
-        assert!(parse(&["tracer", "--pid", "1"]).tui_allowed());
-        assert!(!parse(&["tracer", "--pid", "1", "--no-tui"]).tui_allowed());
-        assert!(!parse(&["tracer", "--pid", "1", "--format", "text"]).tui_allowed());
-        assert!(!parse(&["tracer", "--pid", "1", "-o", "r.txt"]).tui_allowed());
-        assert_eq!(parse(&["tracer", "--pid", "1"]).format(), Format::Text);
+    fn subcommands() {
+        let cli = Cli::try_parse_from(["tracer", "record", "-o", "f", "--", "ls"]).expect("parses");
+        match cli.command {
+            Some(Command::Record { output, trace, .. }) => {
+                assert_eq!(output, PathBuf::from("f"));
+                assert_eq!(trace.command, vec!["ls"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli =
+            Cli::try_parse_from(["tracer", "report", "f", "--format", "json"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Report { .. })));
+        // A command named like a subcommand still runs after --.
+        let cli = Cli::try_parse_from(["tracer", "--", "report"]).expect("parses");
+        assert_eq!(cli.trace.command, vec!["report"]);
+        assert!(Cli::try_parse_from(["tracer", "--pid", "1", "report", "f"]).is_err());
     }
 }

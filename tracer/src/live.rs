@@ -1,10 +1,6 @@
 //! The live command: resolve targets, load and attach, run the pipeline, write the report.
 
-use std::{
-    io::{IsTerminal as _, Write},
-    path::PathBuf,
-    time::Duration,
-};
+use std::{io::Write, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context as _};
 use thiserror::Error;
@@ -15,15 +11,17 @@ use crate::{
         loader::{LoadOptions, Tracer},
         probes,
     },
-    cli::Cli,
+    cli::TraceArgs,
     export, logger,
-    pipeline::{self, End, Format, RunConfig, Target, Viewer},
+    pipeline::{self, End, Format, RecordOptions, RunConfig, RunOutput, Target, Viewer},
+    record::Recorder,
     report::Report,
     target::{self, TargetMsg},
     tui,
 };
 
-/// Hotspots a TUI report carries per target (it scrolls; text shows `--top`).
+/// Hotspots the TUI receives per report (it sorts and scrolls them; the printed report keeps
+/// --top).
 const TUI_TOP: usize = 200;
 /// How often the TUI gets a new report.
 const TUI_INTERVAL: Duration = Duration::from_secs(1);
@@ -37,8 +35,24 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
+/// How a live run presents itself, and what it records.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub format: Format,
+    /// Period of the text output while running.
+    pub interval: Duration,
+    /// Write a recording here.
+    pub record: Option<PathBuf>,
+    /// Period of the totals snapshots in the recording.
+    pub snapshot_interval: Option<Duration>,
+    /// Write no report (the record command).
+    pub quiet: bool,
+    /// Show the live TUI (stdout is a terminal and nothing asked for another output).
+    pub tui: bool,
+}
+
 /// Runs the live command to its end and writes the report. Returns the report.
-pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
+pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow::Result<Report> {
     if cli.pids.is_empty() && cli.command.is_empty() {
         return Err(usage(
             "nothing to trace: give --pid PID or -- COMMAND (see tracer --help)",
@@ -126,16 +140,20 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
             log::info!("tracing pid {} ({})", t.pid, t.comm);
         }
     }
-    let use_tui = cli.tui_allowed() && std::io::stdout().is_terminal();
+    let use_tui = opts.tui && !opts.quiet;
     let cfg = RunConfig {
         leak_age: cli.leak_age,
         duration: cli.duration,
         interval: if use_tui {
             TUI_INTERVAL
         } else {
-            cli.interval.max(Duration::from_millis(100))
+            opts.interval.max(Duration::from_millis(100))
         },
-        format: cli.format(),
+        format: if opts.quiet {
+            Format::Json
+        } else {
+            opts.format
+        },
         top: if use_tui {
             cli.top.max(TUI_TOP)
         } else {
@@ -146,9 +164,21 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
     let launched_pid = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
         .flatten();
+    let record = match &opts.record {
+        Some(path) => Some(RecordOptions {
+            recorder: Recorder::create(path)?,
+            snapshot_interval: opts.snapshot_interval,
+            progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }),
+        None => None,
+    };
     // Ends the launched command if the run ended first; once.
     let mut launched = launched_pid;
-    let report = if use_tui {
+    let RunOutput {
+        mut report,
+        recording,
+        ..
+    } = if use_tui {
         let (viewer, reports, stop) = Viewer::channel();
         logger::hold();
         let ui = match tui::Tui::start(reports, stop) {
@@ -164,11 +194,17 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
             &mut rx,
             &mut signals,
             &cfg,
+            record,
             out,
             Some(&viewer),
         )
         .await;
-        if let Ok((report, end @ (End::TargetsExited | End::Duration))) = &run {
+        if let Ok(RunOutput {
+            report,
+            end: end @ (End::TargetsExited | End::Duration),
+            ..
+        }) = &run
+        {
             // The final state stays on screen until the user quits (or a signal comes).
             end_launched(&mut launched, report, &mut rx).await;
             log::debug!("run ended ({end:?}); waiting for the user to quit the TUI");
@@ -181,23 +217,50 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<Report> {
         let closed = ui.finish();
         logger::release();
         closed.context("close the terminal UI")?;
-        let mut report = run?.0;
+        run?
+    } else {
+        pipeline::run(
+            tracer,
+            targets,
+            &mut rx,
+            &mut signals,
+            &cfg,
+            record,
+            out,
+            None,
+        )
+        .await?
+    };
+    if use_tui {
         // The TUI scrolled through more hotspots than the printed report lists.
         for t in &mut report.targets {
             t.hotspots.truncate(cli.top);
         }
-        report
-    } else {
-        pipeline::run(tracer, targets, &mut rx, &mut signals, &cfg, out, None)
-            .await?
-            .0
-    };
-    end_launched(&mut launched, &report, &mut rx).await;
-    match cli.format() {
-        Format::Json => export::json::write(&report, out)?,
-        Format::Text => export::text::write(&report, out)?,
     }
-    out.flush()?;
+    end_launched(&mut launched, &report, &mut rx).await;
+    if !opts.quiet {
+        match opts.format {
+            Format::Json => export::json::write(&report, out)?,
+            Format::Text => export::text::write(&report, out)?,
+        }
+        out.flush()?;
+    }
+    if let (Some(stats), Some(path)) = (recording, &opts.record) {
+        let stats = stats?;
+        let line = format!(
+            "recorded {} events ({} bytes of kernel records) to {}: {} bytes, {:.1} bytes per event",
+            stats.events,
+            stats.event_bytes,
+            path.display(),
+            stats.file_bytes,
+            stats.file_bytes as f64 / stats.events.max(1) as f64
+        );
+        if opts.quiet {
+            let _ = writeln!(std::io::stderr(), "tracer: {line}");
+        } else {
+            log::info!("{line}");
+        }
+    }
     Ok(report)
 }
 
@@ -240,7 +303,7 @@ fn comm_of_command(cmd: &str) -> String {
     base.chars().take(15).collect()
 }
 
-fn log_plans(cli: &Cli, tracer: &Tracer) {
+fn log_plans(cli: &TraceArgs, tracer: &Tracer) {
     if !cli.verbose {
         return;
     }

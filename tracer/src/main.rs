@@ -1,9 +1,12 @@
 //! The `tracer` binary: parse the command line, set up logging, dispatch. Nothing else.
 
-use std::{io::Write as _, process::ExitCode};
+use std::{io::Write as _, path::Path, process::ExitCode};
 
 use clap::Parser as _;
-use tracer::{cli::Cli, live};
+use tracer::{
+    cli::{Cli, Command},
+    live, offline,
+};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -17,29 +20,69 @@ fn main() -> ExitCode {
             };
         }
     };
-    tracer::logger::init(cli.verbose);
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    let verbose = match &cli.command {
+        None => cli.trace.verbose,
+        Some(Command::Record { trace, .. }) => trace.verbose,
+        Some(_) => false,
+    };
+    tracer::logger::init(verbose);
+    let result = match &cli.command {
+        None => run_live(&cli.trace, &live_options(&cli), cli.output.as_deref()),
+        Some(Command::Record {
+            output,
+            snapshot_interval,
+            trace,
+        }) => {
+            let opts = live::Options {
+                format: tracer::pipeline::Format::Json,
+                interval: std::time::Duration::from_secs(5),
+                record: Some(output.clone()),
+                snapshot_interval: *snapshot_interval,
+                quiet: true,
+                tui: false,
+            };
+            run_live(trace, &opts, None)
+        }
+        Some(cmd) => offline::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(&e),
+    }
+}
+
+fn live_options(cli: &Cli) -> live::Options {
+    live::Options {
+        format: cli.format(),
+        interval: cli.interval,
+        record: cli.record.clone(),
+        snapshot_interval: None,
+        quiet: false,
+        tui: cli.tui_allowed() && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    }
+}
+
+fn run_live(
+    trace: &tracer::cli::TraceArgs,
+    opts: &live::Options,
+    output: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(&anyhow::anyhow!("start the runtime: {e}")),
-    };
-    let result = rt.block_on(async {
-        match &cli.output {
+        .map_err(|e| anyhow::anyhow!("start the runtime: {e}"))?;
+    rt.block_on(async {
+        match output {
             Some(path) => {
                 let mut file = std::fs::File::create(path)
                     .map_err(|e| anyhow::anyhow!("create {}: {e}", path.display()))?;
-                live::run(&cli, &mut file).await
+                live::run(trace, opts, &mut file).await
             }
             // Not locked for the whole run: the TUI draws on stdout from its own thread.
-            None => live::run(&cli, &mut std::io::stdout()).await,
+            None => live::run(trace, opts, &mut std::io::stdout()).await,
         }
-    });
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
-    }
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {

@@ -7,7 +7,7 @@
 //! userspace falls behind the kernel counts drops, which every output shows.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     io::Write,
     os::unix::fs::MetadataExt as _,
     path::PathBuf,
@@ -19,10 +19,14 @@ use tokio::sync::{mpsc::UnboundedReceiver, watch};
 
 use crate::{
     aggregate::Aggregator,
-    bpf::{loader::Tracer, reader::Reader},
+    bpf::{
+        loader::{KernelCounters, Tracer},
+        reader::Reader,
+    },
     decode::decode,
     event::{Body, HeapSite, StackRef},
     export,
+    record::{self, Meta, Recorder, TargetMeta},
     report::{self, Health, Report, StackTable, TargetInfo},
     symbolize::{unwind::Unwinder, ProcMaps, Symbolizer},
     target::TargetMsg,
@@ -223,11 +227,96 @@ fn is_loader(path: &str) -> bool {
     name.starts_with("ld-linux") || name.starts_with("ld-2.") || name == "ld.so"
 }
 
-struct State {
+/// Where the pipeline's side inputs come from: the live system (recorded into a journal when a
+/// recording is made) or a recording's metadata records, consumed in order.
+enum Inputs {
+    Live {
+        unwinder: Box<Unwinder>,
+        /// Side inputs used by the record being applied, when recording.
+        journal: Option<Vec<Meta>>,
+    },
+    Replay {
+        queue: VecDeque<Meta>,
+        /// Side inputs the file lacked or held out of order (should stay 0).
+        mismatches: u64,
+    },
+}
+
+impl Inputs {
+    fn note(journal: &mut Option<Vec<Meta>>, meta: impl FnOnce() -> Meta) {
+        if let Some(j) = journal {
+            j.push(meta());
+        }
+    }
+
+    /// Takes the queue's next item if `want` accepts it.
+    fn pop<T>(
+        queue: &mut VecDeque<Meta>,
+        mismatches: &mut u64,
+        want: impl FnOnce(Meta) -> Result<T, Meta>,
+    ) -> Option<T> {
+        let Some(front) = queue.pop_front() else {
+            *mismatches += 1;
+            return None;
+        };
+        match want(front) {
+            Ok(v) => Some(v),
+            Err(other) => {
+                queue.push_front(other);
+                *mismatches += 1;
+                None
+            }
+        }
+    }
+
+    fn read_maps(&mut self, pid: u32) -> Option<ProcMaps> {
+        match self {
+            Self::Live { journal, .. } => {
+                let maps = ProcMaps::read(pid).ok();
+                Self::note(journal, || Meta::Maps {
+                    pid,
+                    maps: maps.clone(),
+                });
+                maps
+            }
+            Self::Replay { queue, mismatches } => Self::pop(queue, mismatches, |m| match m {
+                Meta::Maps { pid: got, maps } if got == pid => Ok(maps),
+                other => Err(other),
+            })
+            .flatten(),
+        }
+    }
+
+    fn unwind(&mut self, maps: &ProcMaps, stack: &crate::event::SysStack) -> Vec<u64> {
+        match self {
+            Self::Live {
+                unwinder, journal, ..
+            } => {
+                let frames = unwinder.unwind(maps, stack);
+                Self::note(journal, || Meta::Unwound {
+                    frames: frames.clone(),
+                });
+                frames
+            }
+            Self::Replay { queue, mismatches } => Self::pop(queue, mismatches, |m| match m {
+                Meta::Unwound { frames } => Ok(frames),
+                other => Err(other),
+            })
+            .unwrap_or_default(),
+        }
+    }
+}
+
+/// Everything a run accumulates; fed the same way live and from a recording.
+pub(crate) struct State {
     agg: Aggregator,
     stacks: StackTable,
     sym: Symbolizer,
-    unwinder: Unwinder,
+    inputs: Inputs,
+    recorder: Option<Recorder>,
+    info: HashMap<u32, TargetInfo>,
+    /// Shown with the attach failures.
+    warnings: Vec<String>,
     /// (pid, address) pairs whose module is known, so maps are read once per new code.
     known: HashSet<(u32, u64)>,
     decode_errors: u64,
@@ -236,9 +325,44 @@ struct State {
     missing_stacks: u64,
     /// Different frames under one stack hash.
     hash_collisions: u64,
+    /// Latest event timestamp.
+    last_ts_ns: u64,
 }
 
 impl State {
+    fn new(inputs: Inputs, recorder: Option<Recorder>) -> Self {
+        Self {
+            agg: Aggregator::new(),
+            stacks: StackTable::new(),
+            sym: Symbolizer::new(),
+            inputs,
+            recorder,
+            info: HashMap::new(),
+            warnings: Vec::new(),
+            known: HashSet::new(),
+            decode_errors: 0,
+            missing_stacks: 0,
+            hash_collisions: 0,
+            last_ts_ns: 0,
+        }
+    }
+
+    /// Registers the targets and what they had open before tracing began.
+    fn start(&mut self, targets: &[TargetMeta]) {
+        for t in targets {
+            let proc = self.agg.add_target(t.pid);
+            proc.fds.set_baseline(t.fds.iter().cloned());
+            proc.tasks.set_baseline(t.threads.iter().cloned());
+            self.info.insert(
+                t.pid,
+                TargetInfo {
+                    comm: t.comm.clone(),
+                    ..TargetInfo::default()
+                },
+            );
+        }
+    }
+
     fn note_carried_stack(&mut self, stack: Option<StackRef>, frames: &mut Vec<u64>) {
         let Some(key) = stack else { return };
         if frames.is_empty() {
@@ -256,9 +380,32 @@ impl State {
         }
     }
 
+    /// Captures `pid`'s maps when `addr` is new code outside the known ones.
     fn note_code(&mut self, pid: u32, addr: u64) {
-        if self.known.insert((pid, addr)) {
-            self.sym.ensure(pid, addr);
+        if !self.known.insert((pid, addr)) {
+            return;
+        }
+        if self.sym.maps(pid).is_some_and(|m| m.find(addr).is_some()) {
+            return;
+        }
+        if let Some(maps) = self.inputs.read_maps(pid) {
+            self.sym.set_maps(pid, maps);
+        }
+    }
+
+    /// Applies one kernel record and, when recording, writes it after the side inputs it used.
+    fn feed(&mut self, bytes: &[u8]) {
+        self.apply(bytes);
+        if let Some(rec) = self.recorder.as_mut() {
+            if let Inputs::Live {
+                journal: Some(j), ..
+            } = &mut self.inputs
+            {
+                for m in j.drain(..) {
+                    rec.meta(&m);
+                }
+            }
+            rec.event(bytes);
         }
     }
 
@@ -271,6 +418,7 @@ impl State {
                 return;
             }
         };
+        self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
         match &mut ev.body {
             Body::Alloc(a) => {
                 let (pid, caller, stack) = (ev.pid, a.site.caller, a.site.stack);
@@ -300,7 +448,7 @@ impl State {
     fn sys_site(&mut self, pid: u32, stack: &crate::event::SysStack) -> HeapSite {
         self.note_code(pid, stack.ip);
         let frames = match self.sym.maps(pid) {
-            Some(maps) => self.unwinder.unwind(maps, stack),
+            Some(maps) => self.inputs.unwind(maps, stack),
             None => Vec::new(),
         };
         let Some((&caller, rest)) = frames.split_first() else {
@@ -318,6 +466,92 @@ impl State {
             stack: Some(key),
         }
     }
+
+    /// Something that happened outside the ring: recorded, then applied.
+    fn side(&mut self, meta: Meta) {
+        if let Some(rec) = self.recorder.as_mut() {
+            rec.meta(&meta);
+        }
+        self.apply_meta(meta);
+    }
+
+    /// Applies a metadata record (live or replayed).
+    fn apply_meta(&mut self, meta: Meta) {
+        match meta {
+            Meta::ExitMaps { pid, maps } => self.sym.set_maps(pid, maps),
+            Meta::Comm { pid, comm } => {
+                if let Some(i) = self.info.get_mut(&pid) {
+                    i.comm = comm;
+                }
+            }
+            Meta::Warning { text } => self.warnings.push(text),
+            Meta::NewTarget { target } => self.start(&[target]),
+            Meta::Rss { pid, rss_bytes } => {
+                if let Some(i) = self.info.get_mut(&pid) {
+                    i.rss_bytes = rss_bytes;
+                }
+            }
+            Meta::Exited { pid, status } => {
+                self.agg.mark_exited(pid);
+                if let Some(i) = self.info.get_mut(&pid) {
+                    i.exit_status = status;
+                }
+            }
+            m @ (Meta::Maps { .. } | Meta::Unwound { .. }) => {
+                if let Inputs::Replay { queue, .. } = &mut self.inputs {
+                    queue.push_back(m);
+                }
+            }
+            Meta::Symbols { symbols } => self.sym.preload(symbols),
+            Meta::Start { .. } | Meta::Snapshot { .. } | Meta::End { .. } => {}
+        }
+    }
+
+    /// The report as of `now_ns`.
+    fn report(
+        &mut self,
+        now_ns: u64,
+        counters: &KernelCounters,
+        attach_failures: &[String],
+        top: usize,
+        leak_age_ns: u64,
+    ) -> Report {
+        let snap = self.agg.snapshot(now_ns, leak_age_ns);
+        let mut health = Health {
+            events: self.agg.events,
+            decode_errors: self.decode_errors,
+            stack_errors: self.missing_stacks + self.hash_collisions,
+            attach_failures: attach_failures
+                .iter()
+                .chain(self.warnings.iter())
+                .cloned()
+                .collect(),
+            ..Health::default()
+        };
+        health.set_kernel(counters);
+        report::build(&snap, &self.info, &self.stacks, &mut self.sym, health, top)
+    }
+
+    fn snapshot_meta(&self, now_ns: u64, leak_age_ns: u64) -> Meta {
+        let snap = self.agg.snapshot(now_ns, leak_age_ns);
+        Meta::Snapshot {
+            mono_ns: now_ns,
+            events: self.agg.events,
+            procs: snap
+                .procs
+                .iter()
+                .map(|p| {
+                    (
+                        p.pid,
+                        p.heap.live_bytes,
+                        p.heap.live_blocks,
+                        p.fds.open,
+                        p.threads.alive,
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The hash the kernel programs give a frame list (FNV-1a over the addresses, low bit set).
@@ -329,8 +563,22 @@ pub fn frames_hash(frames: &[u64]) -> u64 {
     h | 1
 }
 
-fn drain(reader: &mut Reader, state: &mut State) {
-    reader.drain(|bytes| state.apply(bytes));
+/// Records handled per loop turn before timers, signals and exits get a look in.
+const DRAIN_BATCH: u64 = 1 << 16;
+/// Records handled when the ring must be emptied (a target's exit); a bound still, as another
+/// target may keep producing.
+const DRAIN_ALL: u64 = 1 << 20;
+/// At the end of a run, the ring is drained for at most this long: targets still running keep
+/// producing, and what they do after the end does not belong to the run.
+const FINAL_DRAIN: Duration = Duration::from_secs(1);
+
+/// Applies up to `max` ring records; true when it stopped with records left.
+fn drain(reader: &mut Reader, state: &mut State, max: u64) -> bool {
+    let n = reader.drain_max(max, |bytes| state.feed(bytes));
+    if let Some(rec) = state.recorder.as_mut() {
+        rec.tick();
+    }
+    n == max
 }
 
 /// Whether `maps` contains the file at `libc` (compared by device and inode).
@@ -373,153 +621,195 @@ impl StopSignals {
     }
 }
 
+/// A recording made during a run.
+pub struct RecordOptions {
+    pub recorder: Recorder,
+    /// Period of the totals snapshots stored in the file.
+    pub snapshot_interval: Option<Duration>,
+    /// Show a progress line on stderr.
+    pub progress: bool,
+}
+
+/// What a run produced: its report and, when recording, the recording's size or write error.
+pub struct RunOutput {
+    pub report: Report,
+    pub recording: Option<anyhow::Result<RecordingStats>>,
+    /// Why the run ended.
+    pub end: End,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RecordingStats {
+    pub file_bytes: u64,
+    pub events: u64,
+    pub event_bytes: u64,
+}
+
 /// Runs until every target has exited, the duration elapses, Ctrl-C / SIGTERM, or the viewer
 /// asks to stop. With a viewer, a report is published on every `cfg.interval` tick instead of
 /// the periodic text, and the final one is published too (marked ended).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename them"
+)]
 pub async fn run(
     mut tracer: Tracer,
     targets: Vec<Target>,
     rx: &mut UnboundedReceiver<TargetMsg>,
     signals: &mut StopSignals,
     cfg: &RunConfig,
+    record: Option<RecordOptions>,
     out: &mut dyn Write,
     viewer: Option<&Viewer>,
-) -> anyhow::Result<(Report, End)> {
-    let started = Instant::now();
+) -> anyhow::Result<RunOutput> {
     let mut reader = Reader::new(tracer.take_ring()?, cfg.poll)?;
-    let mut state = State {
-        agg: Aggregator::new(),
-        stacks: StackTable::new(),
-        sym: Symbolizer::new(),
-        unwinder: Unwinder::new(),
-        known: HashSet::new(),
-        decode_errors: 0,
-        missing_stacks: 0,
-        hash_collisions: 0,
+    let recording = record.is_some();
+    let (recorder, snapshot_interval, progress) = match record {
+        Some(r) => (Some(r.recorder), r.snapshot_interval, r.progress),
+        None => (None, None, false),
     };
-    let mut info: HashMap<u32, TargetInfo> = HashMap::new();
-    let mut alive: HashSet<u32> = HashSet::new();
-    for t in &targets {
-        let proc = state.agg.add_target(t.pid);
-        proc.fds.set_baseline(t.baseline.fds.iter().cloned());
-        proc.tasks.set_baseline(t.baseline.threads.iter().cloned());
-        info.insert(
-            t.pid,
-            TargetInfo {
-                comm: t.comm.clone(),
-                ..TargetInfo::default()
-            },
-        );
-        alive.insert(t.pid);
+    let mut state = State::new(
+        Inputs::Live {
+            unwinder: Box::new(Unwinder::new()),
+            journal: recording.then(Vec::new),
+        },
+        recorder,
+    );
+    let leak_age_ns = cfg.leak_age.as_nanos() as u64;
+    let metas: Vec<TargetMeta> = targets
+        .iter()
+        .map(|t| TargetMeta {
+            pid: t.pid,
+            comm: t.comm.clone(),
+            fds: t.baseline.fds.clone(),
+            threads: t.baseline.threads.clone(),
+        })
+        .collect();
+    state.start(&metas);
+    let started = Instant::now();
+    if let Some(rec) = state.recorder.as_mut() {
+        rec.meta(&Meta::Start {
+            tracer_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            started_mono_ns: monotonic_ns(),
+            leak_age_ns,
+            top: cfg.top,
+            targets: metas,
+            attach_failures: tracer.attach_failures.clone(),
+        });
+        rec.flush();
     }
+    let mut alive: HashSet<u32> = targets.iter().map(|t| t.pid).collect();
     let mut libc_of: HashMap<u32, PathBuf> =
         targets.iter().map(|t| (t.pid, t.libc.clone())).collect();
-    let mut warnings: Vec<String> = Vec::new();
-    let deadline = cfg.duration.map(|d| tokio::time::Instant::now() + d);
-    let mut ticker = tokio::time::interval(cfg.interval);
-    ticker.tick().await;
-    let leak_age_ns = cfg.leak_age.as_nanos() as u64;
     let periodic_text = cfg.format == Format::Text && viewer.is_none();
     let mut stop = viewer.map(|v| v.stop.clone());
     let mut end = End::TargetsExited;
+    let deadline = cfg.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut ticker = tokio::time::interval(cfg.interval);
+    ticker.tick().await;
+    let mut snap_ticker =
+        tokio::time::interval(snapshot_interval.unwrap_or(Duration::from_secs(3600)));
+    snap_ticker.tick().await;
+    let mut progress_ticker = tokio::time::interval(Duration::from_millis(500));
+    progress_ticker.tick().await;
 
+    // Records were left in the ring last turn: come straight back for them.
+    let mut more = false;
     while !alive.is_empty() {
         tokio::select! {
             _ = reader.wait() => {}
             msg = rx.recv() => match msg {
                 Some(TargetMsg::Exiting { pid, ack }) => {
                     // The target is stopped at exit: every event it made is in the ring.
-                    drain(&mut reader, &mut state);
+                    drain(&mut reader, &mut state, DRAIN_ALL);
                     if let Ok(maps) = ProcMaps::read(pid) {
                         if let Some(libc) = libc_of.get(&pid) {
                             if !maps_contain(&maps, libc) {
-                                warnings.push(format!(
+                                state.side(Meta::Warning { text: format!(
                                     "pid {pid} does not map {} (probes were attached there): its heap was not traced",
                                     libc.display()
-                                ));
+                                )});
                             }
                         }
-                        state.sym.set_maps(pid, maps);
+                        state.side(Meta::ExitMaps { pid, maps });
                     }
                     if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-                        if let Some(i) = info.get_mut(&pid) {
-                            i.comm = comm.trim().to_string();
-                        }
+                        state.side(Meta::Comm { pid, comm: comm.trim().to_string() });
                     }
                     let _ = ack.send(());
                 }
                 Some(TargetMsg::Forked { parent, child, ack }) => {
                     // The child is stopped before its first instruction: attach, then let it go.
-                    drain(&mut reader, &mut state);
-                    let libc = libc_of.get(&parent).cloned();
-                    if let Some(libc) = libc {
+                    drain(&mut reader, &mut state, DRAIN_ALL);
+                    if let Some(libc) = libc_of.get(&parent).cloned() {
                         let baseline = Baseline::read(child, false);
                         match tracer.add_target(child, &libc) {
                             Ok(()) => {
-                                let proc = state.agg.add_target(child);
-                                proc.fds.set_baseline(baseline.fds);
-                                proc.tasks.set_baseline(baseline.threads);
-                                let comm = info.get(&parent).map(|i| i.comm.clone()).unwrap_or_default();
-                                info.insert(
-                                    child,
-                                    TargetInfo {
-                                        comm,
-                                        ..TargetInfo::default()
-                                    },
-                                );
+                                let comm = state.info.get(&parent).map(|i| i.comm.clone()).unwrap_or_default();
+                                state.side(Meta::NewTarget { target: TargetMeta {
+                                    pid: child,
+                                    comm,
+                                    fds: baseline.fds,
+                                    threads: baseline.threads,
+                                }});
                                 libc_of.insert(child, libc);
                                 alive.insert(child);
                             }
-                            Err(e) => warnings.push(format!("follow pid {child} (forked by {parent}): {e:#}")),
+                            Err(e) => state.side(Meta::Warning { text: format!("follow pid {child} (forked by {parent}): {e:#}") }),
                         }
                     }
                     let _ = ack.send(());
                 }
                 Some(TargetMsg::Execed { pid, ack }) => {
-                    // A new program: its libc may be another file.
-                    drain(&mut reader, &mut state);
-                    // Stopped right after exec: the loader has not mapped libc yet, so the
-                    // program's interpreter tells which libc it will use.
+                    // A new program: its libc may be another file. Stopped right after exec,
+                    // the loader has not mapped libc yet, so the program's interpreter tells.
+                    drain(&mut reader, &mut state, DRAIN_ALL);
                     let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-                    match crate::target::elf_interpreter(&exe) {
-                        Ok(None) => warnings.push(format!(
+                    let warning = match crate::target::elf_interpreter(&exe) {
+                        Ok(None) => Some(format!(
                             "pid {pid} executed a statically linked program: its heap is not traced"
                         )),
                         Ok(Some(interp)) if crate::bpf::probes::is_libc_path(&interp) => {
                             let libc = crate::bpf::probes::root_path(pid, &interp);
+                            let mut warning = None;
                             if libc_of.get(&pid) != Some(&libc) {
                                 if let Err(e) = tracer.add_target(pid, &libc) {
-                                    warnings.push(format!("pid {pid} after exec: {e:#}"));
+                                    warning = Some(format!("pid {pid} after exec: {e:#}"));
                                 }
                                 libc_of.insert(pid, libc);
                             }
+                            warning
                         }
                         // glibc programs use the libc already probed.
-                        Ok(Some(_)) => {}
-                        Err(e) => warnings.push(format!("pid {pid} after exec: {e:#}")),
+                        Ok(Some(_)) => None,
+                        Err(e) => Some(format!("pid {pid} after exec: {e:#}")),
+                    };
+                    if let Some(text) = warning {
+                        state.side(Meta::Warning { text });
                     }
                     if let Ok(maps) = ProcMaps::read(pid) {
-                        state.sym.set_maps(pid, maps);
+                        state.side(Meta::ExitMaps { pid, maps });
                     }
-                    if let (Ok(comm), Some(i)) = (std::fs::read_to_string(format!("/proc/{pid}/comm")), info.get_mut(&pid)) {
-                        i.comm = comm.trim().to_string();
+                    if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                        state.side(Meta::Comm { pid, comm: comm.trim().to_string() });
                     }
                     let _ = ack.send(());
                 }
                 Some(TargetMsg::Exited { pid, status }) => {
-                    drain(&mut reader, &mut state);
-                    state.agg.mark_exited(pid);
-                    if let Some(i) = info.get_mut(&pid) {
-                        i.exit_status = status;
-                    }
+                    drain(&mut reader, &mut state, DRAIN_ALL);
+                    state.side(Meta::Exited { pid, status });
                     alive.remove(&pid);
                 }
                 None => break,
             },
             _ = ticker.tick(), if periodic_text || viewer.is_some() => {
-                drain(&mut reader, &mut state);
-                refresh_rss(&mut info, &alive);
-                let rep = build(&tracer, &mut state, &info, &warnings, cfg, leak_age_ns)?;
+                drain(&mut reader, &mut state, DRAIN_BATCH);
+                refresh_rss(&mut state.info, &alive);
+                let rep = state.report(monotonic_ns(), &tracer.counters()?, &tracer.attach_failures, cfg.top, leak_age_ns);
                 match viewer {
                     Some(v) => v.publish(rep, started, false),
                     None => export::text::write(&rep, out)?,
@@ -529,6 +819,18 @@ pub async fn run(
                 end = End::Stopped;
                 break;
             }
+            _ = snap_ticker.tick(), if snapshot_interval.is_some() && recording => {
+                let meta = state.snapshot_meta(monotonic_ns(), leak_age_ns);
+                if let Some(rec) = state.recorder.as_mut() {
+                    rec.meta(&meta);
+                }
+            }
+            _ = progress_ticker.tick(), if progress => {
+                if let Some(rec) = state.recorder.as_ref() {
+                    let _ = write!(std::io::stderr(), "\r\x1b[Krecording: {:.0}s, {} events, {}",
+                        started.elapsed().as_secs_f64(), rec.events, export::text::human_bytes(rec.file_bytes()));
+                }
+            }
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                 end = End::Duration;
                 break;
@@ -537,16 +839,67 @@ pub async fn run(
                 end = End::Signal;
                 break;
             }
+            // Yielding lets the runtime run its timer and signal drivers before the next batch.
+            _ = tokio::task::yield_now(), if more => {}
         }
-        drain(&mut reader, &mut state);
+        more = drain(&mut reader, &mut state, DRAIN_BATCH);
     }
-    drain(&mut reader, &mut state);
-    refresh_rss(&mut info, &alive);
-    let report = build(&tracer, &mut state, &info, &warnings, cfg, leak_age_ns)?;
+    let drain_until = Instant::now() + FINAL_DRAIN;
+    while drain(&mut reader, &mut state, 4096) && Instant::now() < drain_until {}
+    // Recorded, so a report of the recording shows the same numbers.
+    let mut pids: Vec<u32> = state.info.keys().copied().collect();
+    pids.sort_unstable();
+    for pid in pids {
+        let rss_bytes = alive.contains(&pid).then(|| rss_bytes(pid)).flatten();
+        state.side(Meta::Rss { pid, rss_bytes });
+    }
+    if progress {
+        let _ = writeln!(std::io::stderr());
+    }
+    let now = monotonic_ns();
+    let counters = tracer.counters()?;
+    let report = state.report(
+        now,
+        &counters,
+        &tracer.attach_failures,
+        cfg.top,
+        leak_age_ns,
+    );
+    let recording = match state.recorder.take() {
+        Some(mut rec) => {
+            // Resolve every site, not just the top ones, so exports and diffs of the file
+            // symbolize on a host without the binaries.
+            let _ = state.report(
+                now,
+                &counters,
+                &tracer.attach_failures,
+                usize::MAX,
+                leak_age_ns,
+            );
+            rec.meta(&Meta::Symbols {
+                symbols: state.sym.symbols(),
+            });
+            rec.meta(&Meta::End {
+                mono_ns: now,
+                counters,
+            });
+            let (events, event_bytes) = (rec.events, rec.event_bytes);
+            Some(rec.finish().map(|file_bytes| RecordingStats {
+                file_bytes,
+                events,
+                event_bytes,
+            }))
+        }
+        None => None,
+    };
     if let Some(v) = viewer {
         v.publish(report.clone(), started, true);
     }
-    Ok((report, end))
+    Ok(RunOutput {
+        report,
+        recording,
+        end,
+    })
 }
 
 /// Reads the RSS of the targets still alive (the edge of the pipeline: the aggregator does no
@@ -571,34 +924,118 @@ pub fn alive_targets(report: &Report) -> Vec<u32> {
         .collect()
 }
 
-fn build(
-    tracer: &Tracer,
-    state: &mut State,
-    info: &HashMap<u32, TargetInfo>,
-    warnings: &[String],
-    cfg: &RunConfig,
-    leak_age_ns: u64,
-) -> anyhow::Result<Report> {
-    let snap = state.agg.snapshot(monotonic_ns(), leak_age_ns);
-    let mut health = Health {
-        events: state.agg.events,
-        decode_errors: state.decode_errors,
-        stack_errors: state.missing_stacks + state.hash_collisions,
-        attach_failures: tracer
-            .attach_failures
-            .iter()
-            .chain(warnings.iter())
-            .cloned()
-            .collect(),
-        ..Health::default()
+/// A recording read back.
+pub struct Replayed {
+    pub report: Report,
+    /// Totals snapshots, in order.
+    pub snapshots: Vec<Meta>,
+    /// Problems with the file that did not stop the replay, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Replays a recording through the live pipeline's state. `top` overrides the recorded
+/// number of hotspots per target.
+pub fn replay(path: &std::path::Path, top: Option<usize>) -> anyhow::Result<Replayed> {
+    use crate::record::format::{Reader as FileReader, Tail};
+    let name = path.display();
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("open {name}: {e}"))?;
+    let mut reader = FileReader::new(std::io::BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let mut state = State::new(
+        Inputs::Replay {
+            queue: VecDeque::new(),
+            mismatches: 0,
+        },
+        None,
+    );
+    let mut start: Option<(u64, usize, Vec<String>)> = None;
+    let mut end: Option<(u64, KernelCounters)> = None;
+    let mut snapshots = Vec::new();
+    let mut warnings = Vec::new();
+    loop {
+        // A corrupt chunk fails the command (only a cut-short tail is tolerated).
+        let rec = match reader.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break,
+            Err(e) => anyhow::bail!("{name}: {e}"),
+        };
+        let at = rec.chunk_offset;
+        match rec.tag {
+            record::TAG_EVENT => {
+                if start.is_none() {
+                    anyhow::bail!("{name}: event before the start record (chunk at offset {at})");
+                }
+                state.apply(&rec.bytes);
+                if let Inputs::Replay { queue, mismatches } = &mut state.inputs {
+                    if !queue.is_empty() {
+                        *mismatches += queue.len() as u64;
+                        queue.clear();
+                    }
+                }
+            }
+            record::TAG_META => {
+                let meta: Meta = serde_json::from_slice(&rec.bytes).map_err(|e| {
+                    anyhow::anyhow!("{name}: bad metadata record in chunk at offset {at}: {e}")
+                })?;
+                match meta {
+                    Meta::Start {
+                        leak_age_ns,
+                        top,
+                        targets,
+                        attach_failures,
+                        ..
+                    } => {
+                        if start.is_some() {
+                            anyhow::bail!("{name}: second start record in chunk at offset {at}");
+                        }
+                        state.start(&targets);
+                        start = Some((leak_age_ns, top, attach_failures));
+                    }
+                    Meta::End { mono_ns, counters } => end = Some((mono_ns, counters)),
+                    m @ Meta::Snapshot { .. } => snapshots.push(m),
+                    m => state.apply_meta(m),
+                }
+            }
+            tag => anyhow::bail!("{name}: unknown record type {tag} in chunk at offset {at}"),
+        }
+    }
+    let Some((leak_age_ns, rec_top, attach_failures)) = start else {
+        anyhow::bail!("{name}: no complete chunk (the recording holds nothing readable)");
     };
-    health.set_kernel(&tracer.counters()?);
-    Ok(report::build(
-        &snap,
-        info,
-        &state.stacks,
-        &mut state.sym,
-        health,
-        cfg.top,
-    ))
+    if let Some(Tail::Truncated { offset, len }) = reader.tail {
+        warnings.push(format!(
+            "{name}: truncated: the last chunk (offset {offset}, {len} bytes present) is incomplete; reporting up to offset {offset}"
+        ));
+    }
+    if let Inputs::Replay { mismatches, .. } = state.inputs {
+        if mismatches > 0 {
+            warnings.push(format!(
+                "{name}: {mismatches} side inputs missing or out of order"
+            ));
+        }
+    }
+    let (now, counters, complete) = match end {
+        Some((now, c)) => (now, c, true),
+        None => {
+            warnings.push(format!(
+                "{name}: no end record (the recorder was killed or the disk filled): kernel drop counts are unknown"
+            ));
+            (state.last_ts_ns, KernelCounters::default(), false)
+        }
+    };
+    let mut report = state.report(
+        now,
+        &counters,
+        &attach_failures,
+        top.unwrap_or(rec_top),
+        leak_age_ns,
+    );
+    if !complete {
+        report.health.incomplete = true;
+    }
+    Ok(Replayed {
+        report,
+        snapshots,
+        warnings,
+    })
 }

@@ -192,6 +192,7 @@ pub fn build(
     health: Health,
     top: usize,
 ) -> Report {
+    let unknown_before = sym.unknown_frames;
     let mut targets = Vec::new();
     for p in &snap.procs {
         let pid = p.pid;
@@ -250,7 +251,7 @@ pub fn build(
         });
     }
     let mut health = health;
-    health.unknown_frames = sym.unknown_frames;
+    health.unknown_frames = sym.unknown_frames - unknown_before;
     Report {
         schema: SCHEMA,
         health,

@@ -38,6 +38,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 fn steps(args: &Args, timings: &mut Timings) -> anyhow::Result<()> {
     timings.step("setup", || util::setup(false))?;
+    // The recording e2e tests open the pprof export with `go tool pprof`.
+    timings.step("setup --pprof", || util::setup_with(Some("--pprof")))?;
     if !util::is_root() {
         util::say(format_args!(
             "xtask test: note: not root, so the end-to-end step will fail; \

@@ -100,10 +100,15 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Runs scripts/setup.sh (with `--bench` for the benchmark tools).
 pub fn setup(bench: bool) -> anyhow::Result<()> {
+    setup_with(if bench { Some("--bench") } else { None })
+}
+
+/// Runs scripts/setup.sh with an optional extra flag (`--bench`, `--pprof`).
+pub fn setup_with(flag: Option<&str>) -> anyhow::Result<()> {
     let script = workspace_root().join("scripts/setup.sh");
     let mut cmd = command(&script);
-    if bench {
-        cmd.arg("--bench");
+    if let Some(flag) = flag {
+        cmd.arg(flag);
     }
     let status = cmd
         .status()

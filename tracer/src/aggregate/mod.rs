@@ -176,7 +176,9 @@ struct LeakAcc {
     count: u64,
     bytes: u64,
     oldest_ts: u64,
-    detail: Vec<String>,
+    /// Sorted, so the report does not depend on table iteration order (a replay must print
+    /// exactly what the live run printed).
+    detail: std::collections::BTreeSet<String>,
 }
 
 impl LeakAcc {
@@ -191,8 +193,8 @@ impl LeakAcc {
 
     fn note(&mut self, what: Option<&String>) {
         if let Some(w) = what {
-            if self.detail.len() < DETAIL_MAX && !self.detail.contains(w) {
-                self.detail.push(w.clone());
+            if !self.detail.contains(w) {
+                self.detail.insert(w.clone());
             }
         }
     }
@@ -240,7 +242,7 @@ fn proc_snapshot(pid: u32, p: &Proc, now_ns: u64, leak_age_ns: u64) -> ProcSnaps
             bytes: a.bytes,
             oldest_age_ns: now_ns.saturating_sub(a.oldest_ts),
             label,
-            detail: a.detail,
+            detail: a.detail.into_iter().take(DETAIL_MAX).collect(),
         })
         .collect();
     leaks.sort_by(|a, b| {

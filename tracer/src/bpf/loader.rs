@@ -40,7 +40,7 @@ impl Default for LoadOptions {
 }
 
 /// Totals of the kernel-side counters, summed over CPUs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KernelCounters {
     pub dropped: u64,
     pub stack_errors: u64,

@@ -46,10 +46,17 @@ impl Reader {
     }
 
     /// Hands every record now in the ring to `f`; returns how many there were.
-    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> u64 {
+    pub fn drain(&mut self, f: impl FnMut(&[u8])) -> u64 {
+        self.drain_max(u64::MAX, f)
+    }
+
+    /// Hands at most `max` records to `f` (a target producing faster than we consume must not
+    /// keep the caller from its timers); returns how many there were.
+    pub fn drain_max(&mut self, max: u64, mut f: impl FnMut(&[u8])) -> u64 {
         let ring = &mut self.ring.get_mut().0;
         let mut n = 0;
-        while let Some(item) = ring.next() {
+        while n < max {
+            let Some(item) = ring.next() else { break };
             f(&item);
             n += 1;
         }

@@ -2,7 +2,7 @@
 //! it exits.
 
 /// One line of /proc/PID/maps.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MapEntry {
     pub start: u64,
     pub end: u64,
@@ -51,7 +51,7 @@ fn parse_line(line: &str) -> Option<MapEntry> {
 }
 
 /// The address space of one process, as last captured.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ProcMaps {
     /// Sorted by start.
     pub entries: Vec<MapEntry>,

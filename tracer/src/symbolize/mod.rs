@@ -11,7 +11,7 @@ pub mod unwind;
 use std::collections::HashMap;
 
 use blazesym::symbolize::{source::Elf, source::Source, Input, Symbolized, Symbolizer as Blaze};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use maps::ProcMaps;
 
@@ -28,7 +28,7 @@ pub struct Frame {
     pub inlined: Vec<InlinedFrame>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InlinedFrame {
     pub function: String,
     pub file: Option<String>,
@@ -43,13 +43,18 @@ pub struct Symbolizer {
     pub unknown_frames: u64,
 }
 
-#[derive(Clone, Debug)]
-struct Resolved {
-    function: String,
-    file: Option<String>,
-    line: Option<u32>,
-    inlined: Vec<InlinedFrame>,
+/// What a (file, offset) pair resolved to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolved {
+    pub function: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub inlined: Vec<InlinedFrame>,
 }
+
+/// Resolved (file, offset) pairs, `None` where nothing was found: what a recording carries so
+/// another host can symbolize without the files.
+pub type Symbols = Vec<(String, u64, Option<Resolved>)>;
 
 impl Default for Symbolizer {
     fn default() -> Self {
@@ -68,6 +73,24 @@ impl Symbolizer {
             procs: HashMap::new(),
             cache: HashMap::new(),
             unknown_frames: 0,
+        }
+    }
+
+    /// Every (file, offset) pair looked up so far and its result.
+    pub fn symbols(&self) -> Symbols {
+        let mut out: Symbols = self
+            .cache
+            .iter()
+            .map(|((f, o), r)| (f.clone(), *o, r.clone()))
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out
+    }
+
+    /// Adds recorded results to the cache; they take precedence over the files.
+    pub fn preload(&mut self, symbols: Symbols) {
+        for (file, offset, r) in symbols {
+            self.cache.insert((file, offset), r);
         }
     }
 

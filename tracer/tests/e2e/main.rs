@@ -12,5 +12,6 @@ mod harness;
 mod heap;
 mod live;
 mod mmap;
+mod record;
 mod ring;
 mod tui;

@@ -1,0 +1,35 @@
+//! Folded stacks (`outer;…;inner value`, Brendan Gregg's format) of live heap bytes per call
+//! site, for flamegraph.pl, inferno, speedscope and Pyroscope.
+
+use std::{collections::BTreeMap, io::Write};
+
+use crate::{report::Report, symbolize::Frame};
+
+/// A frame's name in a folded line (no `;`, no spaces at the ends).
+pub fn frame_name(f: &Frame) -> String {
+    let name = f.function.clone().unwrap_or_else(|| match &f.module {
+        Some(m) => format!("{}+{:#x}", m.rsplit('/').next().unwrap_or(m), f.addr),
+        None => format!("{:#x}", f.addr),
+    });
+    name.replace(';', ":").trim().to_string()
+}
+
+/// (stack outermost first, live bytes) per distinct folded stack, with the process as root.
+pub fn stacks(report: &Report) -> BTreeMap<Vec<String>, u64> {
+    let mut out: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    for t in &report.targets {
+        for h in t.hotspots.iter().filter(|h| h.live_bytes > 0) {
+            let mut names = vec![format!("{} ({})", t.comm, t.pid).replace(';', ":")];
+            names.extend(h.stack.iter().rev().map(frame_name));
+            *out.entry(names).or_default() += h.live_bytes;
+        }
+    }
+    out
+}
+
+pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    for (names, bytes) in stacks(report) {
+        writeln!(out, "{} {bytes}", names.join(";"))?;
+    }
+    Ok(())
+}

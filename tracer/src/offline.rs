@@ -1,0 +1,105 @@
+//! The offline commands: `report`, `export` and `diff` of recordings. Each replays its files
+//! through the live pipeline (`pipeline::replay`), then formats the result.
+
+use std::{io::Write, path::Path, process::ExitCode};
+
+use crate::{
+    cli::{Command, ExportFormat, ReportFormat},
+    export,
+    pipeline::{self, Replayed},
+};
+
+/// Runs an offline command.
+pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Report {
+            file,
+            format,
+            top,
+            output,
+        } => {
+            let rep = load(file, *top)?;
+            with_output(output.as_deref(), |out| match format {
+                ReportFormat::Text => Ok(export::text::write(&rep.report, out)?),
+                ReportFormat::Json => Ok(export::json::write(&rep.report, out)?),
+                ReportFormat::Csv => Ok(export::csv::write(&rep.report, out)?),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
+            file,
+            format,
+            output,
+        } => {
+            let rep = load(file, Some(usize::MAX))?;
+            with_output(output.as_deref(), |out| match format {
+                ExportFormat::Folded => Ok(export::folded::write(&rep.report, out)?),
+                ExportFormat::Pprof => Ok(out.write_all(&export::pprof::encode(&rep.report))?),
+                ExportFormat::Svg => Ok(export::svg::write(&rep.report, out)?),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff {
+            base,
+            new,
+            fail_on,
+            top,
+            format,
+        } => {
+            let thresholds = fail_on
+                .iter()
+                .map(|t| export::diff::Threshold::parse(t))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::Error::from(crate::live::UsageError(e)))?;
+            let b = load(base, Some(usize::MAX))?;
+            let n = load(new, Some(usize::MAX))?;
+            let d = export::diff::diff(&b.report, &n.report);
+            let crossed = export::diff::crossed(&d, &thresholds);
+            let mut out = std::io::stdout().lock();
+            match format {
+                ReportFormat::Json => export::diff::write_json(&d, &crossed, *top, &mut out)?,
+                _ => export::diff::write_text(&d, &crossed, *top, &mut out)?,
+            }
+            out.flush()?;
+            if crossed.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                log::error!(
+                    "{} --fail-on threshold(s) crossed (FAIL lines above)",
+                    crossed.len()
+                );
+                Ok(ExitCode::from(3))
+            }
+        }
+        Command::Record { .. } => Err(anyhow::anyhow!("record is not an offline command")),
+    }
+}
+
+/// Replays `file`, printing its problems as warnings.
+fn load(file: &Path, top: Option<usize>) -> anyhow::Result<Replayed> {
+    let rep = pipeline::replay(file, top)?;
+    for w in &rep.warnings {
+        log::warn!("{w}");
+    }
+    Ok(rep)
+}
+
+fn with_output(
+    path: Option<&Path>,
+    f: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    match path {
+        Some(p) => {
+            let mut file = std::fs::File::create(p)
+                .map_err(|e| anyhow::anyhow!("create {}: {e}", p.display()))?;
+            f(&mut file)?;
+            file.flush()?;
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            f(&mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! Recordings: a recording reports exactly what the live run printed, in every target mode;
+//! a recorder killed with SIGKILL leaves a readable file.
+
+use std::{
+    os::unix::fs::PermissionsExt as _,
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+use tracer_workloads::{ALLOC_EACH, CHURN, DEMO, FDS_THREADS, MMAP_LEAK};
+
+use crate::harness::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `tracer ARGS` to completion, asserting success.
+pub fn tracer_ok(args: &[&str]) -> Output {
+    let child = Command::new(TRACER)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tracer");
+    let out = wait_output(child, LIMIT, "tracer");
+    assert!(
+        out.status.success(),
+        "tracer {args:?} failed: {:?}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `tracer report FILE --format json`: (stdout text, stderr text).
+pub fn report_json(file: &Path) -> (String, String) {
+    let out = tracer_ok(&["report", &file.display().to_string(), "--format", "json"]);
+    (
+        String::from_utf8(out.stdout).expect("utf-8 report"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_private(file: &Path) {
+    let mode = std::fs::metadata(file)
+        .expect("recording exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "recording mode {mode:o}");
+}
+
+#[test]
+fn report_of_a_recording_equals_the_live_json_of_the_same_run() {
+    require_root();
+    for name in [ALLOC_EACH, FDS_THREADS, MMAP_LEAK, DEMO] {
+        let dir = TempDir::new("rec-eq");
+        let live = dir.file("live.json");
+        let rec = dir.file("run.trc");
+        let cmd = workload(name);
+        tracer_ok(&[
+            "--format",
+            "json",
+            "-o",
+            &live.display().to_string(),
+            "--record",
+            &rec.display().to_string(),
+            "--duration",
+            "20s",
+            "--",
+            &cmd,
+        ]);
+        assert_private(&rec);
+        let live_text = std::fs::read_to_string(&live).expect("live report");
+        let (offline, stderr) = report_json(&rec);
+        assert_eq!(
+            offline, live_text,
+            "{name}: offline report differs from live"
+        );
+        assert!(
+            stderr.is_empty(),
+            "{name}: warnings on a complete file: {stderr}"
+        );
+        let doc: Value = serde_json::from_str(&offline).expect("JSON");
+        assert!(u(&doc["health"]["events"]) > 0, "{name}: {doc:#}");
+    }
+}
+
+#[test]
+fn record_command_with_a_pid_and_a_duration() {
+    require_root();
+    let target = Command::new(workload(CHURN))
+        .arg("2000000000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn churn");
+    let target = Guard(target);
+    let pid = target.pid();
+    let dir = TempDir::new("rec-pid");
+    let rec = dir.file("run.trc");
+    let out = tracer_ok(&[
+        "record",
+        "-o",
+        &rec.display().to_string(),
+        "--duration",
+        "2s",
+        "--snapshot-interval",
+        "500ms",
+        "--pid",
+        &pid.to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bytes per event"), "{stderr}");
+    assert_private(&rec);
+    let (text, _) = report_json(&rec);
+    let doc: Value = serde_json::from_str(&text).expect("JSON");
+    let t = only_target(&doc);
+    assert_eq!(u(&t["pid"]), u64::from(pid));
+    assert_eq!(t["exited"], false);
+    assert!(u(&t["heap"]["total_allocs"]) > 1000, "{t:#}");
+    drop(target);
+}
+
+#[test]
+fn a_recorder_killed_with_sigkill_leaves_a_readable_recording() {
+    require_root();
+    let dir = TempDir::new("rec-kill");
+    let rec = dir.file("run.trc");
+    let recorder = Command::new(TRACER)
+        .args(["record", "-o"])
+        .arg(&rec)
+        .args(["--", &workload(CHURN), "2000000000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn recorder");
+    let mut recorder = Guard(recorder);
+    // Chunks are closed every second: wait for a few.
+    std::thread::sleep(Duration::from_secs(4));
+    recorder.0.kill().expect("SIGKILL the recorder");
+    let _ = recorder.0.wait();
+    let size = std::fs::metadata(&rec).expect("recording").len();
+    assert!(size > 16, "nothing was written ({size} bytes)");
+    let (text, stderr) = report_json(&rec);
+    let doc: Value = serde_json::from_str(&text).expect("JSON");
+    let t = only_target(&doc);
+    // The workload outlives its recorder: end it.
+    // SAFETY: kill(2) on the workload pid the report names.
+    unsafe { libc::kill(u(&t["pid"]) as i32, libc::SIGKILL) };
+    assert!(stderr.contains("no end record"), "{stderr}");
+    assert_eq!(doc["health"]["incomplete"], true);
+    assert!(u(&t["heap"]["total_allocs"]) > 1000, "{t:#}");
+}
+
+#[test]
+fn bad_recordings_give_one_line_errors_with_offsets() {
+    let dir = TempDir::new("rec-bad");
+    let junk = dir.file("junk.trc");
+    std::fs::write(&junk, b"this is not a recording at all").expect("write");
+    let bad = |path: &Path, want: &str| {
+        let out = Command::new(TRACER)
+            .args(["report"])
+            .arg(path)
+            .output()
+            .expect("run tracer");
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "want {want:?} in {err}");
+    };
+    bad(&junk, "not a tracer recording (bad magic at offset 0)");
+    let mut newer = b"\x89TRACER\n".to_vec();
+    newer.extend_from_slice(&99u32.to_le_bytes());
+    newer.extend_from_slice(&1u32.to_le_bytes());
+    std::fs::write(&junk, &newer).expect("write");
+    bad(&junk, "version 99 at offset 8");
+    std::fs::write(&junk, &newer[..10]).expect("write");
+    bad(&junk, "truncated header");
+    bad(&dir.file("missing.trc"), "open");
+}
+
+/// Records `alloc_each ARGS` with the record command; returns the file (inside `dir`).
+fn record_alloc_each(dir: &TempDir, name: &str, args: &[&str]) -> std::path::PathBuf {
+    let rec = dir.file(name);
+    let cmd = workload(ALLOC_EACH);
+    let mut all = vec!["record", "-o"];
+    let rec_s = rec.display().to_string();
+    all.push(&rec_s);
+    all.push("--");
+    all.push(&cmd);
+    all.extend_from_slice(args);
+    tracer_ok(&all);
+    rec
+}
+
+#[test]
+fn exports_name_the_leaking_function_and_go_tool_pprof_reads_the_profile() {
+    require_root();
+    let go = Command::new("go").arg("version").output();
+    assert!(
+        go.is_ok_and(|o| o.status.success()),
+        "`go` is needed to check the pprof export with a real consumer: run scripts/setup.sh --pprof"
+    );
+    let dir = TempDir::new("rec-export");
+    let rec = record_alloc_each(&dir, "leak.trc", &[]);
+    let rec_s = rec.display().to_string();
+    let pprof = dir.file("heap.pb.gz");
+    tracer_ok(&[
+        "export",
+        &rec_s,
+        "--format",
+        "pprof",
+        "-o",
+        &pprof.display().to_string(),
+    ]);
+    let out = Command::new("go")
+        .args(["tool", "pprof", "-top", "-sample_index=inuse_space"])
+        .arg(&pprof)
+        .output()
+        .expect("run go tool pprof");
+    let top = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "go tool pprof failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(top.contains("leak_malloc"), "{top}");
+    assert!(top.contains("inuse_space"), "{top}");
+    let folded = tracer_ok(&["export", &rec_s, "--format", "folded"]);
+    let folded = String::from_utf8_lossy(&folded.stdout);
+    let line = folded
+        .lines()
+        .find(|l| l.contains(";main;leak_malloc "))
+        .unwrap_or_else(|| panic!("no leak_malloc stack: {folded}"));
+    assert!(line.ends_with(" 11111"), "{line}");
+    let svg = tracer_ok(&["export", &rec_s, "--format", "svg"]);
+    let svg = String::from_utf8_lossy(&svg.stdout);
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("leak_malloc"),
+        "{svg}"
+    );
+    let csv = tracer_ok(&["report", &rec_s, "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(",leak,heap,1,11111,") && l.contains("leak_malloc")),
+        "{csv}"
+    );
+}
+
+#[test]
+fn diff_of_a_leaking_run_against_a_fixed_run_names_the_leak_and_fails_the_gate() {
+    require_root();
+    let dir = TempDir::new("rec-diff");
+    let fixed = record_alloc_each(&dir, "fixed.trc", &["--no-leak"]);
+    let leaking = record_alloc_each(&dir, "leak.trc", &[]);
+    let (fixed, leaking) = (fixed.display().to_string(), leaking.display().to_string());
+    let out = Command::new(TRACER)
+        .args(["diff", &fixed, &leaking, "--fail-on", "live-bytes=1K"])
+        .output()
+        .expect("run diff");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL: live-bytes grew by 11111") && l.contains("leak_malloc")),
+        "{text}"
+    );
+    // The other way round nothing grew.
+    let out = Command::new(TRACER)
+        .args(["diff", &leaking, &fixed, "--fail-on", "live-bytes=1K"])
+        .output()
+        .expect("run diff");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // A bad threshold is a usage error.
+    let out = Command::new(TRACER)
+        .args(["diff", &leaking, &fixed, "--fail-on", "speed=1"])
+        .output()
+        .expect("run diff");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn a_flipped_bit_in_a_recording_is_an_error_with_its_offset() {
+    require_root();
+    let dir = TempDir::new("rec-flip");
+    let rec = record_alloc_each(&dir, "run.trc", &[]);
+    let mut bytes = std::fs::read(&rec).expect("read");
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x10;
+    std::fs::write(&rec, &bytes).expect("write");
+    let out = Command::new(TRACER)
+        .arg("report")
+        .arg(&rec)
+        .output()
+        .expect("run tracer");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("corrupt chunk at offset") && err.contains("checksum"),
+        "{err}"
+    );
+    // Cut inside its last chunk: what came before is reported, with a warning.
+    std::fs::write(&rec, &bytes[..bytes.len() - 30]).expect("write");
+    let out = Command::new(TRACER)
+        .arg("report")
+        .arg(&rec)
+        .output()
+        .expect("run tracer");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("truncated"), "{err}");
+}
