@@ -90,13 +90,9 @@ pub fn wait_output(child: Child, limit: Duration, what: &str) -> Output {
     }
 }
 
-/// Runs `tracer ARGS --format json -o FILE` to completion and returns (output, document).
-pub fn trace_json(args: &[&str], limit: Duration) -> (Output, Value) {
-    let dir = TempDir::new("json");
-    let out_file = dir.file("report.json");
+/// Runs `tracer ARGS` to completion within `limit`, asserting success.
+pub fn tracer_ok(args: &[&str], limit: Duration) -> Output {
     let child = Command::new(TRACER)
-        .args(["--format", "json", "-o"])
-        .arg(&out_file)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -110,6 +106,17 @@ pub fn trace_json(args: &[&str], limit: Duration) -> (Output, Value) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// Runs `tracer ARGS --format json -o FILE` to completion and returns (output, document).
+pub fn trace_json(args: &[&str], limit: Duration) -> (Output, Value) {
+    let dir = TempDir::new("json");
+    let out_file = dir.file("report.json");
+    let out_arg = out_file.display().to_string();
+    let mut all = vec!["--format", "json", "-o", &out_arg];
+    all.extend_from_slice(args);
+    let out = tracer_ok(&all, limit);
     let text = std::fs::read_to_string(&out_file).expect("read report");
     let doc: Value = serde_json::from_str(&text).expect("report is JSON");
     (out, doc)

@@ -16,22 +16,8 @@ use crate::harness::*;
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs `tracer ARGS` to completion, asserting success.
-pub fn tracer_ok(args: &[&str]) -> Output {
-    let child = Command::new(TRACER)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tracer");
-    let out = wait_output(child, LIMIT, "tracer");
-    assert!(
-        out.status.success(),
-        "tracer {args:?} failed: {:?}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+fn tracer_ok(args: &[&str]) -> Output {
+    crate::harness::tracer_ok(args, LIMIT)
 }
 
 /// `tracer report FILE --format json`: (stdout text, stderr text).
