@@ -108,11 +108,6 @@ impl Maps {
         self.brk_start = None;
     }
 
-    /// Sets the program break at attach time, so later growth is measured from it.
-    pub fn set_brk_start(&mut self, start: u64) {
-        self.brk_start = Some(start);
-    }
-
     fn region_at(&self, addr: u64) -> Option<Region> {
         self.regions
             .range(..=addr)

@@ -25,7 +25,6 @@ pub struct Proc {
     pub fds: fds::Fds,
     pub tasks: tasks::Tasks,
     pub exited: bool,
-    pub threads_exited: u64,
 }
 
 /// Everything seen so far.
@@ -123,7 +122,6 @@ impl Aggregator {
             Body::Free { ptr } => proc.heap.free(*ptr, ev.tid),
             Body::Map(m) => proc.maps.apply(m, ev.ts_ns),
             Body::TaskExit { group_dead } => {
-                proc.threads_exited += 1;
                 proc.heap.thread_exited(ev.tid);
                 proc.tasks.exited(ev.tid, *group_dead);
                 if *group_dead {

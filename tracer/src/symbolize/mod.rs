@@ -99,22 +99,6 @@ impl Symbolizer {
         self.procs.insert(pid, maps);
     }
 
-    /// Captures `pid`'s maps now if none are known yet or `addr` is outside them. Returns
-    /// false when the process is gone and nothing covers `addr`.
-    pub fn ensure(&mut self, pid: u32, addr: u64) -> bool {
-        if self.procs.get(&pid).is_some_and(|m| m.find(addr).is_some()) {
-            return true;
-        }
-        match ProcMaps::read(pid) {
-            Ok(m) => {
-                let found = m.find(addr).is_some();
-                self.procs.insert(pid, m);
-                found
-            }
-            Err(_) => false,
-        }
-    }
-
     pub fn maps(&self, pid: u32) -> Option<&ProcMaps> {
         self.procs.get(&pid)
     }
