@@ -444,13 +444,7 @@ impl App {
         let Some(t) = self.target() else {
             return Vec::new();
         };
-        let hist = self.history.get(&t.pid);
-        let mut rows: Vec<(&LeakReport, Option<f64>)> = t
-            .leaks
-            .iter()
-            .filter(|l| leak_matches(l, &self.filter))
-            .map(|l| (l, hist.and_then(|h| h.leak_slope(l))))
-            .collect();
+        let mut rows = self.filtered_leaks(t, |_| true);
         match self.leak_sort {
             LeakSort::Bytes => rows.sort_by_key(|(l, _)| Reverse(l.bytes)),
             LeakSort::Count => rows.sort_by_key(|(l, _)| Reverse(l.count)),
@@ -468,15 +462,23 @@ impl App {
         let Some(t) = self.target() else {
             return Vec::new();
         };
-        let hist = self.history.get(&t.pid);
-        let mut rows: Vec<(&LeakReport, Option<f64>)> = t
-            .leaks
-            .iter()
-            .filter(|l| l.kind == kind && leak_matches(l, &self.filter))
-            .map(|l| (l, hist.and_then(|h| h.leak_slope(l))))
-            .collect();
+        let mut rows = self.filtered_leaks(t, |l| l.kind == kind);
         rows.sort_by_key(|(l, _)| (Reverse(l.count), Reverse(l.oldest_age_ms)));
         rows
+    }
+
+    /// `t`'s leaks that `keep` accepts and the filter matches, with their growth (per second).
+    fn filtered_leaks<'a>(
+        &'a self,
+        t: &'a TargetReport,
+        keep: impl Fn(&LeakReport) -> bool,
+    ) -> Vec<(&'a LeakReport, Option<f64>)> {
+        let hist = self.history.get(&t.pid);
+        t.leaks
+            .iter()
+            .filter(|l| keep(l) && leak_matches(l, &self.filter))
+            .map(|l| (l, hist.and_then(|h| h.leak_slope(l))))
+            .collect()
     }
 
     /// Fd leaks (fds open longer than the leak age), for the Fds tab.

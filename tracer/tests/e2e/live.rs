@@ -130,15 +130,7 @@ fn several_pids_are_traced_apart() {
 #[test]
 fn text_output_names_the_leaking_functions() {
     require_root();
-    let child = Command::new(TRACER)
-        .args(["--", &workload(ALLOC_EACH)])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let out = wait_output(child, Duration::from_secs(60), "tracer");
-    assert!(out.status.success());
+    let out = tracer_ok(&["--", &workload(ALLOC_EACH)], Duration::from_secs(60));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(&format!("leaks ({}):", expect::ALLOC_EACH_LEAKED_BLOCKS)),
