@@ -94,6 +94,7 @@ fn attached_counts_are_exact_and_the_baseline_is_neither_leak_nor_unknown() {
             .expect("spawn fds_threads"),
     );
     let pid = target.pid();
+    wait_reading_stdin(pid);
     let baseline = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("fd dir")
         .count() as u64;

@@ -188,3 +188,30 @@ pub fn leaks<'a>(target: &'a Value, kind: &str) -> Vec<&'a Value> {
 pub fn first_function(entry: &Value) -> Option<&str> {
     entry["stack"][0]["function"].as_str()
 }
+
+/// Waits until `pid` is blocked reading its stdin, so it has finished executing its program.
+/// A spawned child's parent resumes inside exec, before close-on-exec fds are closed and before
+/// the new program is mapped; a test that reads /proc or attaches at that moment sees neither.
+pub fn wait_reading_stdin(pid: u32) {
+    wait_until(pid, "blocked in read(0, …)", |p| {
+        std::fs::read_to_string(format!("/proc/{p}/syscall")).is_ok_and(|s| s.starts_with("0 0x0 "))
+    });
+}
+
+/// Waits until `pid` maps a libc, so its program is loaded and linked.
+pub fn wait_libc_mapped(pid: u32) {
+    wait_until(pid, "mapping libc", |p| {
+        std::fs::read_to_string(format!("/proc/{p}/maps")).is_ok_and(|s| s.contains("/libc.so"))
+    });
+}
+
+fn wait_until(pid: u32, what: &str, ready: impl Fn(u32) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} never got to {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -125,6 +125,7 @@ fn attaching_to_a_running_process_counts_what_it_does_after() {
         .spawn()
         .expect("spawn attach_target");
     let mut target = Guard(target);
+    wait_reading_stdin(target.pid());
     let pid = target.pid().to_string();
     let dir = TempDir::new("attach");
     let report = dir.file("report.json");

@@ -66,6 +66,7 @@ fn ctrl_c_ends_the_run_with_a_report() {
             .spawn()
             .expect("spawn"),
     );
+    wait_reading_stdin(target.pid());
     let dir = TempDir::new("sigint");
     let report = dir.file("r.json");
     let tracer = start_tracer(&["--pid", &target.pid().to_string()], &report);
@@ -90,6 +91,8 @@ fn several_pids_are_traced_apart() {
         )
     };
     let (mut a, mut b) = (spawn(), spawn());
+    wait_reading_stdin(a.pid());
+    wait_reading_stdin(b.pid());
     let dir = TempDir::new("multi");
     let report = dir.file("r.json");
     let tracer = start_tracer(

@@ -84,6 +84,7 @@ fn record_command_with_a_pid_and_a_duration() {
         .expect("spawn churn");
     let target = Guard(target);
     let pid = target.pid();
+    wait_libc_mapped(pid);
     let dir = TempDir::new("rec-pid");
     let rec = dir.file("run.trc");
     let out = tracer_ok(&[
