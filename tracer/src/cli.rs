@@ -168,6 +168,13 @@ pub enum Command {
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Browse a recording in the TUI, stepping through its snapshots.
+    #[command(after_help = "Examples:
+  sudo tracer record -o run.trc --snapshot-interval 10s -- ./server
+  tracer tui run.trc
+
+Keys as in the live TUI; [ and ] (or Left and Right) step through the recording's snapshots.")]
+    Tui { file: PathBuf },
     /// Convert a recording for other tools.
     #[command(after_help = "Examples:
   tracer export run.trc --format pprof -o heap.pb.gz && go tool pprof -top heap.pb.gz

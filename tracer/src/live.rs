@@ -22,7 +22,7 @@ use crate::{
 
 /// Hotspots the TUI receives per report (it sorts and scrolls them; the printed report keeps
 /// --top).
-const TUI_TOP: usize = 200;
+pub const TUI_TOP: usize = 200;
 /// How often the TUI gets a new report.
 const TUI_INTERVAL: Duration = Duration::from_secs(1);
 

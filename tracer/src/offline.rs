@@ -1,4 +1,4 @@
-//! The offline commands: `report`, `export` and `diff` of recordings. Each replays its files
+//! The offline commands: `report`, `tui`, `export` and `diff` of recordings. Each replays its files
 //! through the live pipeline (`pipeline::replay`), then formats the result.
 
 use std::{io::Write, path::Path, process::ExitCode};
@@ -8,6 +8,10 @@ use crate::{
     export,
     pipeline::{self, Replayed},
 };
+
+/// Reports `tracer tui` keeps of a recording (snapshots are thinned evenly beyond), bounding
+/// its memory however long the recording.
+const REPLAY_FRAMES: usize = 121;
 
 /// Runs an offline command.
 pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
@@ -70,6 +74,33 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
                 );
                 Ok(ExitCode::from(3))
             }
+        }
+        Command::Tui { file } => {
+            if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                return Err(crate::live::UsageError(format!(
+                    "tracer tui needs a terminal on stdout; `tracer report {}` prints the report as text",
+                    file.display()
+                ))
+                .into());
+            }
+            let timeline = pipeline::replay_timeline(file, crate::live::TUI_TOP, REPLAY_FRAMES)?;
+            let name = file.file_name().map_or_else(
+                || file.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            let warnings = timeline.warnings.clone();
+            crate::tui::replay(crate::tui::app::Replay {
+                source: name,
+                frames: timeline.frames,
+                at: 0,
+                snapshots: timeline.snapshots,
+                warnings: timeline.warnings,
+            })
+            .map_err(|e| anyhow::anyhow!("terminal: {e}"))?;
+            for w in &warnings {
+                log::warn!("{w}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Record { .. } => Err(anyhow::anyhow!("record is not an offline command")),
     }

@@ -532,7 +532,7 @@ impl State {
         report::build(&snap, &self.info, &self.stacks, &mut self.sym, health, top)
     }
 
-    fn snapshot_meta(&self, now_ns: u64, leak_age_ns: u64) -> Meta {
+    fn snapshot_meta(&self, now_ns: u64, leak_age_ns: u64, counters: KernelCounters) -> Meta {
         let snap = self.agg.snapshot(now_ns, leak_age_ns);
         Meta::Snapshot {
             mono_ns: now_ns,
@@ -550,6 +550,7 @@ impl State {
                     )
                 })
                 .collect(),
+            counters: Some(counters),
         }
     }
 }
@@ -820,7 +821,13 @@ pub async fn run(
                 break;
             }
             _ = snap_ticker.tick(), if snapshot_interval.is_some() && recording => {
-                let meta = state.snapshot_meta(monotonic_ns(), leak_age_ns);
+                drain(&mut reader, &mut state, DRAIN_BATCH);
+                let mut pids: Vec<u32> = alive.iter().copied().collect();
+                pids.sort_unstable();
+                for pid in pids {
+                    state.side(Meta::Rss { pid, rss_bytes: rss_bytes(pid) });
+                }
+                let meta = state.snapshot_meta(monotonic_ns(), leak_age_ns, tracer.counters()?);
                 if let Some(rec) = state.recorder.as_mut() {
                     rec.meta(&meta);
                 }
@@ -936,6 +943,103 @@ pub struct Replayed {
 /// Replays a recording through the live pipeline's state. `top` overrides the recorded
 /// number of hotspots per target.
 pub fn replay(path: &std::path::Path, top: Option<usize>) -> anyhow::Result<Replayed> {
+    replay_frames(path, top, None, None)
+}
+
+/// The symbols stored at the end of a recording, so that reports built before the replay
+/// reaches them symbolize as the final one does. Problems are left to the replay to report.
+fn recorded_symbols(path: &std::path::Path) -> Option<crate::symbolize::Symbols> {
+    use crate::record::format::Reader as FileReader;
+    let file = std::fs::File::open(path).ok()?;
+    let mut reader = FileReader::new(std::io::BufReader::with_capacity(1 << 20, file)).ok()?;
+    let mut found = None;
+    while let Ok(Some(rec)) = reader.next_record() {
+        if rec.tag == record::TAG_META {
+            if let Ok(Meta::Symbols { symbols }) = serde_json::from_slice(&rec.bytes) {
+                found = Some(symbols);
+            }
+        }
+    }
+    found
+}
+
+/// A recording as the TUI shows it: the report at each of its snapshots, as a live run showed
+/// it then, and its final report last.
+pub struct Timeline {
+    pub frames: Vec<Arc<LiveReport>>,
+    /// Snapshots in the file (more than frames when the file holds more than the cap).
+    pub snapshots: usize,
+    pub warnings: Vec<String>,
+}
+
+/// Replays a recording keeping a report at its snapshots: at most `max_frames` of them, evenly
+/// spread (every second one is dropped, and later ones skipped, each time the cap is reached).
+pub fn replay_timeline(
+    path: &std::path::Path,
+    top: usize,
+    max_frames: usize,
+) -> anyhow::Result<Timeline> {
+    let mut frames = Frames {
+        list: Vec::new(),
+        stride: 1,
+        seen: 0,
+        cap: max_frames.max(2),
+        end_elapsed: Duration::ZERO,
+    };
+    let rep = replay_frames(path, Some(top), Some(&mut frames), recorded_symbols(path))?;
+    let elapsed = frames.end_elapsed;
+    frames.list.push(Arc::new(LiveReport {
+        report: rep.report,
+        elapsed,
+        ended: true,
+    }));
+    Ok(Timeline {
+        frames: frames.list,
+        snapshots: frames.seen,
+        warnings: rep.warnings,
+    })
+}
+
+/// Reports kept at snapshots during a replay, thinned to stay under a cap.
+struct Frames {
+    list: Vec<Arc<LiveReport>>,
+    /// Every `stride`-th snapshot is kept.
+    stride: usize,
+    /// Snapshots met so far.
+    seen: usize,
+    cap: usize,
+    /// Time from the start to the end of the recording.
+    end_elapsed: Duration,
+}
+
+impl Frames {
+    /// Whether the next snapshot is one to keep (counting it).
+    fn due(&mut self) -> bool {
+        self.seen += 1;
+        (self.seen - 1).is_multiple_of(self.stride)
+    }
+
+    /// Keeps a due snapshot's report. Past the cap (one place is left for the final report),
+    /// every second report goes and the stride doubles: the kept ones stay evenly spaced.
+    fn push(&mut self, frame: LiveReport) {
+        self.list.push(Arc::new(frame));
+        if self.list.len() + 1 > self.cap {
+            let mut i = 0usize;
+            self.list.retain(|_| {
+                i += 1;
+                !i.is_multiple_of(2)
+            });
+            self.stride *= 2;
+        }
+    }
+}
+
+fn replay_frames(
+    path: &std::path::Path,
+    top: Option<usize>,
+    mut frames: Option<&mut Frames>,
+    symbols: Option<crate::symbolize::Symbols>,
+) -> anyhow::Result<Replayed> {
     use crate::record::format::{Reader as FileReader, Tail};
     let name = path.display();
     let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("open {name}: {e}"))?;
@@ -948,7 +1052,11 @@ pub fn replay(path: &std::path::Path, top: Option<usize>) -> anyhow::Result<Repl
         },
         None,
     );
+    if let Some(symbols) = symbols {
+        state.sym.preload(symbols);
+    }
     let mut start: Option<(u64, usize, Vec<String>)> = None;
+    let mut started_mono_ns = 0;
     let mut end: Option<(u64, KernelCounters)> = None;
     let mut snapshots = Vec::new();
     let mut warnings = Vec::new();
@@ -983,16 +1091,44 @@ pub fn replay(path: &std::path::Path, top: Option<usize>) -> anyhow::Result<Repl
                         top,
                         targets,
                         attach_failures,
+                        started_mono_ns: mono,
                         ..
                     } => {
                         if start.is_some() {
                             anyhow::bail!("{name}: second start record in chunk at offset {at}");
                         }
+                        started_mono_ns = mono;
                         state.start(&targets);
                         start = Some((leak_age_ns, top, attach_failures));
                     }
                     Meta::End { mono_ns, counters } => end = Some((mono_ns, counters)),
-                    m @ Meta::Snapshot { .. } => snapshots.push(m),
+                    Meta::Snapshot {
+                        mono_ns,
+                        ref counters,
+                        ..
+                    } => {
+                        if let (Some(f), Some((leak_age_ns, rec_top, failures))) =
+                            (frames.as_deref_mut(), start.as_ref())
+                        {
+                            if f.due() {
+                                let report = state.report(
+                                    mono_ns,
+                                    &counters.unwrap_or_default(),
+                                    failures,
+                                    top.unwrap_or(*rec_top),
+                                    *leak_age_ns,
+                                );
+                                f.push(LiveReport {
+                                    report,
+                                    elapsed: Duration::from_nanos(
+                                        mono_ns.saturating_sub(started_mono_ns),
+                                    ),
+                                    ended: false,
+                                });
+                            }
+                        }
+                        snapshots.push(meta);
+                    }
                     m => state.apply_meta(m),
                 }
             }
@@ -1033,9 +1169,72 @@ pub fn replay(path: &std::path::Path, top: Option<usize>) -> anyhow::Result<Repl
     if !complete {
         report.health.incomplete = true;
     }
+    if let Some(f) = frames {
+        f.end_elapsed = Duration::from_nanos(now.saturating_sub(started_mono_ns));
+    }
     Ok(Replayed {
         report,
         snapshots,
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(secs: u64) -> LiveReport {
+        LiveReport {
+            report: Report {
+                schema: 1,
+                health: Health::default(),
+                targets: Vec::new(),
+            },
+            elapsed: Duration::from_secs(secs),
+            ended: false,
+        }
+    }
+
+    /// Feeds `n` snapshots through a replay's frame list, as `replay_frames` does.
+    fn kept(n: u64, cap: usize) -> (Vec<u64>, usize) {
+        let mut f = Frames {
+            list: Vec::new(),
+            stride: 1,
+            seen: 0,
+            cap,
+            end_elapsed: Duration::ZERO,
+        };
+        for s in 0..n {
+            if f.due() {
+                f.push(frame(s));
+            }
+        }
+        let secs = f.list.iter().map(|l| l.elapsed.as_secs()).collect();
+        (secs, f.seen)
+    }
+
+    #[test]
+    fn snapshots_under_the_cap_are_all_kept() {
+        let (secs, seen) = kept(5, 10);
+        assert_eq!(secs, vec![0, 1, 2, 3, 4]);
+        assert_eq!(seen, 5);
+    }
+
+    #[test]
+    fn snapshots_over_the_cap_are_thinned_evenly_and_leave_room_for_the_final_report() {
+        for (n, cap) in [(100, 11), (1000, 121), (7, 4), (64, 9)] {
+            let (secs, seen) = kept(n, cap);
+            assert_eq!(seen, n as usize);
+            assert!(secs.len() < cap, "{n} {cap}: {secs:?}");
+            assert!(secs.len() >= cap / 2 - 1, "{n} {cap}: {secs:?}");
+            // Evenly spaced from the first snapshot, the last kept within a step of the end.
+            assert_eq!(secs[0], 0);
+            let step = secs[1] - secs[0];
+            assert!(
+                secs.windows(2).all(|w| w[1] - w[0] == step),
+                "{n} {cap}: {secs:?}"
+            );
+            assert!(secs[secs.len() - 1] + step >= n, "{n} {cap}: {secs:?}");
+        }
+    }
 }

@@ -76,6 +76,9 @@ pub enum Meta {
         events: u64,
         /// (pid, live heap bytes, live blocks, open fds, live threads).
         procs: Vec<(u32, u64, u64, u64, u64)>,
+        /// Kernel counters at that moment (absent in recordings of tracer 0.1.0 before it).
+        #[serde(default)]
+        counters: Option<KernelCounters>,
     },
     /// Symbols of every address the final report used, for symbolizing on another host.
     Symbols { symbols: Symbols },

@@ -152,7 +152,7 @@ pub enum Action {
 
 /// Every key, for the help overlay; kept next to [`App::handle_key`], which implements them.
 pub const KEYS: &[(&str, &str)] = &[
-    ("q, Ctrl-C", "quit (the final report is printed)"),
+    ("q, Ctrl-C", "quit (a live run prints its final report)"),
     ("Tab, Shift-Tab", "next / previous tab"),
     ("1-6", "Overview, Hotspots, Leaks, Fds, Threads, Modules"),
     ("Up/Down, j/k", "move the selection"),
@@ -162,6 +162,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("Enter", "open or close the selected row's call stack"),
     ("Esc", "close the stack, the overlay, or clear the filter"),
+    (
+        "[ ], Left/Right",
+        "replay of a recording: previous / next snapshot",
+    ),
     ("s", "cycle the sort order"),
     ("/", "filter by function, module, path, name (Enter keeps)"),
     ("p", "pause / resume the display"),
@@ -298,6 +302,32 @@ fn contains_ci(hay: Option<&str>, needle: &str) -> bool {
     hay.is_some_and(|h| h.to_lowercase().contains(&needle.to_lowercase()))
 }
 
+/// A recording shown by `tracer tui FILE`: its reports (one per kept snapshot, the final one
+/// last) and the one on screen.
+#[derive(Debug)]
+pub struct Replay {
+    /// The recording's name, for the header.
+    pub source: String,
+    pub frames: Vec<Arc<LiveReport>>,
+    /// Index of the report on screen.
+    pub at: usize,
+    /// Snapshots in the file (more than frames when they were thinned).
+    pub snapshots: usize,
+    /// Problems with the file, one line each (shown as banners).
+    pub warnings: Vec<String>,
+}
+
+impl Replay {
+    pub fn at_end(&self) -> bool {
+        self.at + 1 >= self.frames.len()
+    }
+
+    /// Time from the start to the end of the recording.
+    pub fn length(&self) -> std::time::Duration {
+        self.frames.last().map(|f| f.elapsed).unwrap_or_default()
+    }
+}
+
 #[derive(Debug)]
 pub struct App {
     /// The report on screen.
@@ -322,6 +352,8 @@ pub struct App {
     pub dirty: bool,
     /// Rows a page moves (set from the last drawn table height).
     pub page: usize,
+    /// Set when showing a recording instead of a live run.
+    pub replay: Option<Replay>,
 }
 
 impl Default for App {
@@ -348,7 +380,52 @@ impl App {
             events: VecDeque::new(),
             dirty: true,
             page: 10,
+            replay: None,
         }
+    }
+
+    /// An app showing a recording, at its final state. `[` and `]` step through its reports.
+    pub fn replaying(replay: Replay) -> Self {
+        let last = replay.frames.len().saturating_sub(1);
+        let mut app = Self::new();
+        app.replay = Some(replay);
+        app.seek(last);
+        app
+    }
+
+    /// Shows the recording's report `at` (clamped), with the history up to it, as a live run
+    /// showed it then: timelines, rates and trends end there.
+    fn seek(&mut self, at: usize) {
+        let Some(replay) = self.replay.as_mut() else {
+            return;
+        };
+        let Some(last) = replay.frames.len().checked_sub(1) else {
+            return;
+        };
+        replay.at = at.min(last);
+        let shown: Vec<Arc<LiveReport>> = replay.frames[..=replay.at].to_vec();
+        self.history.clear();
+        self.events.clear();
+        for f in &shown {
+            self.record(f);
+        }
+        if let Some(live) = shown.last() {
+            if self.pid.is_none() || !live.report.targets.iter().any(|t| Some(t.pid) == self.pid) {
+                self.pid = live.report.targets.first().map(|t| t.pid);
+            }
+            self.live = Some(live.clone());
+        }
+        self.dirty = true;
+    }
+
+    /// Moves a replay by `by` reports; false when not replaying or already at that end.
+    fn step(&mut self, by: isize) -> bool {
+        let Some(at) = self.replay.as_ref().map(|r| r.at) else {
+            return false;
+        };
+        let to = at.saturating_add_signed(by);
+        self.seek(to);
+        self.replay.as_ref().is_some_and(|r| r.at != at)
     }
 
     /// A new report from the run: recorded in the history and shown, unless paused.
@@ -673,6 +750,17 @@ impl App {
                 _ => return Action::None,
             },
             KeyCode::Char('/') => self.mode = Mode::Filter,
+            KeyCode::Char('[') | KeyCode::Left => {
+                if !self.step(-1) {
+                    return Action::None;
+                }
+            }
+            KeyCode::Char(']') | KeyCode::Right => {
+                if !self.step(1) {
+                    return Action::None;
+                }
+            }
+            KeyCode::Char('p') if self.replay.is_some() => return Action::None,
             KeyCode::Char('p') => {
                 self.paused = !self.paused;
                 if !self.paused {

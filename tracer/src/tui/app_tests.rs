@@ -328,3 +328,65 @@ fn the_exit_report_does_not_bend_the_trend() {
     let growth = app.leak_rows()[0].1.expect("trend");
     assert!((growth - 10240.0).abs() < 1e-6, "{growth}");
 }
+
+fn replay_app(secs: std::ops::RangeInclusive<u64>) -> App {
+    let frames: Vec<Arc<LiveReport>> = secs.map(fixtures::demo).collect();
+    App::replaying(Replay {
+        source: "run.trc".into(),
+        snapshots: frames.len() - 1,
+        frames,
+        at: 0,
+        warnings: Vec::new(),
+    })
+}
+
+#[test]
+fn a_replay_opens_at_the_final_report_with_the_whole_history() {
+    let app = replay_app(1..=6);
+    let r = app.replay.as_ref().expect("replaying");
+    assert_eq!(r.at, 5);
+    assert!(r.at_end());
+    assert_eq!(app.live.as_ref().map(|l| l.elapsed.as_secs()), Some(6));
+    let h = app.target_history().expect("history");
+    assert_eq!(h.samples.len(), 6);
+    // The same trend a live run of these reports showed.
+    let live = demo_app(1..=6);
+    assert_eq!(app.leak_rows()[0].1, live.leak_rows()[0].1);
+}
+
+#[test]
+fn brackets_step_through_a_replay_and_history_ends_at_the_report_shown() {
+    let mut app = replay_app(1..=6);
+    assert_eq!(press(&mut app, "[["), Action::Redraw);
+    assert_eq!(app.replay.as_ref().map(|r| r.at), Some(3));
+    assert_eq!(app.live.as_ref().map(|l| l.elapsed.as_secs()), Some(4));
+    let h = app.target_history().expect("history");
+    assert_eq!(h.samples.back().map(|s| s.t), Some(4.0));
+    assert_eq!(h.samples.len(), 4);
+    // As a live run that had seen only reports 1..=4.
+    let live = demo_app(1..=4);
+    assert_eq!(app.leak_rows()[0].1, live.leak_rows()[0].1);
+    assert_eq!(app.events_per_sec(), live.events_per_sec());
+
+    assert_eq!(app.handle_key(key(KeyCode::Right)), Action::Redraw);
+    assert_eq!(app.replay.as_ref().map(|r| r.at), Some(4));
+    assert_eq!(press(&mut app, "]"), Action::Redraw);
+    assert_eq!(press(&mut app, "]"), Action::None, "already at the end");
+    for _ in 0..10 {
+        app.handle_key(key(KeyCode::Left));
+    }
+    assert_eq!(app.replay.as_ref().map(|r| r.at), Some(0));
+    assert_eq!(press(&mut app, "["), Action::None, "already at the start");
+    assert_eq!(app.target_history().map(|h| h.samples.len()), Some(1));
+}
+
+#[test]
+fn a_replay_is_not_paused_and_a_live_run_does_not_step() {
+    let mut app = replay_app(1..=3);
+    assert_eq!(press(&mut app, "p"), Action::None);
+    assert!(!app.paused);
+    let mut live = demo_app(1..=3);
+    assert_eq!(press(&mut live, "["), Action::None);
+    assert_eq!(press(&mut live, "]"), Action::None);
+    assert_eq!(live.live.as_ref().map(|l| l.elapsed.as_secs()), Some(3));
+}

@@ -1,5 +1,5 @@
-//! The live TUI: terminal set-up and restore, and the loop that routes events to the app and
-//! draws it.
+//! The TUI, live or over a recording: terminal set-up and restore, and the loop that routes
+//! events to the app and draws it.
 //!
 //! It runs on a thread of its own, so the run's task never waits on the terminal. It receives
 //! immutable reports over a latest-value channel (one per run tick, never per kernel event),
@@ -114,7 +114,7 @@ impl Tui {
             .name("tracer-tui".into())
             .spawn(move || {
                 let _restore = RestoreGuard;
-                let result = run_loop(&mut terminal, events);
+                let result = run_loop(&mut terminal, events, App::new());
                 // Whatever ended the loop, the run must not wait for a UI that is gone.
                 let _ = stop.send(true);
                 result
@@ -154,11 +154,22 @@ impl Drop for Tui {
     }
 }
 
+/// Shows a recording (`tracer tui FILE`) until the user quits, on this thread: there is no
+/// run to keep going.
+pub fn replay(replay: app::Replay) -> io::Result<()> {
+    let mut terminal = enter()?;
+    let _restore = RestoreGuard;
+    // No run publishes reports: every report is in the app already.
+    let (_publisher, reports) = watch::channel(None);
+    let events = Events::new(reports, Arc::new(AtomicBool::new(false)), FRAME);
+    run_loop(&mut terminal, events, App::replaying(replay))
+}
+
 fn run_loop(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     mut events: Events,
+    mut app: App,
 ) -> io::Result<()> {
-    let mut app = App::new();
     let draw = |terminal: &mut Terminal<CrosstermBackend<Stdout>>, app: &mut App| {
         terminal.draw(|f| {
             // Page moves follow the height of the table area (screen minus chrome).

@@ -22,7 +22,7 @@ struct Tmux {
 impl Tmux {
     fn start(session: &'static str, command: &str) -> Self {
         let tmux = Self {
-            socket: format!("tracer-e2e-{}", std::process::id()),
+            socket: format!("tracer-e2e-{}-{session}", std::process::id()),
             session,
         };
         let out = tmux
@@ -223,5 +223,104 @@ fn tui_shows_the_leaking_function_its_fd_and_thread_leaks_then_quits_cleanly() {
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",
         started.elapsed()
+    );
+}
+
+#[test]
+fn a_recording_replays_in_the_tui_stepping_through_its_snapshots() {
+    require_root();
+    let dir = TempDir::new("tui-replay");
+    let rec = dir.file("demo.trc");
+    let rec_s = rec.display().to_string();
+    tracer_ok(
+        &[
+            "record",
+            "-o",
+            &rec_s,
+            "--leak-age",
+            "1s",
+            "--snapshot-interval",
+            "500ms",
+            "--",
+            &workload(DEMO),
+            "3",
+        ],
+        Duration::from_secs(60),
+    );
+
+    // Without a terminal there is nothing to show it on: a usage error naming the way out.
+    let out = Command::new(TRACER)
+        .args(["tui", &rec_s])
+        .output()
+        .expect("run tracer tui");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("needs a terminal") && stderr.contains("tracer report"),
+        "{stderr}"
+    );
+
+    let tmux = Tmux::start(
+        "tracer-replay",
+        &format!("{TRACER} tui {rec_s}; echo tracer-exit=$?; exec sleep 60"),
+    );
+    let limit = Duration::from_secs(15);
+    let screen = tmux.wait_for("the replay's final state", limit, |s| {
+        s.contains("replay") && s.contains("final state") && s.contains("demo")
+    });
+    // A 3 s run with a snapshot every 500 ms: 5 or 6 of them, and the final report.
+    let frames = screen
+        .lines()
+        .find_map(|l| l.split_once(" [").and_then(|(_, r)| r.split_once(']')))
+        .and_then(|(pos, _)| pos.split_once('/'))
+        .map(|(at, n)| (at.to_string(), n.to_string()))
+        .unwrap_or_else(|| panic!("no [AT/N] in the header:\n{screen}"));
+    assert_eq!(frames.0, frames.1, "opens at the end:\n{screen}");
+    let n: usize = frames.1.parse().expect("a number of reports");
+    assert!((6..=8).contains(&n), "{n} reports:\n{screen}");
+
+    // The leak and its stack, as in a live run.
+    tmux.keys(&["3"]);
+    tmux.wait_for("cache_insert on the Leaks tab", limit, |s| {
+        s.contains("Leaks") && s.contains(symbol::CACHE_INSERT)
+    });
+    tmux.type_text("/");
+    tmux.type_text(symbol::CACHE_INSERT);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the filter", limit, |s| s.contains("1 of "));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("cache_insert's stack", limit, |s| {
+        first_frame(s).is_some_and(|l| l.contains(symbol::CACHE_INSERT) && l.contains("demo.c:"))
+    });
+
+    // Back to the first snapshot: half a second in, nothing is older than the 1 s leak age.
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["Escape"]);
+    for _ in 1..n {
+        tmux.keys(&["["]);
+    }
+    let first = tmux.wait_for("the first snapshot", limit, |s| {
+        s.contains(&format!(" [1/{n}]"))
+    });
+    assert!(
+        first.contains(&format!("snapshot 1 of {}", n - 1)),
+        "{first}"
+    );
+    assert!(
+        !first.contains(symbol::CACHE_INSERT),
+        "no leak yet:\n{first}"
+    );
+    tmux.keys(&["]", "]", "]"]);
+    tmux.wait_for("three steps on", limit, |s| {
+        s.contains(&format!(" [4/{n}]"))
+    });
+
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("tracer to exit", limit, |s| s.contains("tracer-exit="));
+    assert!(screen.contains("tracer-exit=0"), "{screen}");
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "the alternate screen was left"
     );
 }

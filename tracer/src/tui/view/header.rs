@@ -50,8 +50,27 @@ impl Widget for Header<'_> {
         match app.live.as_ref() {
             None => top.push(Span::styled("starting…", theme::label())),
             Some(live) => {
-                top.push(Span::styled(" run ", theme::label()));
-                top.push(Span::styled(clock(live.elapsed.as_secs()), theme::value()));
+                match app.replay.as_ref() {
+                    Some(r) => {
+                        top.push(Span::styled(" replay ", theme::label()));
+                        top.push(Span::styled(
+                            format!(
+                                "{} of {}",
+                                clock(live.elapsed.as_secs()),
+                                clock(r.length().as_secs())
+                            ),
+                            theme::value(),
+                        ));
+                        top.push(Span::styled(
+                            format!(" [{}/{}]", r.at + 1, r.frames.len()),
+                            theme::label(),
+                        ));
+                    }
+                    None => {
+                        top.push(Span::styled(" run ", theme::label()));
+                        top.push(Span::styled(clock(live.elapsed.as_secs()), theme::value()));
+                    }
+                }
                 top.push(Span::styled("  events/s ", theme::label()));
                 top.push(Span::styled(
                     app.events_per_sec().map_or("…".into(), count),
@@ -117,7 +136,30 @@ pub fn banners(app: &App) -> Vec<Line<'static>> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    if live.ended {
+    if let Some(r) = app.replay.as_ref() {
+        let snapshots = match r.snapshots {
+            0 => "no snapshots (record with --snapshot-interval for a timeline)".to_string(),
+            n if n + 1 > r.frames.len() => {
+                format!("{n} snapshots, {} of them kept", r.frames.len() - 1)
+            }
+            n => format!("{n} snapshots"),
+        };
+        out.push(Line::from(if r.at_end() {
+            format!(
+                " Recording {}: final state. [ and ] step through its {snapshots}.",
+                r.source
+            )
+        } else {
+            format!(
+                " Recording {} at {}: snapshot {} of {}. ] steps forward.",
+                r.source,
+                clock(live.elapsed.as_secs()),
+                r.at + 1,
+                r.frames.len() - 1
+            )
+        }));
+        out.extend(r.warnings.iter().map(|w| Line::from(format!(" {w}"))));
+    } else if live.ended {
         out.push(Line::from(
             " The run has ended: this is its final state. q quits and prints the report.",
         ));

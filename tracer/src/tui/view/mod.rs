@@ -111,6 +111,11 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
         ])
     } else {
         // The help key first, so a narrow screen still shows how to find the rest.
+        let last: (&str, &str) = if app.replay.is_some() {
+            ("[ ]", "snapshots")
+        } else {
+            ("p", "pause")
+        };
         let keys: &[(&str, &str)] = &[
             ("?", "help"),
             ("q", "quit"),
@@ -119,7 +124,7 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
             ("Enter", "stack"),
             ("s", "sort"),
             ("/", "filter"),
-            ("p", "pause"),
+            last,
         ];
         let mut spans = Vec::new();
         for (k, what) in keys {

@@ -199,3 +199,28 @@ fn filter_and_pause_show_in_the_header() {
     app.handle_key(KeyEvent::new(KeyCode::Char('p'), KeyModifiers::NONE));
     insta::assert_snapshot!(render(&app, 80, 24));
 }
+
+fn replay(at_end: bool) -> App {
+    let frames: Vec<_> = (1..=4).map(fixtures::demo).collect();
+    let mut app = App::replaying(crate::tui::app::Replay {
+        source: "run.trc".into(),
+        snapshots: 3,
+        frames,
+        at: 0,
+        warnings: vec!["run.trc: no end record (the recorder was killed)".into()],
+    });
+    if !at_end {
+        app.handle_key(KeyEvent::new(KeyCode::Char('['), KeyModifiers::NONE));
+    }
+    app
+}
+
+#[test]
+fn a_replay_at_its_end_names_the_recording_and_its_snapshots() {
+    insta::assert_snapshot!(render(&replay(true), 80, 24));
+}
+
+#[test]
+fn a_replay_before_its_end_says_when() {
+    insta::assert_snapshot!(render(&replay(false), 80, 24));
+}
