@@ -7,6 +7,7 @@
 #        scripts/setup.sh --bench    also the tools `cargo xtask bench` compares against:
 #                                    bpftrace (required) and heaptrack (optional)
 #        scripts/setup.sh --pprof    also Go (`go tool pprof`), which the export e2e test uses
+#        scripts/setup.sh --fuzz     also cargo-fuzz, for `cargo xtask fuzz`
 #        source <(scripts/setup.sh --env)   to get PATH for later commands
 set -euo pipefail
 
@@ -15,6 +16,7 @@ NIGHTLY=${TRACER_NIGHTLY:-nightly}
 
 BENCH=0
 PPROF=0
+FUZZ=0
 case "${1:-}" in
     --env)
         echo "export PATH=\"$LLVM_BIN:\$HOME/.cargo/bin:\$PATH\""
@@ -22,9 +24,10 @@ case "${1:-}" in
         ;;
     --bench) BENCH=1 ;;
     --pprof) PPROF=1 ;;
+    --fuzz) FUZZ=1 ;;
     "") ;;
     *)
-        echo "usage: $0 [--bench | --pprof | --env]" >&2
+        echo "usage: $0 [--bench | --pprof | --fuzz | --env]" >&2
         exit 1
         ;;
 esac
@@ -88,6 +91,11 @@ fi
 
 if ((PPROF)); then
     command -v go >/dev/null || apt_install golang-go
+fi
+
+if ((FUZZ)) && ! cargo fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
 fi
 
 if ((BENCH)); then

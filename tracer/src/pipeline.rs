@@ -943,7 +943,22 @@ pub struct Replayed {
 /// Replays a recording through the live pipeline's state. `top` overrides the recorded
 /// number of hotspots per target.
 pub fn replay(path: &std::path::Path, top: Option<usize>) -> anyhow::Result<Replayed> {
-    replay_frames(path, top, None, None)
+    let file = open_recording(path)?;
+    replay_frames(&path.display().to_string(), file, top, None, None)
+}
+
+/// Replays a recording read from `input`, named `name` in messages: what `replay` does with a
+/// file, for any reader (the fuzz target feeds it arbitrary bytes).
+pub fn replay_from(
+    name: &str,
+    input: impl std::io::Read,
+    top: Option<usize>,
+) -> anyhow::Result<Replayed> {
+    replay_frames(name, input, top, None, None)
+}
+
+fn open_recording(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))
 }
 
 /// The symbols stored at the end of a recording, so that reports built before the replay
@@ -986,7 +1001,14 @@ pub fn replay_timeline(
         cap: max_frames.max(2),
         end_elapsed: Duration::ZERO,
     };
-    let rep = replay_frames(path, Some(top), Some(&mut frames), recorded_symbols(path))?;
+    let file = open_recording(path)?;
+    let rep = replay_frames(
+        &path.display().to_string(),
+        file,
+        Some(top),
+        Some(&mut frames),
+        recorded_symbols(path),
+    )?;
     let elapsed = frames.end_elapsed;
     frames.list.push(Arc::new(LiveReport {
         report: rep.report,
@@ -1035,15 +1057,14 @@ impl Frames {
 }
 
 fn replay_frames(
-    path: &std::path::Path,
+    name: &str,
+    input: impl std::io::Read,
     top: Option<usize>,
     mut frames: Option<&mut Frames>,
     symbols: Option<crate::symbolize::Symbols>,
 ) -> anyhow::Result<Replayed> {
     use crate::record::format::{Reader as FileReader, Tail};
-    let name = path.display();
-    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("open {name}: {e}"))?;
-    let mut reader = FileReader::new(std::io::BufReader::with_capacity(1 << 20, file))
+    let mut reader = FileReader::new(std::io::BufReader::with_capacity(1 << 20, input))
         .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let mut state = State::new(
         Inputs::Replay {

@@ -1,4 +1,4 @@
-//! Developer workflows for tracer: `cargo xtask <setup|test|demo|bench>`.
+//! Developer workflows for tracer: `cargo xtask <setup|test|demo|bench|fuzz>`.
 //!
 //! Every subcommand first runs `scripts/setup.sh` (the one set-up path: toolchain components,
 //! LLVM, bpf-linker) and runs its child cargo commands with `PATH` extended by the LLVM and
@@ -7,6 +7,7 @@
 
 mod bench;
 mod demo;
+mod fuzz;
 mod setup;
 mod test;
 mod util;
@@ -35,6 +36,9 @@ enum Command {
     /// Measure tracer's overhead per malloc + free pair against the untraced run, the
     /// kernel's uprobe floor, bpftrace and heaptrack; writes bench/results.md. Needs root.
     Bench(bench::Args),
+    /// Fuzz the recording reader (cargo-fuzz, nightly) for a while per target; as root, seeded
+    /// with a recording of the demo.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@
 //! with these recorded inputs in place of live ones, so offline numbers equal live ones.
 
 pub mod format;
+pub mod fuzz;
 
 use std::{
     fs::File,

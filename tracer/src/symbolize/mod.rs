@@ -155,6 +155,10 @@ impl Symbolizer {
     }
 
     fn lookup(&self, path: &str, offset: u64) -> Option<Resolved> {
+        // Only regular files: a recording's maps could name a FIFO or a device.
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            return None;
+        }
         let src = Source::Elf(Elf::new(path));
         let out = self
             .blaze

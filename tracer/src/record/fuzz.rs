@@ -1,0 +1,220 @@
+//! The bodies of the recording fuzz targets (`fuzz/fuzz_targets/`), kept here so the unit tests
+//! run them too, on seeds and their mutations.
+//!
+//! - [`check_file`]: arbitrary bytes as a recording file. Exercises the header, chunk framing,
+//!   checksums and decompression.
+//! - [`check_records`]: arbitrary bytes as a stream of records, wrapped into a well-formed file
+//!   so every input gets past the checksums: exercises the metadata parser, the event decoder,
+//!   the aggregator and the report built from whatever they accept.
+//!
+//! Both hold the reader to its contract: any input gives a report or a one-line error, never a
+//! panic.
+
+use super::format::{Reader, Writer};
+use crate::pipeline;
+
+/// Replays `data` as a recording file.
+pub fn check_file(data: &[u8]) {
+    check(pipeline::replay_from("fuzz.trc", data, Some(8)));
+}
+
+/// Replays `data` as records (see [`records_to_file`]).
+pub fn check_records(data: &[u8]) {
+    if let Some(file) = records_to_file(data) {
+        check(pipeline::replay_from("fuzz.trc", &file[..], Some(8)));
+    }
+}
+
+/// A recording holding the records framed in `data` as `tag u8 | len u32 LE | bytes` (a last
+/// record cut short keeps what is there). `None` when a record is too large for the writer.
+pub fn records_to_file(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut w = Writer::new(Vec::new(), tracer_common::ABI_VERSION).ok()?;
+    while let [tag, rest @ ..] = data {
+        let (len, rest) = match rest {
+            [a, b, c, d, rest @ ..] => (u32::from_le_bytes([*a, *b, *c, *d]) as usize, rest),
+            _ => (rest.len(), &[][..]),
+        };
+        let len = len.min(rest.len());
+        w.record(*tag, &rest[..len]).ok()?;
+        data = &rest[len..];
+    }
+    w.finish().ok()
+}
+
+/// The records of a recording in the form [`check_records`] reads: seeds for its fuzzing.
+pub fn file_to_records(file: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let Ok(mut reader) = Reader::new(file) else {
+        return out;
+    };
+    while let Ok(Some(rec)) = reader.next_record() {
+        out.push(rec.tag);
+        out.extend_from_slice(&(rec.bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&rec.bytes);
+    }
+    out
+}
+
+fn check(result: anyhow::Result<pipeline::Replayed>) {
+    match result {
+        Ok(rep) => {
+            for w in &rep.warnings {
+                assert!(!w.contains('\n'), "a warning of more than one line: {w:?}");
+            }
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            assert!(
+                !msg.contains('\n'),
+                "an error of more than one line: {msg:?}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Meta, TAG_EVENT, TAG_META};
+
+    /// A small recording: a start record, a few heap events, a snapshot, an end record.
+    fn seed() -> Vec<u8> {
+        let meta = |m: &Meta| serde_json::to_vec(m).expect("meta to JSON");
+        let mut w = Writer::new(Vec::new(), tracer_common::ABI_VERSION).expect("header");
+        w.record(
+            TAG_META,
+            &meta(&Meta::Start {
+                tracer_version: "0.1.0".into(),
+                started_unix_ms: 1,
+                started_mono_ns: 1_000,
+                leak_age_ns: 10,
+                top: 8,
+                targets: vec![crate::record::TargetMeta {
+                    pid: 7,
+                    comm: "seed".into(),
+                    fds: vec![(0, "file".into(), Some("/dev/null".into()))],
+                    threads: vec![(7, "seed".into())],
+                }],
+                attach_failures: Vec::new(),
+            }),
+        )
+        .expect("record");
+        // The maps read when the first address was not in known ones (unreadable here).
+        w.record(TAG_META, &meta(&Meta::Maps { pid: 7, maps: None }))
+            .expect("record");
+        for ev in events() {
+            w.record(TAG_EVENT, &ev).expect("record");
+        }
+        w.record(
+            TAG_META,
+            &meta(&Meta::Snapshot {
+                mono_ns: 5_000,
+                events: 3,
+                procs: vec![(7, 100, 1, 3, 1)],
+                counters: None,
+            }),
+        )
+        .expect("record");
+        w.record(
+            TAG_META,
+            &meta(&Meta::End {
+                mono_ns: 9_000,
+                counters: Default::default(),
+            }),
+        )
+        .expect("record");
+        w.finish().expect("finish")
+    }
+
+    /// Two mallocs with a two-frame stack, one of them freed.
+    fn events() -> Vec<Vec<u8>> {
+        use tracer_common::{kind::AllocFunc, AllocData, EventHeader, EventKind, FreeData, Record};
+        let header = |kind: EventKind, ts_ns: u64| EventHeader {
+            kind: kind as u32,
+            pid: 7,
+            tid: 7,
+            _pad: 0,
+            ts_ns,
+        };
+        let alloc = |ptr: u64, ts: u64| {
+            let mut b = crate::decode::encode(&Record {
+                header: header(EventKind::Alloc, ts),
+                data: AllocData {
+                    ptr,
+                    size: 24,
+                    count: 1,
+                    caller: 0x4010,
+                    stack_hash: crate::pipeline::frames_hash(&[0x4020, 0x4030]),
+                    nframes: 2,
+                    func: AllocFunc::Malloc as u32,
+                    ..Default::default()
+                },
+            });
+            for f in [0x4020u64, 0x4030] {
+                b.extend_from_slice(&f.to_ne_bytes());
+            }
+            b
+        };
+        let free = crate::decode::encode(&Record {
+            header: header(EventKind::Free, 3_000),
+            data: FreeData { ptr: 0x1000 },
+        });
+        vec![alloc(0x1000, 2_000), free, alloc(0x2000, 4_000)]
+    }
+
+    /// A deterministic stream of pseudo-random numbers (xorshift).
+    fn rng(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    #[test]
+    fn the_seed_replays() {
+        let file = seed();
+        let rep = pipeline::replay_from("seed", &file[..], None).expect("the seed replays");
+        assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
+        let heap = &rep.report.targets[0].heap;
+        assert_eq!(
+            (heap.total_allocs, heap.total_frees, heap.live_blocks),
+            (2, 1, 1)
+        );
+        assert_eq!(records_to_file(&file_to_records(&file)), Some(file));
+    }
+
+    #[test]
+    fn mutated_files_never_panic() {
+        let file = seed();
+        let mut next = rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..2000 {
+            let mut m = file.clone();
+            for _ in 0..1 + next() % 4 {
+                let i = (next() % m.len() as u64) as usize;
+                m[i] ^= 1 << (next() % 8);
+            }
+            let cut = (next() % (m.len() as u64 + 1)) as usize;
+            check_file(&m[..cut.max(m.len() / 2)]);
+        }
+    }
+
+    #[test]
+    fn mutated_records_never_panic() {
+        let records = file_to_records(&seed());
+        let mut next = rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..2000 {
+            let mut m = records.clone();
+            for _ in 0..1 + next() % 8 {
+                let i = (next() % m.len() as u64) as usize;
+                match next() % 3 {
+                    0 => m[i] ^= 1 << (next() % 8),
+                    1 => m[i] = next() as u8,
+                    _ => m[i] = b"{}[]\":,0123456789-"[(next() % 18) as usize],
+                }
+            }
+            check_records(&m);
+        }
+    }
+}
