@@ -86,6 +86,14 @@ fn run_live(
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
+    // The reader of our output went away (`tracer report … | head`): nothing more to say.
+    let broken_pipe = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
     let _ = writeln!(std::io::stderr(), "tracer: error: {e:#}");
     if e.downcast_ref::<live::UsageError>().is_some() {
         ExitCode::from(1)

@@ -29,6 +29,9 @@ pub struct Health {
     pub stack_errors: u64,
     /// Probes that could not be attached, with the reason.
     pub attach_failures: Vec<String>,
+    /// Other problems that make some numbers or names less than complete, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Records that failed to decode.
     pub decode_errors: u64,
     /// Frames that could not be resolved to a function.
@@ -252,6 +255,9 @@ pub fn build(
     }
     let mut health = health;
     health.unknown_frames = sym.unknown_frames - unknown_before;
+    health.warnings.extend(sym.mismatched.iter().map(|(path, id)| {
+        format!("{path} is not the file the process mapped (build id {id}): its frames are left unresolved")
+    }));
     Report {
         schema: SCHEMA,
         health,

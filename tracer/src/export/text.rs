@@ -181,6 +181,9 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     for f in &report.health.attach_failures {
         writeln!(out, "  not attached: {f}")?;
     }
+    for w in &report.health.warnings {
+        writeln!(out, "  warning: {w}")?;
+    }
     for t in &report.targets {
         target(t, out)?;
     }

@@ -57,6 +57,44 @@ pub struct ProcMaps {
     pub entries: Vec<MapEntry>,
     /// Prefix that makes the process's paths reachable from here ("" for the same root).
     pub root: String,
+    /// GNU build id (hex) of each executable module that has one, by path as in `entries`.
+    /// A file found at that path later is used for symbols only if its build id is the same.
+    #[serde(default)]
+    pub build_ids: std::collections::BTreeMap<String, String>,
+}
+
+/// The GNU build id of the ELF file at `path`, in hex; cached per path, modification time and
+/// size, since the same libraries are read again at every maps capture.
+pub fn build_id(path: &str) -> Option<String> {
+    use std::{
+        collections::HashMap,
+        sync::{Mutex, OnceLock},
+        time::SystemTime,
+    };
+    type Key = (String, Option<SystemTime>, u64);
+    static CACHE: OnceLock<Mutex<HashMap<Key, Option<String>>>> = OnceLock::new();
+    let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+    let key = (path.to_string(), meta.modified().ok(), meta.len());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().ok()?.get(&key) {
+        return hit.clone();
+    }
+    let id = read_build_id(path);
+    let mut map = cache.lock().ok()?;
+    // A bound on the cache: a long run that maps ever new files starts over.
+    if map.len() >= 4096 {
+        map.clear();
+    }
+    map.insert(key, id.clone());
+    id
+}
+
+fn read_build_id(path: &str) -> Option<String> {
+    use object::Object as _;
+    let data = std::fs::read(path).ok()?;
+    let file = object::File::parse(&*data).ok()?;
+    let id = file.build_id().ok()??;
+    Some(id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl ProcMaps {
@@ -67,14 +105,32 @@ impl ProcMaps {
             .unwrap_or(true);
         let mut entries = parse(&text);
         entries.sort_by_key(|e| e.start);
+        let root = if same_root {
+            String::new()
+        } else {
+            format!("/proc/{pid}/root")
+        };
+        let mut build_ids = std::collections::BTreeMap::new();
+        for e in entries.iter().filter(|e| e.exec) {
+            if let Some(path) = &e.path {
+                if !build_ids.contains_key(path) {
+                    if let Some(id) = build_id(&format!("{root}{path}")) {
+                        build_ids.insert(path.clone(), id);
+                    }
+                }
+            }
+        }
         Ok(Self {
             entries,
-            root: if same_root {
-                String::new()
-            } else {
-                format!("/proc/{pid}/root")
-            },
+            root,
+            build_ids,
         })
+    }
+
+    /// The recorded build id of the module mapped at `addr`, if it had one.
+    pub fn build_id_at(&self, addr: u64) -> Option<&str> {
+        let path = self.find(addr)?.path.as_ref()?;
+        self.build_ids.get(path).map(String::as_str)
     }
 
     pub fn find(&self, addr: u64) -> Option<&MapEntry> {
@@ -120,6 +176,7 @@ garbage
         let maps = ProcMaps {
             entries: parse(SAMPLE),
             root: String::new(),
+            build_ids: Default::default(),
         };
         assert_eq!(
             maps.file_offset(0x7f1000028010),
@@ -133,4 +190,56 @@ garbage
         );
         assert_eq!(maps.find(0x55d0c0a02000).map(|e| e.start), None);
     }
+
+    /// The build id `readelf -n` (binutils) prints for `path`, when readelf is installed.
+    fn readelf_build_id(path: &str) -> Option<String> {
+        let out = std::process::Command::new("readelf")
+            .args(["-n", path])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Build ID: ").map(str::to_owned))
+    }
+
+    #[test]
+    fn build_ids_are_read_from_elf_notes_and_only_from_regular_elf_files() {
+        let exe = std::env::current_exe().expect("test binary");
+        let exe = exe.display().to_string();
+        let ours = build_id(&exe);
+        match readelf_build_id(&exe) {
+            Some(want) => assert_eq!(ours.as_deref(), Some(want.as_str())),
+            None => assert!(ours.is_none() || ours.as_ref().is_some_and(|id| id.len() >= 16)),
+        }
+        // Cached: the same answer again.
+        assert_eq!(build_id(&exe), ours);
+        assert_eq!(build_id("/proc/self/status"), None, "not an ELF file");
+        assert_eq!(build_id("/dev/null"), None, "not a regular file");
+        assert_eq!(build_id("/nonexistent/lib.so"), None);
+    }
+
+    #[test]
+    fn maps_of_this_process_carry_the_build_ids_of_its_modules() {
+        let maps = ProcMaps::read(std::process::id()).expect("own maps");
+        let exe = std::env::current_exe().expect("test binary");
+        let exe = exe.display().to_string();
+        if let Some(want) = build_id(&exe) {
+            assert_eq!(
+                maps.build_ids.get(&exe),
+                Some(&want),
+                "{:?}",
+                maps.build_ids
+            );
+            let addr = maps_build_id_probe as *const () as u64;
+            assert_eq!(maps.build_id_at(addr), Some(want.as_str()));
+        }
+        for (path, id) in &maps.build_ids {
+            assert!(
+                !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{path}: {id}"
+            );
+        }
+    }
+
+    fn maps_build_id_probe() {}
 }

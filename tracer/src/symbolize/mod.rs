@@ -41,6 +41,9 @@ pub struct Symbolizer {
     cache: HashMap<(String, u64), Option<Resolved>>,
     /// Frames that could not be resolved to a function.
     pub unknown_frames: u64,
+    /// Modules whose file here is not the one the process mapped (another build id): their
+    /// frames are left unresolved rather than named from the wrong file. Path → recorded id.
+    pub mismatched: std::collections::BTreeMap<String, String>,
 }
 
 /// What a (file, offset) pair resolved to.
@@ -73,6 +76,7 @@ impl Symbolizer {
             procs: HashMap::new(),
             cache: HashMap::new(),
             unknown_frames: 0,
+            mismatched: std::collections::BTreeMap::new(),
         }
     }
 
@@ -134,10 +138,17 @@ impl Symbolizer {
             self.unknown_frames += 1;
             return frame;
         };
+        let want = maps.build_id_at(lookup).map(str::to_owned);
         let resolved = match self.cache.get(&key) {
             Some(r) => r.clone(),
             None => {
-                let r = self.lookup(&key.0, key.1);
+                let r = match want {
+                    Some(id) if maps::build_id(&key.0).as_deref() != Some(id.as_str()) => {
+                        self.mismatched.insert(key.0.clone(), id);
+                        None
+                    }
+                    _ => self.lookup(&key.0, key.1),
+                };
                 self.cache.insert(key, r.clone());
                 r
             }
@@ -185,5 +196,51 @@ impl Symbolizer {
                 })
                 .collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    fn symbolize_probe_function() -> u64 {
+        std::hint::black_box(7)
+    }
+
+    #[test]
+    fn a_file_with_another_build_id_than_the_mapped_one_names_nothing() {
+        let pid = std::process::id();
+        let exe = std::env::current_exe().expect("test binary");
+        let exe = exe.display().to_string();
+        let maps = ProcMaps::read(pid).expect("own maps");
+        assert!(
+            maps.build_ids.contains_key(&exe),
+            "the test binary has a build id: {:?}",
+            maps.build_ids
+        );
+        let addr = symbolize_probe_function as *const () as u64;
+        assert_eq!(symbolize_probe_function(), 7);
+
+        let mut sym = Symbolizer::new();
+        sym.set_maps(pid, maps.clone());
+        let f = sym.resolve(pid, addr, false);
+        assert!(
+            f.function
+                .as_deref()
+                .is_some_and(|n| n.contains("symbolize_probe_function")),
+            "{f:?}"
+        );
+        assert!(sym.mismatched.is_empty());
+
+        let mut other = maps;
+        other.build_ids.insert(exe.clone(), "00".repeat(20));
+        let mut sym = Symbolizer::new();
+        sym.set_maps(pid, other);
+        let f = sym.resolve(pid, addr, false);
+        assert_eq!(f.function, None, "{f:?}");
+        assert_eq!(f.module.as_deref(), Some(exe.as_str()));
+        assert_eq!(sym.unknown_frames, 1);
+        assert_eq!(sym.mismatched.get(&exe), Some(&"00".repeat(20)));
     }
 }
