@@ -169,6 +169,8 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
             recorder: Recorder::create(path)?,
             snapshot_interval: opts.snapshot_interval,
             progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            // `tracer record` (quiet) exists for its file; a live run goes on without it.
+            stop_on_failure: opts.quiet,
         }),
         None => None,
     };
@@ -177,7 +179,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     let RunOutput {
         mut report,
         recording,
-        ..
+        end,
     } = if use_tui {
         let (viewer, reports, stop) = Viewer::channel();
         logger::hold();
@@ -235,6 +237,14 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         // The TUI scrolled through more hotspots than the printed report lists.
         for t in &mut report.targets {
             t.hotspots.truncate(cli.top);
+        }
+    }
+    if end == End::RecordingFailed {
+        // Its recording failed, not the command: it goes on, untraced.
+        if let Some(pid) = launched.take() {
+            if pipeline::alive_targets(&report).contains(&pid) {
+                log::warn!("pid {pid} keeps running, no longer traced");
+            }
         }
     }
     end_launched(&mut launched, &report, &mut rx).await;

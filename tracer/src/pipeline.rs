@@ -116,6 +116,8 @@ pub enum End {
     Signal,
     /// The viewer asked the run to stop (q in the TUI).
     Stopped,
+    /// The recording could not be written (a full disk) and it was all the run was for.
+    RecordingFailed,
 }
 
 /// One traced process as the run knows it.
@@ -629,6 +631,9 @@ pub struct RecordOptions {
     pub snapshot_interval: Option<Duration>,
     /// Show a progress line on stderr.
     pub progress: bool,
+    /// End the run when the recording cannot be written (`tracer record`: without the file
+    /// the run serves nothing, so the probes come off at once).
+    pub stop_on_failure: bool,
 }
 
 /// What a run produced: its report and, when recording, the recording's size or write error.
@@ -665,9 +670,14 @@ pub async fn run(
 ) -> anyhow::Result<RunOutput> {
     let mut reader = Reader::new(tracer.take_ring()?, cfg.poll)?;
     let recording = record.is_some();
-    let (recorder, snapshot_interval, progress) = match record {
-        Some(r) => (Some(r.recorder), r.snapshot_interval, r.progress),
-        None => (None, None, false),
+    let (recorder, snapshot_interval, progress, stop_on_failure) = match record {
+        Some(r) => (
+            Some(r.recorder),
+            r.snapshot_interval,
+            r.progress,
+            r.stop_on_failure,
+        ),
+        None => (None, None, false, false),
     };
     let mut state = State::new(
         Inputs::Live {
@@ -850,6 +860,10 @@ pub async fn run(
             _ = tokio::task::yield_now(), if more => {}
         }
         more = drain(&mut reader, &mut state, DRAIN_BATCH);
+        if stop_on_failure && state.recorder.as_ref().is_some_and(Recorder::failed) {
+            end = End::RecordingFailed;
+            break;
+        }
     }
     let drain_until = Instant::now() + FINAL_DRAIN;
     while drain(&mut reader, &mut state, 4096) && Instant::now() < drain_until {}

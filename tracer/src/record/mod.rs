@@ -96,7 +96,8 @@ pub struct Recorder {
     path: PathBuf,
     writer: Option<format::Writer<File>>,
     last_flush: Instant,
-    error: Option<std::io::Error>,
+    /// The first write error, and the bytes of complete chunks before it.
+    error: Option<(std::io::Error, u64)>,
     pub events: u64,
     /// Raw bytes of kernel records written.
     pub event_bytes: u64,
@@ -129,12 +130,18 @@ impl Recorder {
     }
 
     fn fail(&mut self, e: std::io::Error) {
+        let kept = self.writer.as_ref().map_or(0, |w| w.written);
         log::warn!(
-            "recording {} stopped: {e}; what was written is readable",
+            "recording {} stopped after {kept} bytes: {e}; what was written is readable",
             self.path.display()
         );
         self.writer = None;
-        self.error = Some(e);
+        self.error = Some((e, kept));
+    }
+
+    /// A write failed: nothing more is written.
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
     }
 
     fn write(&mut self, tag: u8, bytes: &[u8]) {
@@ -186,8 +193,11 @@ impl Recorder {
     /// Writes the last chunk and syncs the file; returns its size, or the first write error.
     pub fn finish(mut self) -> anyhow::Result<u64> {
         self.flush();
-        if let Some(e) = self.error.take() {
-            anyhow::bail!("write recording {}: {e}", self.path.display());
+        if let Some((e, kept)) = self.error.take() {
+            let path = self.path.display();
+            anyhow::bail!(
+                "write recording {path}: {e}; its first {kept} bytes are readable (tracer report {path}); free space or record elsewhere"
+            );
         }
         let Some(w) = self.writer.take() else {
             return Ok(0);

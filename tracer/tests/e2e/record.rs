@@ -301,3 +301,87 @@ fn a_flipped_bit_in_a_recording_is_an_error_with_its_offset() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("truncated"), "{err}");
 }
+
+/// A tmpfs of `size` mounted at `dir`, unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: std::path::PathBuf, size: &str) -> Self {
+        std::fs::create_dir_all(&dir).expect("mount point");
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tracer-e2e",
+            ])
+            .arg(&dir)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount a {size} tmpfs at {}", dir.display());
+        Self(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_ends_the_recording_with_its_cause_and_leaves_a_readable_file() {
+    require_root();
+    let dir = TempDir::new("rec-full");
+    let disk = SmallDisk::mount(dir.file("disk"), "512k");
+    let rec = disk.0.join("run.trc");
+    let target = Guard(
+        Command::new(workload(CHURN))
+            .arg("2000000000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn churn"),
+    );
+    let pid = target.pid();
+    wait_libc_mapped(pid);
+    // No --duration: only the full disk ends this run.
+    let child = Command::new(TRACER)
+        .args(["record", "-o"])
+        .arg(&rec)
+        .args(["--pid", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn recorder");
+    let out = wait_output(child, LIMIT, "tracer record on a full disk");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("tracer: error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    assert!(
+        errors[0].contains("No space left on device")
+            && errors[0].contains(&rec.display().to_string())
+            && errors[0].contains("readable"),
+        "{stderr}"
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the target goes on"
+    );
+    drop(target);
+
+    let size = std::fs::metadata(&rec).expect("recording").len();
+    assert!(size > 16 && size <= 512 * 1024, "{size} bytes");
+    let (text, stderr) = report_json(&rec);
+    let doc: Value = serde_json::from_str(&text).expect("JSON");
+    let t = only_target(&doc);
+    assert!(u(&t["heap"]["total_allocs"]) > 0, "{:#}", t["heap"]);
+    assert_eq!(doc["health"]["incomplete"], true, "{:#}", doc["health"]);
+    assert!(stderr.contains("no end record"), "{stderr}");
+}

@@ -324,3 +324,43 @@ fn a_recording_replays_in_the_tui_stepping_through_its_snapshots() {
         "the alternate screen was left"
     );
 }
+
+#[test]
+fn record_shows_its_progress_on_a_terminal() {
+    require_root();
+    let dir = TempDir::new("rec-progress");
+    let rec = dir.file("run.trc").display().to_string();
+    let tmux = Tmux::start(
+        "tracer-progress",
+        &format!(
+            "{TRACER} record -o {rec} --duration 4s -- {} 2000000000 > /dev/null; \
+             echo tracer-exit=$?; exec sleep 60",
+            workload(tracer_workloads::CHURN)
+        ),
+    );
+    let limit = Duration::from_secs(20);
+    // Elapsed seconds, events and the file's size, rewritten in place while it runs.
+    let screen = tmux.wait_for("the progress line", limit, |s| {
+        s.lines().any(|l| {
+            l.starts_with("recording: ")
+                && l.contains(" events, ")
+                && !l.contains("recording: 0s, 0 events")
+        })
+    });
+    let line = screen
+        .lines()
+        .find(|l| l.starts_with("recording: "))
+        .unwrap_or_default()
+        .to_string();
+    let events: u64 = line
+        .split(", ")
+        .nth(1)
+        .and_then(|e| e.strip_suffix(" events"))
+        .and_then(|e| e.parse().ok())
+        .unwrap_or_else(|| panic!("no event count in {line:?}"));
+    assert!(events > 0, "{line}");
+    assert!(line.ends_with('B'), "ends with the file size: {line:?}");
+    let screen = tmux.wait_for("tracer to exit", limit, |s| s.contains("tracer-exit="));
+    assert!(screen.contains("tracer-exit=0"), "{screen}");
+    assert!(screen.contains("tracer: recorded "), "{screen}");
+}
