@@ -48,7 +48,7 @@ pub mod programs {
     pub const SYS_EXIT_BRK: &str = "syscalls_sys_exit_brk";
     pub const SCHED_PROCESS_EXIT: &str = "sched_sched_process_exit";
     pub const SCHED_PROCESS_EXEC: &str = "sched_sched_process_exec";
-    pub const RAW_SYS_EXIT: &str = "raw_syscalls_sys_exit";
+    pub const FD_SYS_EXIT: &str = "fd_sys_exit";
     pub const TASK_NEWTASK: &str = "task_task_newtask";
     pub const TASK_RENAME: &str = "task_task_rename";
     pub const SYS_ENTER_EXIT_GROUP: &str = "syscalls_sys_enter_exit_group";

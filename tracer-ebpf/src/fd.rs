@@ -1,13 +1,13 @@
-//! File descriptors: every syscall that creates one, and close/close_range, from the
-//! `raw_syscalls:sys_exit` tracepoint.
+//! File descriptors: every syscall that creates one, and close/close_range.
 //!
-//! One program at syscall exit sees the result, and the arguments are still in the saved user
-//! registers (x86-64 syscalls only change rax, rcx and r11), so no entry program is needed.
-//! Failed calls (negative results) are not fds. It checks the syscall number first (the cheap
-//! test that rejects almost every call on the system), then the traced set.
+//! One program, attached to the `syscalls:sys_exit_*` tracepoint of each of those syscalls
+//! (so the rest of the system's syscalls never run it), sees the result; the arguments are
+//! still in the saved user registers (x86-64 syscalls only change rax, rcx and r11), so no
+//! entry program is needed. Failed calls (negative results) are not fds. It checks the
+//! syscall number, then the traced set.
 //!
 //! ```text
-//! raw_syscalls:sys_exit: long id@8 long ret@16
+//! syscalls:sys_exit_*: int __syscall_nr@8 long ret@16
 //! ```
 
 use aya_ebpf::{
@@ -61,9 +61,9 @@ fn creates_fd(id: u32) -> bool {
 }
 
 #[tracepoint]
-pub fn raw_syscalls_sys_exit(ctx: TracePointContext) -> u32 {
+pub fn fd_sys_exit(ctx: TracePointContext) -> u32 {
     // SAFETY: offsets from the format file above; reads are bounds-checked.
-    let id = unsafe { ctx.read_at::<i64>(ID) }.unwrap_or(-1) as u32;
+    let id = unsafe { ctx.read_at::<i32>(ID) }.unwrap_or(-1) as u32;
     let is_fd = creates_fd(id);
     let is_close = id == nr::CLOSE || id == nr::CLOSE_RANGE;
     if !is_fd && !is_close {

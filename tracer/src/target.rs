@@ -197,6 +197,14 @@ fn fork_blocked(path: &CString, args: &[CString]) -> anyhow::Result<BlockedChild
     }
     // SAFETY: closes the parent's copy of the read end.
     unsafe { libc::close(read_fd) };
+    // The child's close of its copy of the write end must come before its pid joins the traced
+    // set: traced, it would be the close of an fd never seen open (it is close-on-exec, so not
+    // in the baseline). Wait until /proc shows it gone.
+    let fd_link = format!("/proc/{pid}/fd/{write_fd}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::fs::symlink_metadata(&fd_link).is_ok() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
     Ok(BlockedChild {
         pid: pid as u32,
         release_fd: write_fd,
