@@ -60,11 +60,17 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
             let d = export::diff::diff(&b.report, &n.report);
             let crossed = export::diff::crossed(&d, &thresholds);
             let mut out = std::io::stdout().lock();
-            match format {
-                ReportFormat::Json => export::diff::write_json(&d, &crossed, *top, &mut out)?,
-                _ => export::diff::write_text(&d, &crossed, *top, &mut out)?,
+            let written = match format {
+                ReportFormat::Json => export::diff::write_json(&d, &crossed, *top, &mut out),
+                _ => export::diff::write_text(&d, &crossed, *top, &mut out),
             }
-            out.flush()?;
+            .and_then(|()| out.flush());
+            // A reader that stopped early (`| grep -q`) still gets the gate's exit code.
+            if let Err(e) = written {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e.into());
+                }
+            }
             if crossed.is_empty() {
                 Ok(ExitCode::SUCCESS)
             } else {

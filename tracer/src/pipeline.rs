@@ -486,7 +486,7 @@ impl State {
                     i.comm = comm;
                 }
             }
-            Meta::Warning { text } => self.warnings.push(text),
+            Meta::Warning { text } => self.warnings.push(one_line(&text)),
             Meta::NewTarget { target } => self.start(&[target]),
             Meta::Rss { pid, rss_bytes } => {
                 if let Some(i) = self.info.get_mut(&pid) {
@@ -555,6 +555,14 @@ impl State {
             counters: Some(counters),
         }
     }
+}
+
+/// `text` with control characters (line breaks) made spaces: a message from a file is shown
+/// as one line whatever the file holds.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// The hash the kernel programs give a frame list (FNV-1a over the addresses, low bit set).
@@ -946,6 +954,7 @@ pub fn alive_targets(report: &Report) -> Vec<u32> {
 }
 
 /// A recording read back.
+#[derive(Clone)]
 pub struct Replayed {
     pub report: Report,
     /// Totals snapshots, in order.
@@ -977,10 +986,9 @@ fn open_recording(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
 
 /// The symbols stored at the end of a recording, so that reports built before the replay
 /// reaches them symbolize as the final one does. Problems are left to the replay to report.
-fn recorded_symbols(path: &std::path::Path) -> Option<crate::symbolize::Symbols> {
+fn recorded_symbols(input: impl std::io::Read) -> Option<crate::symbolize::Symbols> {
     use crate::record::format::Reader as FileReader;
-    let file = std::fs::File::open(path).ok()?;
-    let mut reader = FileReader::new(std::io::BufReader::with_capacity(1 << 20, file)).ok()?;
+    let mut reader = FileReader::new(std::io::BufReader::with_capacity(1 << 20, input)).ok()?;
     let mut found = None;
     while let Ok(Some(rec)) = reader.next_record() {
         if rec.tag == record::TAG_META {
@@ -1008,6 +1016,18 @@ pub fn replay_timeline(
     top: usize,
     max_frames: usize,
 ) -> anyhow::Result<Timeline> {
+    let open = || -> anyhow::Result<Box<dyn std::io::Read>> { Ok(Box::new(open_recording(path)?)) };
+    replay_timeline_from(&path.display().to_string(), &open, top, max_frames)
+}
+
+/// `replay_timeline` over any source that `open` can read from the start twice (once for the
+/// symbols stored at its end, once for the replay).
+pub fn replay_timeline_from<'a>(
+    name: &str,
+    open: &dyn Fn() -> anyhow::Result<Box<dyn std::io::Read + 'a>>,
+    top: usize,
+    max_frames: usize,
+) -> anyhow::Result<Timeline> {
     let mut frames = Frames {
         list: Vec::new(),
         stride: 1,
@@ -1015,14 +1035,8 @@ pub fn replay_timeline(
         cap: max_frames.max(2),
         end_elapsed: Duration::ZERO,
     };
-    let file = open_recording(path)?;
-    let rep = replay_frames(
-        &path.display().to_string(),
-        file,
-        Some(top),
-        Some(&mut frames),
-        recorded_symbols(path),
-    )?;
+    let symbols = recorded_symbols(open()?);
+    let rep = replay_frames(name, open()?, Some(top), Some(&mut frames), symbols)?;
     let elapsed = frames.end_elapsed;
     frames.list.push(Arc::new(LiveReport {
         report: rep.report,
@@ -1094,6 +1108,7 @@ fn replay_frames(
     let mut started_mono_ns = 0;
     let mut end: Option<(u64, KernelCounters)> = None;
     let mut snapshots = Vec::new();
+    let mut last_snapshot_ns = 0;
     let mut warnings = Vec::new();
     loop {
         // A corrupt chunk fails the command (only a cut-short tail is tolerated).
@@ -1134,7 +1149,8 @@ fn replay_frames(
                         }
                         started_mono_ns = mono;
                         state.start(&targets);
-                        start = Some((leak_age_ns, top, attach_failures));
+                        let failures = attach_failures.iter().map(|f| one_line(f)).collect();
+                        start = Some((leak_age_ns, top, failures));
                     }
                     Meta::End { mono_ns, counters } => end = Some((mono_ns, counters)),
                     Meta::Snapshot {
@@ -1162,7 +1178,11 @@ fn replay_frames(
                                 });
                             }
                         }
-                        snapshots.push(meta);
+                        last_snapshot_ns = last_snapshot_ns.max(mono_ns);
+                        // The TUI keeps its own (bounded) reports instead.
+                        if frames.is_none() {
+                            snapshots.push(meta);
+                        }
                     }
                     m => state.apply_meta(m),
                 }
@@ -1191,7 +1211,12 @@ fn replay_frames(
             warnings.push(format!(
                 "{name}: no end record (the recorder was killed or the disk filled): kernel drop counts are unknown"
             ));
-            (state.last_ts_ns, KernelCounters::default(), false)
+            // The last moment the file speaks of: its last event or snapshot.
+            (
+                state.last_ts_ns.max(last_snapshot_ns),
+                KernelCounters::default(),
+                false,
+            )
         }
     };
     let mut report = state.report(

@@ -256,6 +256,7 @@ pub fn build(
     let mut health = health;
     health.unknown_frames = sym.unknown_frames - unknown_before;
     health.warnings.extend(sym.mismatched.iter().map(|(path, id)| {
+        let path = path.replace(|c: char| c.is_control(), " ");
         format!("{path} is not the file the process mapped (build id {id}): its frames are left unresolved")
     }));
     Report {

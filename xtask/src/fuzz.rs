@@ -42,7 +42,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(&corpus).with_context(|| format!("create {}", corpus.display()))?;
         let mut cmd = util::command("cargo");
         cmd.current_dir(&fuzz_dir)
-            .args(["+nightly", "fuzz", "run", "-O", target])
+            // Optimised, with debug assertions (overflow checks) kept.
+            .args(["+nightly", "fuzz", "run", "-O", "-a", target])
             .arg(&corpus)
             .arg("--")
             .arg(format!("-max_total_time={}", args.seconds))

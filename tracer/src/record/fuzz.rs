@@ -13,15 +13,35 @@
 use super::format::{Reader, Writer};
 use crate::pipeline;
 
-/// Replays `data` as a recording file.
+/// Replays `data` as a recording file, as `report` and as `tui` do.
 pub fn check_file(data: &[u8]) {
     check(pipeline::replay_from("fuzz.trc", data, Some(8)));
+    check_timeline(data);
 }
 
-/// Replays `data` as records (see [`records_to_file`]).
+/// Replays `data` as records (see [`records_to_file`]), as `report` and as `tui` do.
 pub fn check_records(data: &[u8]) {
     if let Some(file) = records_to_file(data) {
         check(pipeline::replay_from("fuzz.trc", &file[..], Some(8)));
+        check_timeline(&file);
+    }
+}
+
+fn check_timeline(data: &[u8]) {
+    let open = || -> anyhow::Result<Box<dyn std::io::Read + '_>> { Ok(Box::new(data)) };
+    match pipeline::replay_timeline_from("fuzz.trc", &open, 8, 5) {
+        Ok(t) => {
+            assert!(
+                !t.frames.is_empty() && t.frames.len() <= 5,
+                "{}",
+                t.frames.len()
+            );
+            for f in &t.frames {
+                check_health(&f.report.health);
+            }
+            one_line(&t.warnings);
+        }
+        Err(e) => one_line(&[format!("{e:#}")]),
     }
 }
 
@@ -58,17 +78,21 @@ pub fn file_to_records(file: &[u8]) -> Vec<u8> {
 fn check(result: anyhow::Result<pipeline::Replayed>) {
     match result {
         Ok(rep) => {
-            for w in &rep.warnings {
-                assert!(!w.contains('\n'), "a warning of more than one line: {w:?}");
-            }
+            one_line(&rep.warnings);
+            check_health(&rep.report.health);
         }
-        Err(e) => {
-            let msg = format!("{e:#}");
-            assert!(
-                !msg.contains('\n'),
-                "an error of more than one line: {msg:?}"
-            );
-        }
+        Err(e) => one_line(&[format!("{e:#}")]),
+    }
+}
+
+fn check_health(h: &crate::report::Health) {
+    one_line(&h.warnings);
+    one_line(&h.attach_failures);
+}
+
+fn one_line(lines: &[String]) {
+    for l in lines {
+        assert!(!l.contains('\n'), "a message of more than one line: {l:?}");
     }
 }
 
@@ -95,7 +119,15 @@ mod tests {
                     fds: vec![(0, "file".into(), Some("/dev/null".into()))],
                     threads: vec![(7, "seed".into())],
                 }],
-                attach_failures: Vec::new(),
+                // Text from a file is shown on one line, whatever it holds.
+                attach_failures: vec!["uprobe\nsplit".into()],
+            }),
+        )
+        .expect("record");
+        w.record(
+            TAG_META,
+            &meta(&Meta::Warning {
+                text: "a warning\r\nin two lines".into(),
             }),
         )
         .expect("record");
@@ -177,6 +209,11 @@ mod tests {
         let file = seed();
         let rep = pipeline::replay_from("seed", &file[..], None).expect("the seed replays");
         assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
+        check(Ok(rep.clone()));
+        assert_eq!(
+            rep.report.health.attach_failures,
+            vec!["uprobe split", "a warning  in two lines"]
+        );
         let heap = &rep.report.targets[0].heap;
         assert_eq!(
             (heap.total_allocs, heap.total_frees, heap.live_blocks),

@@ -69,7 +69,8 @@ pub enum Meta {
     Exited { pid: u32, status: Option<String> },
     /// A process forked by a target joined the run (--follow), with its baseline.
     NewTarget { target: TargetMeta },
-    /// A target's resident set size when the final report was built (`None` once exited).
+    /// A target's resident set size at a snapshot and when the final report was built (`None`
+    /// once exited).
     Rss { pid: u32, rss_bytes: Option<u64> },
     /// Periodic totals, for timelines.
     Snapshot {

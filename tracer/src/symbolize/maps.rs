@@ -63,18 +63,25 @@ pub struct ProcMaps {
     pub build_ids: std::collections::BTreeMap<String, String>,
 }
 
-/// The GNU build id of the ELF file at `path`, in hex; cached per path, modification time and
-/// size, since the same libraries are read again at every maps capture.
+/// The GNU build id (hex) of the ELF file at `path`, reading only its headers and notes;
+/// cached per file (device, inode, modification time, size), since the same libraries are seen
+/// at every maps capture. `None` for what is not a regular ELF file with a build id.
 pub fn build_id(path: &str) -> Option<String> {
     use std::{
         collections::HashMap,
+        os::unix::fs::MetadataExt as _,
         sync::{Mutex, OnceLock},
-        time::SystemTime,
     };
-    type Key = (String, Option<SystemTime>, u64);
+    type Key = (u64, u64, i64, i64, u64);
     static CACHE: OnceLock<Mutex<HashMap<Key, Option<String>>>> = OnceLock::new();
     let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
-    let key = (path.to_string(), meta.modified().ok(), meta.len());
+    let key = (
+        meta.dev(),
+        meta.ino(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.size(),
+    );
     let cache = CACHE.get_or_init(Default::default);
     if let Some(hit) = cache.lock().ok()?.get(&key) {
         return hit.clone();
@@ -91,9 +98,10 @@ pub fn build_id(path: &str) -> Option<String> {
 
 fn read_build_id(path: &str) -> Option<String> {
     use object::Object as _;
-    let data = std::fs::read(path).ok()?;
-    let file = object::File::parse(&*data).ok()?;
-    let id = file.build_id().ok()??;
+    let file = std::fs::File::open(path).ok()?;
+    let cache = object::ReadCache::new(file);
+    let elf = object::File::parse(&cache).ok()?;
+    let id = elf.build_id().ok()??;
     Some(id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -114,7 +122,11 @@ impl ProcMaps {
         for e in entries.iter().filter(|e| e.exec) {
             if let Some(path) = &e.path {
                 if !build_ids.contains_key(path) {
-                    if let Some(id) = build_id(&format!("{root}{path}")) {
+                    // The file the process mapped, even if the path now names another one.
+                    let mapped = format!("/proc/{pid}/map_files/{:x}-{:x}", e.start, e.end);
+                    if let Some(id) =
+                        build_id(&mapped).or_else(|| build_id(&format!("{root}{path}")))
+                    {
                         build_ids.insert(path.clone(), id);
                     }
                 }
@@ -142,7 +154,9 @@ impl ProcMaps {
     pub fn file_offset(&self, addr: u64) -> Option<(String, u64)> {
         let e = self.find(addr)?;
         let path = e.path.as_ref()?;
-        Some((format!("{}{}", self.root, path), addr - e.start + e.offset))
+        // A recording could hold any offset: no overflow.
+        let offset = (addr - e.start).checked_add(e.offset)?;
+        Some((format!("{}{}", self.root, path), offset))
     }
 }
 

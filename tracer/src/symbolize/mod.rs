@@ -143,11 +143,17 @@ impl Symbolizer {
             Some(r) => r.clone(),
             None => {
                 let r = match want {
-                    Some(id) if maps::build_id(&key.0).as_deref() != Some(id.as_str()) => {
-                        self.mismatched.insert(key.0.clone(), id);
-                        None
-                    }
-                    _ => self.lookup(&key.0, key.1),
+                    None => self.lookup(&key.0, key.1),
+                    Some(id) => match maps::build_id(&key.0) {
+                        Some(here) if here == id => self.lookup(&key.0, key.1),
+                        // Another build here: its names would be wrong.
+                        Some(_) => {
+                            self.mismatched.insert(key.0.clone(), id);
+                            None
+                        }
+                        // Not here, or not verifiable: nothing to name it from.
+                        None => None,
+                    },
                 };
                 self.cache.insert(key, r.clone());
                 r

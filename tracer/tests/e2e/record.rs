@@ -370,9 +370,12 @@ fn a_full_disk_ends_the_recording_with_its_cause_and_leaves_a_readable_file() {
             && errors[0].contains("readable"),
         "{stderr}"
     );
+    // Still running: not gone, not a zombie (this test is its parent and has not reaped it).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("target's stat");
+    let state = stat.rsplit_once(") ").map(|(_, r)| &r[..1]);
     assert!(
-        std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "the target goes on"
+        matches!(state, Some("R" | "S" | "D")),
+        "the target goes on: {stat}"
     );
     drop(target);
 

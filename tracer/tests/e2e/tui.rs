@@ -295,7 +295,9 @@ fn a_recording_replays_in_the_tui_stepping_through_its_snapshots() {
 
     // Back to the first snapshot: half a second in, nothing is older than the 1 s leak age.
     tmux.keys(&["Escape"]);
+    tmux.wait_for("the stack closed", limit, |s| !s.contains("Call stack"));
     tmux.keys(&["Escape"]);
+    tmux.wait_for("the filter cleared", limit, |s| !s.contains("filter /"));
     for _ in 1..n {
         tmux.keys(&["["]);
     }

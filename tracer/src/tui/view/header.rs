@@ -138,17 +138,22 @@ pub fn banners(app: &App) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     if let Some(r) = app.replay.as_ref() {
         let snapshots = match r.snapshots {
-            0 => "no snapshots (record with --snapshot-interval for a timeline)".to_string(),
+            0 => String::new(),
             n if n + 1 > r.frames.len() => {
-                format!("{n} snapshots, {} of them kept", r.frames.len() - 1)
+                format!(
+                    " [ and ] step through its {n} snapshots ({} kept).",
+                    r.frames.len() - 1
+                )
             }
-            n => format!("{n} snapshots"),
+            n => format!(" [ and ] step through its {n} snapshots."),
         };
-        out.push(Line::from(if r.at_end() {
+        out.push(Line::from(if r.frames.len() < 2 {
             format!(
-                " Recording {}: final state. [ and ] step through its {snapshots}.",
+                " Recording {}: final state (no snapshots: record with --snapshot-interval for a timeline).",
                 r.source
             )
+        } else if r.at_end() {
+            format!(" Recording {}: final state.{snapshots}", r.source)
         } else {
             format!(
                 " Recording {} at {}: snapshot {} of {}. ] steps forward.",
@@ -159,11 +164,20 @@ pub fn banners(app: &App) -> Vec<Line<'static>> {
             )
         }));
         out.extend(r.warnings.iter().map(|w| Line::from(format!(" {w}"))));
-    } else if live.ended {
+    }
+    if app.replay.is_none() && live.ended {
         out.push(Line::from(
             " The run has ended: this is its final state. q quits and prints the report.",
         ));
     }
+    // Problems that make names or numbers less than complete (e.g. a module of another build).
+    out.extend(
+        live.report
+            .health
+            .warnings
+            .iter()
+            .map(|w| Line::from(format!(" {w}"))),
+    );
     for t in live.report.targets.iter().filter(|t| t.exited) {
         let how = t.exit_status.as_deref().unwrap_or("exited");
         out.push(Line::from(format!(
