@@ -255,6 +255,14 @@ pub fn build(
     }
     let mut health = health;
     health.unknown_frames = sym.unknown_frames - unknown_before;
+    let untracked: u64 = targets.iter().map(|t| t.heap.untracked_blocks).sum();
+    if untracked > 0 {
+        health.incomplete = true;
+        health.warnings.push(format!(
+            "{untracked} allocations were counted but not tracked as live blocks (more than {} live at once): live figures and leaks are short",
+            crate::aggregate::heap::MAX_LIVE_BLOCKS
+        ));
+    }
     health.warnings.extend(sym.mismatched.iter().map(|(path, id)| {
         let path = path.replace(|c: char| c.is_control(), " ");
         format!("{path} is not the file the process mapped (build id {id}): its frames are left unresolved")

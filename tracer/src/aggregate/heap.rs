@@ -47,17 +47,39 @@ pub struct HeapTotals {
     pub replaced_blocks: u64,
     /// Blocks still live when the process executed a new program (its heap went with it).
     pub exec_discarded_blocks: u64,
+    /// Allocations counted but not kept as live blocks because the table of live blocks was
+    /// full ([`MAX_LIVE_BLOCKS`]): their frees show as unknown, and live figures are short.
+    pub untracked_blocks: u64,
 }
 
-#[derive(Debug, Default)]
+/// Live blocks kept per process (about 60 bytes each in tracer's memory, so about 1 GiB at
+/// the cap). Past it, allocations are still counted but not kept; see
+/// [`HeapTotals::untracked_blocks`].
+pub const MAX_LIVE_BLOCKS: usize = 1 << 24;
+
+#[derive(Debug)]
 pub struct Heap {
     pub live: HashMap<u64, Block>,
+    /// At most this many live blocks are kept.
+    pub max_live: usize,
     pub sites: HashMap<HeapSite, SiteStats>,
     pub totals: HeapTotals,
     /// The last block each thread freed: realloc(p, 0) frees p through the public `free`
     /// (seen as its own event, just before the realloc record), which must not be counted
     /// twice.
     last_free: HashMap<u32, u64>,
+}
+
+impl Default for Heap {
+    fn default() -> Self {
+        Self {
+            live: HashMap::new(),
+            max_live: MAX_LIVE_BLOCKS,
+            sites: HashMap::new(),
+            totals: HeapTotals::default(),
+            last_free: HashMap::new(),
+        }
+    }
 }
 
 impl Heap {
@@ -83,6 +105,17 @@ impl Heap {
         }
         self.last_free.remove(&tid);
         let size = a.size.unwrap_or(0);
+        if self.live.len() >= self.max_live && !self.live.contains_key(&a.ptr) {
+            // Counted, not kept: the table is full.
+            let t = &mut self.totals;
+            t.untracked_blocks += 1;
+            t.total_allocs += 1;
+            t.total_alloc_bytes += size;
+            let s = self.sites.entry(a.site).or_default();
+            s.allocs += 1;
+            s.bytes += size;
+            return;
+        }
         if let Some(old) = self.live.insert(
             a.ptr,
             Block {

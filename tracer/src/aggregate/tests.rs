@@ -339,3 +339,35 @@ fn exec_discards_the_old_heap_and_mappings() {
     assert_eq!((p.maps.live_bytes, p.maps.live_regions), (0, 0));
     assert_eq!(p.leaks.len(), 1, "{:?}", p.leaks);
 }
+
+#[test]
+fn past_the_live_block_cap_allocations_are_counted_not_kept() {
+    let mut agg = Aggregator::new();
+    agg.add_target(PID).heap.max_live = 2;
+    for e in [
+        malloc(1, 0xa0, 10),
+        malloc(2, 0xb0, 20),
+        // Full: counted, not kept.
+        malloc(3, 0xc0, 40),
+        // Its free is of a block never kept.
+        free(4, 0xc0),
+        // Room again.
+        free(5, 0xa0),
+        malloc(6, 0xd0, 80),
+    ] {
+        agg.apply(&e);
+    }
+    let p = &agg.snapshot(10, 1_000).procs[0];
+    assert_eq!(p.heap.untracked_blocks, 1);
+    assert_eq!(p.heap.total_allocs, 4);
+    assert_eq!(p.heap.total_alloc_bytes, 150);
+    assert_eq!((p.heap.total_frees, p.heap.unknown_frees), (1, 1));
+    assert_eq!((p.heap.live_blocks, p.heap.live_bytes), (2, 100));
+    let site = p
+        .hotspots
+        .iter()
+        .find(|h| h.site == SITE_A)
+        .expect("site A");
+    assert_eq!((site.stats.allocs, site.stats.bytes), (4, 150));
+    assert_eq!(site.stats.live_bytes, 100);
+}
