@@ -112,6 +112,23 @@ fn detail_pane(screen: &str) -> Vec<&str> {
         .collect()
 }
 
+/// On the Leaks tab, filters the rows down to cache_insert's leak and opens its stack; returns
+/// the screen once the detail pane shows a demo.c frame.
+fn open_cache_insert_leak(tmux: &Tmux, limit: Duration) -> String {
+    tmux.keys(&["3"]);
+    tmux.wait_for("cache_insert on the Leaks tab", limit, |s| {
+        s.contains("Leaks") && s.contains(symbol::CACHE_INSERT)
+    });
+    tmux.type_text("/");
+    tmux.type_text(symbol::CACHE_INSERT);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the filter", limit, |s| s.contains("1 of "));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the detail pane", limit, |s| {
+        detail_pane(s).iter().any(|l| l.contains("demo.c:"))
+    })
+}
+
 #[test]
 fn tui_shows_the_leaking_function_its_fd_and_thread_leaks_then_quits_cleanly() {
     require_root();
@@ -132,19 +149,7 @@ fn tui_shows_the_leaking_function_its_fd_and_thread_leaks_then_quits_cleanly() {
         "the TUI uses the alternate screen"
     );
 
-    tmux.keys(&["3"]);
-    tmux.wait_for("cache_insert on the Leaks tab", limit, |s| {
-        s.contains("Leaks") && s.contains(symbol::CACHE_INSERT)
-    });
-    // Select it: filter the rows down to it, then open its stack.
-    tmux.type_text("/");
-    tmux.type_text(symbol::CACHE_INSERT);
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("the filter", limit, |s| s.contains("1 of "));
-    tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for("the detail pane", limit, |s| {
-        detail_pane(s).iter().any(|l| l.contains("demo.c:"))
-    });
+    let screen = open_cache_insert_leak(&tmux, limit);
     let pane = detail_pane(&screen);
     let first = pane
         .iter()
@@ -280,18 +285,11 @@ fn a_recording_replays_in_the_tui_stepping_through_its_snapshots() {
     assert!((6..=8).contains(&n), "{n} reports:\n{screen}");
 
     // The leak and its stack, as in a live run.
-    tmux.keys(&["3"]);
-    tmux.wait_for("cache_insert on the Leaks tab", limit, |s| {
-        s.contains("Leaks") && s.contains(symbol::CACHE_INSERT)
-    });
-    tmux.type_text("/");
-    tmux.type_text(symbol::CACHE_INSERT);
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("the filter", limit, |s| s.contains("1 of "));
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("cache_insert's stack", limit, |s| {
-        first_frame(s).is_some_and(|l| l.contains(symbol::CACHE_INSERT) && l.contains("demo.c:"))
-    });
+    let screen = open_cache_insert_leak(&tmux, limit);
+    assert!(
+        first_frame(&screen).is_some_and(|l| l.contains(symbol::CACHE_INSERT)),
+        "{screen}"
+    );
 
     // Back to the first snapshot: half a second in, nothing is older than the 1 s leak age.
     tmux.keys(&["Escape"]);
