@@ -112,6 +112,20 @@ fn detail_pane(screen: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Presses q; returns the screen once tracer has exited with code 0 and left the alternate
+/// screen.
+fn quit(tmux: &Tmux, limit: Duration) -> String {
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("tracer to exit", limit, |s| s.contains("tracer-exit="));
+    assert!(screen.contains("tracer-exit=0"), "{screen}");
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "the alternate screen was left"
+    );
+    screen
+}
+
 /// On the Leaks tab, filters the rows down to cache_insert's leak and opens its stack; returns
 /// the screen once the detail pane shows a demo.c frame.
 fn open_cache_insert_leak(tmux: &Tmux, limit: Duration) -> String {
@@ -205,14 +219,7 @@ fn tui_shows_the_leaking_function_its_fd_and_thread_leaks_then_quits_cleanly() {
         "the detail pane lists the thread's name:\n{screen}"
     );
 
-    tmux.keys(&["q"]);
-    let screen = tmux.wait_for("tracer to exit", limit, |s| s.contains("tracer-exit="));
-    assert!(screen.contains("tracer-exit=0"), "{screen}");
-    assert_eq!(
-        tmux.display("#{alternate_on}"),
-        "0",
-        "the alternate screen was left"
-    );
+    let screen = quit(&tmux, limit);
     assert!(
         !screen.contains("Call stack"),
         "the TUI is gone from the screen:\n{screen}"
@@ -315,14 +322,7 @@ fn a_recording_replays_in_the_tui_stepping_through_its_snapshots() {
         s.contains(&format!(" [4/{n}]"))
     });
 
-    tmux.keys(&["q"]);
-    let screen = tmux.wait_for("tracer to exit", limit, |s| s.contains("tracer-exit="));
-    assert!(screen.contains("tracer-exit=0"), "{screen}");
-    assert_eq!(
-        tmux.display("#{alternate_on}"),
-        "0",
-        "the alternate screen was left"
-    );
+    quit(&tmux, limit);
 }
 
 #[test]
