@@ -10,9 +10,13 @@
 //! - `bpftrace`: the memleak-style script bcc/bpftrace users write, probing at entry.
 //! - `heaptrack`: LD_PRELOAD based, when installed.
 //!
+//! Then [`recording`]: bytes per event, `record` and `report` speed, and tracer's peak
+//! memory for N and 4N pairs.
+//!
 //! Results go to `bench/results.md` (overwritten) and stdout.
 
 mod floor;
+mod recording;
 mod report;
 
 use std::{
@@ -155,7 +159,18 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
         check_floor(&samples, untraced)?;
     }
     let page = page(args, &bench, &samples, drops);
-    let markdown = page.markdown();
+    let mut runs = Vec::new();
+    for pairs in [args.iterations, 4 * args.iterations] {
+        let r = recording::run(&bench.tracer, &bench.churn, pairs, scratch)
+            .with_context(|| format!("recording churn {pairs}"))?;
+        util::say(format_args!(
+            "bench: record churn {pairs}: {} events, {} bytes, max RSS {} KiB; report {:.2} s",
+            r.events, r.file_bytes, r.record.max_rss_kib, r.report.secs
+        ));
+        runs.push(r);
+    }
+    let mut markdown = page.markdown();
+    markdown.push_str(&recording::markdown(&runs, &page.command));
     let output = util::workspace_root().join(&args.output);
     if let Some(dir) = output.parent() {
         fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
