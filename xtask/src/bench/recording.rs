@@ -197,7 +197,7 @@ mod tests {
         );
         assert!(md.contains("| 4000000 | 8000000 |"), "{md}");
         assert!(
-            md.contains("4× the events: the recorder's peak RSS went from 79 to 79 MiB"),
+            md.contains("4.0× the events: the recorder's peak RSS went from 79 to 79 MiB"),
             "{md}"
         );
     }
