@@ -329,6 +329,8 @@ pub(crate) struct State {
     hash_collisions: u64,
     /// Latest event timestamp.
     last_ts_ns: u64,
+    /// Reports are for the TUI: hotspots also carry the leaders by allocations and live bytes.
+    every_sort: bool,
 }
 
 impl State {
@@ -346,6 +348,7 @@ impl State {
             missing_stacks: 0,
             hash_collisions: 0,
             last_ts_ns: 0,
+            every_sort: false,
         }
     }
 
@@ -531,7 +534,15 @@ impl State {
             ..Health::default()
         };
         health.set_kernel(counters);
-        report::build(&snap, &self.info, &self.stacks, &mut self.sym, health, top)
+        report::build(
+            &snap,
+            &self.info,
+            &self.stacks,
+            &mut self.sym,
+            health,
+            top,
+            self.every_sort,
+        )
     }
 
     fn snapshot_meta(&self, now_ns: u64, leak_age_ns: u64, counters: KernelCounters) -> Meta {
@@ -705,6 +716,7 @@ pub async fn run(
         })
         .collect();
     state.start(&metas);
+    state.every_sort = viewer.is_some();
     let started = Instant::now();
     if let Some(rec) = state.recorder.as_mut() {
         rec.meta(&Meta::Start {
@@ -1104,6 +1116,7 @@ fn replay_frames(
     if let Some(symbols) = symbols {
         state.sym.preload(symbols);
     }
+    state.every_sort = frames.is_some();
     let mut start: Option<(u64, usize, Vec<String>)> = None;
     let mut started_mono_ns = 0;
     let mut end: Option<(u64, KernelCounters)> = None;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::{
-    aggregate::{FdTotals, HeapTotals, LeakKind, MapTotals, Site, Snapshot, ThreadTotals},
+    aggregate::{FdTotals, HeapTotals, Hotspot, LeakKind, MapTotals, Site, Snapshot, ThreadTotals},
     bpf::loader::KernelCounters,
     event::{HeapSite, StackRef},
     symbolize::{Frame, Symbolizer},
@@ -186,7 +186,28 @@ pub fn heap_addrs(site: &HeapSite, stacks: &StackTable) -> Vec<u64> {
     out
 }
 
-/// Builds the report of one snapshot. `top` bounds hotspots per target (leaks are all listed).
+/// The first `top` hotspots (they come sorted by bytes); with `every_sort`, followed by those
+/// of the first `top` by allocations or by live bytes that are not among them, so a view that
+/// sorts by those finds its true leaders.
+fn ranked(all: &[Hotspot], top: usize, every_sort: bool) -> Vec<&Hotspot> {
+    let mut out: Vec<&Hotspot> = all.iter().take(top).collect();
+    if !every_sort || all.len() <= top {
+        return out;
+    }
+    let keys: [fn(&Hotspot) -> u64; 2] = [|h| h.stats.allocs, |h| h.stats.live_bytes];
+    let mut leaders = std::collections::HashSet::new();
+    for key in keys {
+        let mut by: Vec<&Hotspot> = all.iter().collect();
+        by.sort_by(|a, b| key(b).cmp(&key(a)).then(a.site.cmp(&b.site)));
+        leaders.extend(by.iter().take(top).map(|h| h.site));
+    }
+    // In bytes order, after the first `top`.
+    out.extend(all[top..].iter().filter(|h| leaders.contains(&h.site)));
+    out
+}
+
+/// Builds the report of one snapshot. `top` bounds hotspots per target (leaks are all listed);
+/// `every_sort` adds the leaders by allocations and by live bytes (for the TUI's sort keys).
 pub fn build(
     snap: &Snapshot,
     info: &HashMap<u32, TargetInfo>,
@@ -194,6 +215,7 @@ pub fn build(
     sym: &mut Symbolizer,
     health: Health,
     top: usize,
+    every_sort: bool,
 ) -> Report {
     let unknown_before = sym.unknown_frames;
     let mut targets = Vec::new();
@@ -205,10 +227,8 @@ pub fn build(
                 .map(|a| sym.resolve(pid, a, true))
                 .collect()
         };
-        let hotspots = p
-            .hotspots
-            .iter()
-            .take(top)
+        let hotspots = ranked(&p.hotspots, top, every_sort)
+            .into_iter()
             .map(|h| HotspotReport {
                 allocs: h.stats.allocs,
                 bytes: h.stats.bytes,
@@ -271,5 +291,45 @@ pub fn build(
         schema: SCHEMA,
         health,
         targets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::heap::SiteStats;
+
+    fn spot(caller: u64, bytes: u64, allocs: u64, live_bytes: u64) -> Hotspot {
+        Hotspot {
+            site: HeapSite {
+                caller,
+                stack: None,
+            },
+            stats: SiteStats {
+                allocs,
+                bytes,
+                live_bytes,
+                ..SiteStats::default()
+            },
+        }
+    }
+
+    #[test]
+    fn every_sort_adds_the_leaders_by_allocations_and_live_bytes() {
+        // Sorted by bytes, as snapshots give them.
+        let all = [
+            spot(1, 900, 1, 0),
+            spot(2, 800, 2, 0),
+            spot(3, 700, 3, 0),
+            spot(4, 600, 500, 0),
+            spot(5, 500, 4, 0),
+            spot(6, 400, 5, 300),
+            spot(7, 300, 6, 0),
+        ];
+        let callers = |v: Vec<&Hotspot>| v.iter().map(|h| h.site.caller).collect::<Vec<_>>();
+        assert_eq!(callers(ranked(&all, 2, false)), vec![1, 2]);
+        // By allocations the leaders are 4 and 7; by live bytes 6 (then the zeros, 1 first).
+        assert_eq!(callers(ranked(&all, 2, true)), vec![1, 2, 4, 6, 7]);
+        assert_eq!(callers(ranked(&all, 10, true)), vec![1, 2, 3, 4, 5, 6, 7]);
     }
 }
