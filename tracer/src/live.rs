@@ -180,6 +180,9 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         mut report,
         recording,
         end,
+        // Held to the end of this function: the report is out before tracer waits for the
+        // kernel to finish detaching.
+        detaching: _detaching,
     } = if use_tui {
         let (viewer, reports, stop) = Viewer::channel();
         logger::hold();

@@ -661,6 +661,8 @@ pub struct RunOutput {
     pub recording: Option<anyhow::Result<RecordingStats>>,
     /// Why the run ended.
     pub end: End,
+    /// The probes coming off; dropping this waits until they are.
+    pub detaching: crate::bpf::loader::Detaching,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -885,6 +887,9 @@ pub async fn run(
             break;
         }
     }
+    // The run is over: the probes come off the targets now, while the rest is read and
+    // reported.
+    let detaching = tracer.detach_in_background();
     let drain_until = Instant::now() + FINAL_DRAIN;
     while drain(&mut reader, &mut state, 4096) && Instant::now() < drain_until {}
     // Recorded, so a report of the recording shows the same numbers.
@@ -940,6 +945,7 @@ pub async fn run(
         report,
         recording,
         end,
+        detaching,
     })
 }
 

@@ -6,7 +6,11 @@ use std::{collections::HashMap, num::NonZeroU32};
 use anyhow::{anyhow, Context as _};
 use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::{uprobe::UProbeScope, TracePoint, UProbe},
+    programs::{
+        trace_point::TracePointLink,
+        uprobe::{UProbeLink, UProbeScope},
+        TracePoint, UProbe,
+    },
     Ebpf, EbpfLoader,
 };
 use tracer_common::{counter, names, TraceConfig};
@@ -57,6 +61,57 @@ pub struct Tracer {
     plans: HashMap<std::path::PathBuf, LibcProbes>,
     /// "what: why" for each optional attachment that failed or was skipped.
     pub attach_failures: Vec<String>,
+    /// Every attachment, owned here so that they are all detached together.
+    links: Vec<Link>,
+}
+
+/// One attachment; dropping it detaches the program.
+enum Link {
+    TracePoint(#[allow(dead_code, reason = "held for its drop")] TracePointLink),
+    UProbe(#[allow(dead_code, reason = "held for its drop")] UProbeLink),
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        detach_all(std::mem::take(&mut self.links));
+    }
+}
+
+/// Links being detached on a thread of their own; dropping this waits for the end.
+pub struct Detaching(Option<std::thread::JoinHandle<()>>);
+
+impl Detaching {
+    /// Waits until every link is detached.
+    pub fn wait(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
+        if let Some(t) = self.0.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Detaching {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+/// Detaches every link at once. Each detach waits for the kernel's RCU grace periods (about
+/// 0.1 s a link here, so seconds for all of them in turn); made together they share them, and
+/// the targets are free of the probes sooner.
+fn detach_all(links: Vec<Link>) {
+    std::thread::scope(|s| {
+        for link in links {
+            // A thread that cannot start drops its link right here, in turn.
+            let _ = std::thread::Builder::new()
+                .name("tracer-detach".into())
+                .stack_size(64 << 10)
+                .spawn_scoped(s, move || drop(link));
+        }
+    });
 }
 
 fn ring_size(bytes: u32) -> u32 {
@@ -100,17 +155,21 @@ impl Tracer {
             }
             .with_context(|| format!("verify program {name}"))?;
         }
+        let mut links = Vec::new();
         for (prog, category, event) in probes::TRACEPOINTS {
             let tp: &mut TracePoint = program(&mut ebpf, prog)?
                 .try_into()
                 .with_context(|| format!("{prog} is not a tracepoint program"))?;
-            tp.attach(category, event)
+            let id = tp
+                .attach(category, event)
                 .with_context(|| format!("attach tracepoint {category}:{event}"))?;
+            links.push(Link::TracePoint(tp.take_link(id)?));
         }
         Ok(Self {
             ebpf,
             plans: HashMap::new(),
             attach_failures: Vec::new(),
+            links,
         })
     }
 
@@ -167,9 +226,10 @@ impl Tracer {
                 );
                 let result = program(&mut self.ebpf, prog_name).and_then(|prog| {
                     let up: &mut UProbe = prog.try_into()?;
-                    up.attach(site.file_offset, libc, scope)?;
-                    Ok(())
+                    let id = up.attach(site.file_offset, libc, scope)?;
+                    Ok(up.take_link(id)?)
                 });
+                let result = result.map(|link| self.links.push(Link::UProbe(link)));
                 if let Err(e) = result {
                     if site.spec.required {
                         return Err(e.context(format!("attach {what}")));
@@ -179,6 +239,20 @@ impl Tracer {
             }
         }
         Ok(())
+    }
+
+    /// Starts detaching every program (the kernel takes seconds for them all) while the
+    /// caller goes on: the maps stay readable, and no new events come.
+    pub fn detach_in_background(&mut self) -> Detaching {
+        let links = std::mem::take(&mut self.links);
+        match std::thread::Builder::new()
+            .name("tracer-detach".into())
+            .spawn(move || detach_all(links))
+        {
+            Ok(t) => Detaching(Some(t)),
+            // No thread: detached here and now (the spawn error dropped the links).
+            Err(_) => Detaching(None),
+        }
     }
 
     /// The probe sites planned so far, for `--verbose` output and benchmarks.
