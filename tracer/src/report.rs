@@ -158,9 +158,9 @@ pub fn modules_of(
             ..ModuleReport::default()
         });
         m.allocs += h.stats.allocs;
-        m.bytes += h.stats.bytes;
+        m.bytes = m.bytes.saturating_add(h.stats.bytes);
         m.live_blocks += h.stats.live_blocks;
-        m.live_bytes += h.stats.live_bytes;
+        m.live_bytes = m.live_bytes.saturating_add(h.stats.live_bytes);
     }
     let mut out: Vec<ModuleReport> = by.into_values().collect();
     out.sort_by(|a, b| {

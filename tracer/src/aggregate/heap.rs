@@ -110,10 +110,10 @@ impl Heap {
             let t = &mut self.totals;
             t.untracked_blocks += 1;
             t.total_allocs += 1;
-            t.total_alloc_bytes += size;
+            t.total_alloc_bytes = t.total_alloc_bytes.saturating_add(size);
             let s = self.sites.entry(a.site).or_default();
             s.allocs += 1;
-            s.bytes += size;
+            s.bytes = s.bytes.saturating_add(size);
             return;
         }
         if let Some(old) = self.live.insert(
@@ -129,15 +129,15 @@ impl Heap {
         }
         let t = &mut self.totals;
         t.total_allocs += 1;
-        t.total_alloc_bytes += size;
+        t.total_alloc_bytes = t.total_alloc_bytes.saturating_add(size);
         t.live_blocks += 1;
-        t.live_bytes += size;
+        t.live_bytes = t.live_bytes.saturating_add(size);
         t.peak_live_bytes = t.peak_live_bytes.max(t.live_bytes);
         let s = self.sites.entry(a.site).or_default();
         s.allocs += 1;
-        s.bytes += size;
+        s.bytes = s.bytes.saturating_add(size);
         s.live_blocks += 1;
-        s.live_bytes += size;
+        s.live_bytes = s.live_bytes.saturating_add(size);
     }
 
     /// A free (or the free half of a realloc) by thread `tid`.

@@ -152,8 +152,8 @@ impl Maps {
             (&mut t.live_bytes, &mut t.file_bytes)
         };
         if add {
-            *total += len;
-            *kind += len;
+            *total = total.saturating_add(len);
+            *kind = kind.saturating_add(len);
         } else {
             *total = total.saturating_sub(len);
             *kind = kind.saturating_sub(len);
@@ -180,8 +180,9 @@ impl Maps {
             self.totals.live_regions = self.totals.live_regions.saturating_sub(1);
             let cut_start = start.max(addr);
             let cut_end = r.end.min(end);
-            covered += cut_end - cut_start;
-            self.add_bytes(cut_end - cut_start, r.anonymous, false);
+            let cut = cut_end.saturating_sub(cut_start);
+            covered = covered.saturating_add(cut);
+            self.add_bytes(cut, r.anonymous, false);
             if start < addr {
                 self.regions.insert(start, Region { end: addr, ..r });
                 self.totals.live_regions += 1;
@@ -192,7 +193,10 @@ impl Maps {
             }
         }
         if count_unknown {
-            self.totals.unknown_unmapped_bytes += len - covered;
+            self.totals.unknown_unmapped_bytes = self
+                .totals
+                .unknown_unmapped_bytes
+                .saturating_add(len.saturating_sub(covered));
         }
     }
 }

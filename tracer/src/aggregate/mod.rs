@@ -185,7 +185,7 @@ impl LeakAcc {
             self.oldest_ts = ts;
         }
         self.count += 1;
-        self.bytes += bytes;
+        self.bytes = self.bytes.saturating_add(bytes);
         self
     }
 

@@ -371,3 +371,19 @@ fn past_the_live_block_cap_allocations_are_counted_not_kept() {
     assert_eq!((site.stats.allocs, site.stats.bytes), (4, 150));
     assert_eq!(site.stats.live_bytes, 100);
 }
+
+#[test]
+fn sizes_no_process_could_have_saturate_instead_of_overflowing() {
+    // Only a damaged or crafted recording holds these; the sums stop at u64::MAX.
+    let agg = run(&[
+        malloc(1, 0xa0, u64::MAX),
+        malloc(2, 0xb0, u64::MAX),
+        map(3, MapOp::Mmap, 0x7000_0000, u64::MAX),
+        map(4, MapOp::Mmap, u64::MAX - 4096, 1 << 20),
+        map(5, MapOp::Munmap, 0, u64::MAX),
+    ]);
+    let p = only(&agg, 10, 0);
+    assert_eq!(p.heap.total_alloc_bytes, u64::MAX);
+    assert_eq!(p.heap.live_bytes, u64::MAX);
+    assert_eq!(p.heap.total_allocs, 2);
+}

@@ -127,9 +127,9 @@ fn sites(report: &Report) -> Sites {
                 )
             });
             e.1.allocs += h.allocs;
-            e.1.bytes += h.bytes;
+            e.1.bytes = e.1.bytes.saturating_add(h.bytes);
             e.1.live_blocks += h.live_blocks;
-            e.1.live_bytes += h.live_bytes;
+            e.1.live_bytes = e.1.live_bytes.saturating_add(h.live_bytes);
         }
         for l in t
             .leaks

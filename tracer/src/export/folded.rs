@@ -21,7 +21,8 @@ pub fn stacks(report: &Report) -> BTreeMap<Vec<String>, u64> {
         for h in t.hotspots.iter().filter(|h| h.live_bytes > 0) {
             let mut names = vec![format!("{} ({})", t.comm, t.pid).replace(';', ":")];
             names.extend(h.stack.iter().rev().map(frame_name));
-            *out.entry(names).or_default() += h.live_bytes;
+            let e = out.entry(names).or_default();
+            *e = e.saturating_add(h.live_bytes);
         }
     }
     out
