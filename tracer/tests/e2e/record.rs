@@ -388,3 +388,59 @@ fn a_full_disk_ends_the_recording_with_its_cause_and_leaves_a_readable_file() {
     assert_eq!(doc["health"]["incomplete"], true, "{:#}", doc["health"]);
     assert!(stderr.contains("no end record"), "{stderr}");
 }
+
+/// Pids of running processes whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+#[test]
+fn a_full_disk_leaves_a_launched_command_running_untraced() {
+    require_root();
+    let dir = TempDir::new("rec-full-launch");
+    let disk = SmallDisk::mount(dir.file("disk"), "512k");
+    let rec = disk.0.join("run.trc");
+    let churn = workload(CHURN);
+    // A count no other test uses, to find this command again.
+    let argv = [churn.as_str(), "1999999999"];
+    // Not a pipe: the command inherits tracer's stderr and would hold a pipe open.
+    let err_path = dir.file("stderr");
+    let err_file = std::fs::File::create(&err_path).expect("stderr file");
+    let child = Command::new(TRACER)
+        .args(["record", "-o"])
+        .arg(&rec)
+        .arg("--")
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err_file)
+        .spawn()
+        .expect("spawn recorder");
+    let out = wait_output(child, LIMIT, "tracer record -- churn on a full disk");
+    let pids = pids_running(&argv);
+    let stderr = std::fs::read_to_string(&err_path).expect("tracer's stderr");
+    for pid in &pids {
+        // SAFETY: kill(2) on the command this test launched through tracer.
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+    }
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains("keeps running, no longer traced"),
+        "{stderr}"
+    );
+    assert_eq!(
+        pids.len(),
+        1,
+        "the launched command outlives its recorder: {pids:?}"
+    );
+}
