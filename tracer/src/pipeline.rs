@@ -975,8 +975,6 @@ pub fn alive_targets(report: &Report) -> Vec<u32> {
 #[derive(Clone)]
 pub struct Replayed {
     pub report: Report,
-    /// Totals snapshots, in order.
-    pub snapshots: Vec<Meta>,
     /// Problems with the file that did not stop the replay, one line each.
     pub warnings: Vec<String>,
 }
@@ -1126,7 +1124,6 @@ fn replay_frames(
     let mut start: Option<(u64, usize, Vec<String>)> = None;
     let mut started_mono_ns = 0;
     let mut end: Option<(u64, KernelCounters)> = None;
-    let mut snapshots = Vec::new();
     let mut last_snapshot_ns = 0;
     let mut warnings = Vec::new();
     loop {
@@ -1198,10 +1195,6 @@ fn replay_frames(
                             }
                         }
                         last_snapshot_ns = last_snapshot_ns.max(mono_ns);
-                        // The TUI keeps its own (bounded) reports instead.
-                        if frames.is_none() {
-                            snapshots.push(meta);
-                        }
                     }
                     m => state.apply_meta(m),
                 }
@@ -1251,11 +1244,7 @@ fn replay_frames(
     if let Some(f) = frames {
         f.end_elapsed = Duration::from_nanos(now.saturating_sub(started_mono_ns));
     }
-    Ok(Replayed {
-        report,
-        snapshots,
-        warnings,
-    })
+    Ok(Replayed { report, warnings })
 }
 
 #[cfg(test)]
