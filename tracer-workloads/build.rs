@@ -1,7 +1,7 @@
 //! Compiles every `c/<name>.c` into the executable `$OUT_DIR/<name>` with the C compiler the
 //! `cc` crate finds, and tells the library where they are (`TRACER_WORKLOAD_DIR`).
 //!
-//! The flags keep every call site visible to the tracer: frame pointers for stack walking,
+//! The flags (except for `*_nofp.c`, see [`NOFP_CFLAGS`]) keep every call site visible to the tracer: frame pointers for stack walking,
 //! no inlining, no tail calls (a tail call would hide the calling function from the stack), and
 //! `-fno-builtin` so the compiler cannot merge, drop or rewrite allocator calls.
 
@@ -16,6 +16,19 @@ const CFLAGS: &[&str] = &[
     "-g",
     "-fno-omit-frame-pointer",
     "-fno-inline",
+    "-fno-builtin",
+    "-fno-optimize-sibling-calls",
+    "-Wall",
+    "-Werror",
+];
+
+/// Workloads named `*_nofp.c` are built as distributions build: optimized, no frame pointers
+/// (only unwind tables walk their stacks). Call sites stay visible (`SITE` functions, no tail
+/// calls, no builtins).
+const NOFP_CFLAGS: &[&str] = &[
+    "-O2",
+    "-g",
+    "-fomit-frame-pointer",
     "-fno-builtin",
     "-fno-optimize-sibling-calls",
     "-Wall",
@@ -39,7 +52,11 @@ fn main() {
             .unwrap_or_else(|| panic!("{}: file name is not UTF-8", source.display()));
         let output = out_dir.join(name);
         let status = Command::new(compiler.path())
-            .args(CFLAGS)
+            .args(if name.ends_with("_nofp") {
+                NOFP_CFLAGS
+            } else {
+                CFLAGS
+            })
             .arg("-o")
             .arg(&output)
             .arg(&source)

@@ -9,7 +9,7 @@ pub struct TraceConfig {
     /// Submissions wake userspace only once the ring holds this many bytes; below that,
     /// userspace finds the data on its next poll.
     pub wakeup_bytes: u32,
-    /// Nonzero: collect user stacks.
+    /// How user stacks are walked: a `crate::unwind::mode` value (0: no stacks).
     pub stacks: u32,
     /// Nonzero: allocator probes return at once without doing anything. Benchmarks use it to
     /// measure the kernel's own uprobe cost at the same probe places (the floor).

@@ -282,8 +282,24 @@ pub mod counter {
     pub const FREE_NULL: u32 = 5;
     /// Syscall records that could not be built (no scratch space).
     pub const SCRATCH_MISSING: u32 = 6;
+    /// Stacks ended at a frame address outside every executable mapping of the process (a
+    /// frame that cannot be real).
+    pub const UNWIND_NOT_CODE: u32 = 7;
+    /// Stacks ended at code without unwind information (a gap in a module's table, or a
+    /// module without one in `dwarf` mode).
+    pub const UNWIND_NO_INFO: u32 = 8;
+    /// Stacks ended at a rule the kernel does not follow (a DWARF expression, a register other
+    /// than rsp or rbp).
+    pub const UNWIND_UNSUPPORTED: u32 = 9;
+    /// Frames walked with the frame pointer because their module has no unwind table.
+    pub const UNWIND_FP_FRAMES: u32 = 10;
+    /// Stacks walked (at least in part) with frame pointers because the process's mappings
+    /// were not loaded yet (a new target, new code mapped by dlopen or exec).
+    pub const UNWIND_NOT_LOADED: u32 = 11;
+    /// Stacks ended because the stack could not be read.
+    pub const UNWIND_READ_FAULT: u32 = 12;
     /// Number of counters.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 16;
 }
 
 const _: () = assert!(size_of::<EventHeader>() == 24);

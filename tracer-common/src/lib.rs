@@ -9,6 +9,7 @@ pub mod config;
 pub mod event;
 pub mod kind;
 pub mod names;
+pub mod unwind;
 #[cfg(feature = "user")]
 pub mod user;
 

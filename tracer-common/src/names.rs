@@ -19,6 +19,15 @@ pub const MAX_PENDING: u32 = 16 * 1024;
 pub const STACK_CACHE_SLOTS: u32 = 4096;
 /// Per-CPU cache of stack hashes already sent with their frames.
 pub const STACK_SEEN: &str = "STACK_SEEN";
+/// Rows of every module's unwind table (`tracer_common::unwind`), in chunks.
+pub const UNWIND_ROWS: &str = "UNWIND_ROWS";
+/// pid → executable mappings of a traced process.
+pub const UNWIND_PROCS: &str = "UNWIND_PROCS";
+/// pid → generation of its code mappings, bumped by the kernel when new code is mapped.
+pub const UNWIND_GEN: &str = "UNWIND_GEN";
+/// Default chunks of `UNWIND_ROWS` (512 rows, 4 KiB each): 2 Mi rows, 16 MiB.
+pub const DEFAULT_UNWIND_CHUNKS: u32 = 4096;
+
 /// Frames per stored stack (the kernel's `PERF_MAX_STACK_DEPTH`).
 pub const STACK_DEPTH: usize = 127;
 

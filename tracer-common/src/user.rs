@@ -19,6 +19,10 @@ unsafe impl aya::Pod for FreeData {}
 unsafe impl aya::Pod for MapData {}
 // SAFETY: as above.
 unsafe impl aya::Pod for ExitData {}
+// SAFETY: as above (unwind.rs asserts the sizes).
+unsafe impl aya::Pod for crate::unwind::RowChunk {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::unwind::ProcMappings {}
 
 /// An unknown kind number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

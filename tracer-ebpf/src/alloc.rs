@@ -11,7 +11,8 @@
 //! (perf-event pid scope), so the kernel never runs them for any other process.
 //!
 //! An entry probe fills a whole allocation record in `PENDING` under the thread id: arguments,
-//! the caller (the return address at the stack pointer) and the frame-pointer chain above it.
+//! the caller (the return address at the stack pointer) and the callers above it, walked by
+//! `unwind` (unwind tables, or frame pointers where a module has none).
 //! The return probe completes it and copies it to the ring. Only the outermost allocator call
 //! of a thread is recorded: allocators call each other (realloc(NULL, n) runs malloc,
 //! reallocarray tail-jumps into realloc, realloc(p, 0) runs free) and those inner calls are part
@@ -39,73 +40,20 @@ use aya_ebpf::{
 };
 use tracer_common::{
     counter, kind::AllocFunc, names::STACK_CACHE_SLOTS, AllocData, EventHeader, EventKind,
-    FreeData, PendingAlloc, ALLOC_FIXED_BYTES, ALLOC_NO_STACK, ALLOC_STACK_CACHED,
-    ALLOC_STACK_TRUNCATED, MAX_FRAMES,
+    FreeData, ALLOC_FIXED_BYTES, ALLOC_NO_STACK, ALLOC_STACK_CACHED, ALLOC_STACK_TRUNCATED,
+    MAX_FRAMES,
 };
 
 use crate::{
     emit::{emit, submit_flags},
     filter::current,
-    maps::{
-        bump, StackTop, CONFIG, EVENTS, PENDING, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES,
-        STACK_TOP_WORDS,
-    },
+    maps::{bump, CONFIG, EVENTS, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES},
+    unwind::{walk, Regs, Start},
 };
 
 #[inline(always)]
 fn regs(ctx: &impl aya_ebpf::EbpfContext) -> *const pt_regs {
     ctx.as_ptr() as *const pt_regs
-}
-
-/// Reads the frame record (saved frame pointer, return address) at `fp`: from the copy of the
-/// stack top when it lies there, else from the target's memory.
-#[inline(always)]
-fn frame_at(fp: u64, sp: u64, top: Option<&StackTop>) -> Option<(u64, u64)> {
-    if let Some(top) = top {
-        let off = fp.wrapping_sub(sp);
-        if fp >= sp && off.is_multiple_of(8) && off < (STACK_TOP_BYTES - 16) as u64 {
-            let i = (off / 8) as usize & (STACK_TOP_WORDS - 1);
-            return Some((top.words[i], top.words[i + 1]));
-        }
-    }
-    // SAFETY: reads the target's stack; a fault returns an error, not a crash.
-    let frame = unsafe { bpf_probe_read_user(fp as *const [u64; 2]) }.ok()?;
-    Some((frame[0], frame[1]))
-}
-
-/// Walks the frame-pointer chain from `fp` into `frames`; returns (count, hash, truncated).
-#[inline(always)]
-fn walk(
-    mut fp: u64,
-    sp: u64,
-    top: Option<&StackTop>,
-    frames: &mut [u64; MAX_FRAMES],
-) -> (u32, u64, bool) {
-    let mut n: usize = 0;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut ended = false;
-    for (i, slot) in frames.iter_mut().enumerate() {
-        let Some((next, ret)) = frame_at(fp, sp, top) else {
-            ended = true;
-            break;
-        };
-        if ret == 0 {
-            ended = true;
-            break;
-        }
-        *slot = ret;
-        n = i + 1;
-        hash = (hash ^ ret).wrapping_mul(0x0000_0100_0000_01b3);
-        // Frames live at increasing addresses; anything else is not a frame chain.
-        if next <= fp {
-            ended = true;
-            break;
-        }
-        fp = next;
-    }
-    // Every slot is used and the chain goes on: the stack is cut.
-    let truncated = !ended && frame_at(fp, sp, top).is_some_and(|(_, ret)| ret != 0);
-    (n as u32, if n == 0 { 0 } else { hash | 1 }, truncated)
 }
 
 #[inline(always)]
@@ -121,15 +69,17 @@ fn enter(
     if config.empty_probes != 0 {
         return 0;
     }
-    let (_, tid) = current();
+    let (pid, tid) = current();
     // SAFETY: a uprobe's context is the user register set saved by the kernel.
     let (sp, fp) = unsafe { ((*regs(ctx)).rsp, (*regs(ctx)).rbp) };
     let p = match PENDING.get_ptr_mut(tid) {
         Some(p) => p,
         None => {
-            // First allocator call of this thread: make its slot.
-            // SAFETY: PendingAlloc is plain integers; all-zero is a valid, inactive value.
-            let zero: PendingAlloc = unsafe { core::mem::zeroed() };
+            // First allocator call of this thread: make its slot, from a zeroed map value
+            // (a PendingAlloc on the BPF stack would leave no room for the stack walk).
+            let Some(zero) = PENDING_ZERO.get(0) else {
+                return 0;
+            };
             if PENDING.insert(tid, zero, 0).is_err() {
                 bump(counter::PENDING_FULL);
                 return 0;
@@ -172,7 +122,22 @@ fn enter(
     p.active = 1;
     let rec = &mut p.record;
     let (nframes, stack_hash, flags) = if config.stacks != 0 {
-        let (n, h, truncated) = walk(fp, sp, top, &mut rec.frames);
+        // The walk starts in the caller, just after its call: its stack pointer is above the
+        // return address, its frame pointer untouched.
+        let regs = Regs {
+            ip: caller,
+            sp: sp.wrapping_add(8),
+            bp: fp,
+        };
+        let start = Start {
+            pid,
+            stacks: config.stacks,
+            regs,
+            ip_is_return: true,
+            top_sp: top.is_some().then_some(sp),
+        };
+        let w = walk(&start, &mut rec.frames);
+        let (n, h, truncated) = (w.n, w.hash, w.truncated);
         let mut flags = if truncated { ALLOC_STACK_TRUNCATED } else { 0 };
         if n == 0 {
             flags |= ALLOC_NO_STACK;

@@ -15,6 +15,7 @@ mod maps;
 mod mmap;
 mod sysstack;
 mod task;
+mod unwind;
 
 #[cfg(not(test))]
 #[panic_handler]

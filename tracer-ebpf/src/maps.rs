@@ -46,6 +46,10 @@ pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0
 #[map]
 pub static PENDING: HashMap<u32, PendingAlloc> = HashMap::with_max_entries(MAX_PENDING, 0);
 
+/// An all-zero [`PendingAlloc`] (never written), the initial value of a thread's slot.
+#[map]
+pub static PENDING_ZERO: PerCpuArray<PendingAlloc> = PerCpuArray::with_max_entries(1, 0);
+
 /// tid → the mapping syscall in progress on that thread.
 #[map]
 pub static PENDING_MAP: HashMap<u32, PendingMap> = HashMap::with_max_entries(MAX_PENDING, 0);

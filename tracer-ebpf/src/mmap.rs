@@ -22,7 +22,11 @@ use crate::{
     filter::{current, should_trace},
     maps::{bump, CONFIG, EVENTS, MAP_SCRATCH, PENDING, PENDING_MAP},
     sysstack::capture,
+    unwind::code_mapped,
 };
+
+/// `PROT_EXEC` of mmap's prot argument.
+const PROT_EXEC: u32 = 4;
 
 const ARG0: usize = 16;
 const RET: usize = 16;
@@ -107,6 +111,10 @@ fn exit(ctx: &TracePointContext) -> u32 {
     let op = MapOp::from_u32(data.op);
     if matches!(op, Some(MapOp::Mmap | MapOp::Mremap | MapOp::Brk)) {
         data.addr = ret as u64;
+    }
+    if op == Some(MapOp::Mmap) && data.prot & PROT_EXEC != 0 {
+        // New code (dlopen): its unwind table must be loaded.
+        code_mapped(pid, tid);
     }
     let Some(rec) = MAP_SCRATCH.get_ptr_mut(0) else {
         bump(counter::SCRATCH_MISSING);

@@ -122,6 +122,13 @@ pub fn sched_sched_process_exec(_ctx: TracePointContext) -> u32 {
     if !should_trace(pid) {
         return 0;
     }
+    // A new program: the old mappings are gone, the new ones are not loaded yet (the watcher
+    // loads them at its exec stop).
+    if let Some(p) = crate::unwind::UNWIND_PROCS.get_ptr_mut(pid) {
+        // SAFETY: this process's value; userspace rewrites it whole when it reloads.
+        unsafe { (*p).count = 0 };
+    }
+    crate::unwind::code_mapped(pid, u32::MAX);
     emit::<ExitData>(EventKind::Exec, pid, tid, |d| {
         *d = ExitData {
             group_dead: 0,
@@ -144,6 +151,8 @@ pub fn sched_sched_process_exit(ctx: TracePointContext) -> u32 {
     if group_dead != 0 {
         // The pid may be reused by an unrelated process: stop tracing it here.
         let _ = TARGETS.remove(pid);
+        let _ = crate::unwind::UNWIND_PROCS.remove(pid);
+        let _ = crate::unwind::UNWIND_GEN.remove(pid);
     }
     emit::<ExitData>(EventKind::TaskExit, pid, tid, |d| {
         *d = ExitData {

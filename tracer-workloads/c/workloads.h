@@ -208,4 +208,13 @@ _Static_assert(FDS_LEAKED ==
                    FDS_LEAKED_FILES + FDS_LEAKED_SOCKETS + FDS_LEAKED_PIPES + FDS_LEAKED_EPOLLS,
                "fd kinds");
 
+/* ---- chains_nofp: one leaf leaking through two call chains, no frame pointers --------- */
+
+/* leaf_alloc: malloc(CHAINS_NODE_SIZE), leaked, once per call */
+#define CHAINS_NODE_SIZE 4848
+/* main -> chain_a_outer -> chain_a_mid -> leaf_alloc, this many times */
+#define CHAINS_A_LEAKS 3
+/* main -> chain_b_outer -> chain_b_inner -> chain_b_mid -> leaf_alloc, this many times */
+#define CHAINS_B_LEAKS 5
+
 #endif

@@ -126,6 +126,14 @@ constants! {
     /// Bytes live at exit.
     ATTACH_LEAKED_BYTES = ATTACH_LEAKED_BLOCKS * ATTACH_SIZE;
 
+    // ---- chains_nofp -----------------------------------------------------------------------
+    /// `leaf_alloc`: bytes of each leaked block.
+    CHAINS_NODE_SIZE = 4848;
+    /// Leaks through main → chain_a_outer → chain_a_mid → leaf_alloc.
+    CHAINS_A_LEAKS = 3;
+    /// Leaks through main → chain_b_outer → chain_b_inner → chain_b_mid → leaf_alloc.
+    CHAINS_B_LEAKS = 5;
+
     // ---- mmap_leak -------------------------------------------------------------------------
     /// The page size the program requires (it fails on any other).
     MMAP_PAGE_SIZE = 4096;

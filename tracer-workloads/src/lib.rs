@@ -17,6 +17,7 @@
 //! | [`FORKER`] | `forker [--exec PROGRAM]` | `fork_child` forks; the child's `child_leak` leaks [`expect::FORKER_CHILD_LEAK_SIZE`] bytes and one fd, then the child exits (or executes PROGRAM); the parent waits and exits without leaks |
 //! | [`MMAP_LEAK`] | `mmap_leak [--hold]` | after one stdin byte (or EOF): leaks a 7-page anonymous mapping, maps and unmaps 3 pages, maps 5 pages and unmaps the last 2; writes `d` and exits |
 //! | [`CHURN`] | `churn [ITERATIONS [THREADS]] [--wait] [--report-ns]` | each thread runs `churn_loop`: malloc([`expect::CHURN_BLOCK_SIZE`]) + free, ITERATIONS times; one thread runs on the main thread; `--wait` first waits for a stdin byte; `--report-ns` writes the elapsed nanoseconds of the loop (with several threads: from the first create to the last join) as one decimal line to stdout |
+//! | [`CHAINS_NOFP`] | `chains_nofp` | built `-O2 -fomit-frame-pointer`: `leaf_alloc` leaks [`expect::CHAINS_NODE_SIZE`] bytes [`expect::CHAINS_A_LEAKS`] times through `main → chain_a_outer → chain_a_mid` and [`expect::CHAINS_B_LEAKS`] times through `main → chain_b_outer → chain_b_inner → chain_b_mid` |
 //! | [`DEMO`] | `demo [SECONDS]` | every 100 ms: `handle_request` allocates and frees three blocks, `cache_insert` leaks 1 KiB; every second `open_config` leaks an fd; `start_worker` leaks a sleeping thread; `0` seconds runs until killed |
 //!
 //! All exit with status 0 on success, 1 when a call fails (message on stderr), 2 on bad
@@ -41,6 +42,8 @@ use std::path::{Path, PathBuf};
 pub const ALLOC_EACH: &str = "alloc_each";
 /// `attach_target`: waits on stdin, then allocates and partly frees.
 pub const ATTACH_TARGET: &str = "attach_target";
+/// `chains_nofp`: one leaf leaking through two call chains, built without frame pointers.
+pub const CHAINS_NOFP: &str = "chains_nofp";
 /// `churn`: malloc + free in a tight loop, optionally on several threads.
 pub const CHURN: &str = "churn";
 /// `demo`: the README's demo with a heap, fd and thread leak.
@@ -56,6 +59,7 @@ pub const MMAP_LEAK: &str = "mmap_leak";
 pub const NAMES: &[&str] = &[
     ALLOC_EACH,
     ATTACH_TARGET,
+    CHAINS_NOFP,
     CHURN,
     DEMO,
     FDS_THREADS,
@@ -151,6 +155,17 @@ pub mod symbol {
     /// `forker`: forks the child.
     pub const FORK_CHILD: &str = "fork_child";
 
+    /// `chains_nofp`: the leaf that leaks, and the two chains above it, innermost first.
+    pub const LEAF_ALLOC: &str = "leaf_alloc";
+    pub const CHAIN_A: &[&str] = &["leaf_alloc", "chain_a_mid", "chain_a_outer", "main"];
+    pub const CHAIN_B: &[&str] = &[
+        "leaf_alloc",
+        "chain_b_mid",
+        "chain_b_inner",
+        "chain_b_outer",
+        "main",
+    ];
+
     /// Every symbol above with the workload that defines it.
     pub const ALL: &[(&str, &str)] = &[
         (super::ALLOC_EACH, LEAK_MALLOC),
@@ -185,6 +200,7 @@ pub mod symbol {
         (super::FORKER, CHILD_LEAK),
         (super::FORKER, FORK_CHILD),
         (super::DEMO, START_WORKER),
+        (super::CHAINS_NOFP, LEAF_ALLOC),
     ];
 }
 

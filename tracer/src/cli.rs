@@ -103,7 +103,13 @@ pub struct TraceArgs {
     #[arg(long)]
     pub follow: bool,
 
-    /// Do not record call stacks (cheaper; leaks keep only the calling function).
+    /// How call stacks are walked: unwind tables from each module's .eh_frame where it has
+    /// one and frame pointers elsewhere (auto), tables only (dwarf), frame pointers only (fp),
+    /// or no stacks (none: cheaper; leaks keep only the calling function).
+    #[arg(long, value_enum, default_value = "auto", value_name = "MODE")]
+    pub stacks: crate::unwind::StackMode,
+
+    /// The same as --stacks none.
     #[arg(long)]
     pub no_stacks: bool,
 

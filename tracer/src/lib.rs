@@ -19,3 +19,4 @@ pub mod report;
 pub mod symbolize;
 pub mod target;
 pub mod tui;
+pub mod unwind;

@@ -93,7 +93,11 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
 
     let mut tracer = Tracer::load(&LoadOptions {
         ring_bytes: cli.ring_size,
-        stacks: !cli.no_stacks,
+        stacks: if cli.no_stacks {
+            crate::unwind::StackMode::None
+        } else {
+            cli.stacks
+        },
         empty_probes: cli.bench_floor,
         follow: cli.follow,
     })?;

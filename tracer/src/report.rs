@@ -43,6 +43,9 @@ pub struct Health {
     pub pending_full: u64,
     /// `free(NULL)` calls (they free nothing).
     pub free_null: u64,
+    /// How stack walks ended early or fell back to frame pointers, and the unwind tables.
+    #[serde(default)]
+    pub unwind: crate::bpf::loader::UnwindCounters,
     /// True when something was lost and totals may be short.
     pub incomplete: bool,
 }
@@ -56,6 +59,7 @@ impl Health {
         self.stale_pending = k.stale_pending;
         self.pending_full = k.pending_full;
         self.free_null = k.free_null;
+        self.unwind = k.unwind;
         self.incomplete =
             k.dropped > 0 || self.decode_errors > 0 || k.stale_pending > 0 || k.pending_full > 0;
     }

@@ -227,6 +227,9 @@ fn seize(pid: u32, follow: bool) -> bool {
             options as usize,
         )
     };
+    if r == 0 {
+        crate::unwind::held(pid);
+    }
     if r != 0 {
         log::warn!(
             "cannot hold pid {pid} at exit ({}); its stacks may not symbolize after it exits",
@@ -337,6 +340,7 @@ fn watch_ptrace(root: u32, tx: &UnboundedSender<TargetMsg>) {
                     };
                 }
                 tracees.insert(child);
+                crate::unwind::held(child);
                 ask(tx, |ack| TargetMsg::Forked {
                     parent: pid,
                     child,
@@ -346,11 +350,14 @@ fn watch_ptrace(root: u32, tx: &UnboundedSender<TargetMsg>) {
                 resume(pid, libc::PTRACE_CONT, 0);
             }
             libc::PTRACE_EVENT_EXEC => {
+                crate::unwind::on_exec(pid);
                 ask(tx, |ack| TargetMsg::Execed { pid, ack });
                 resume(pid, libc::PTRACE_CONT, 0);
             }
             // Group stop (SIGSTOP and friends): let it stay stopped as without tracer.
             libc::PTRACE_EVENT_STOP => resume(pid, libc::PTRACE_LISTEN, 0),
+            // The kernel's stop for new code: its unwind tables are loaded now; drop it.
+            0 if crate::unwind::on_signal_stop(pid, sig) => resume(pid, libc::PTRACE_CONT, 0),
             // A signal for the target: deliver it unchanged.
             _ => resume(pid, libc::PTRACE_CONT, sig as usize),
         }

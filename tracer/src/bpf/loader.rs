@@ -25,7 +25,7 @@ use super::{
 pub struct LoadOptions {
     /// Ring buffer bytes (rounded up to a power of two, at least one page).
     pub ring_bytes: u32,
-    pub stacks: bool,
+    pub stacks: crate::unwind::StackMode,
     /// Allocator probes do nothing (benchmark floor).
     pub empty_probes: bool,
     /// Trace processes forked by targets.
@@ -36,7 +36,7 @@ impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             ring_bytes: names::DEFAULT_RING_BYTES,
-            stacks: true,
+            stacks: crate::unwind::StackMode::Auto,
             empty_probes: false,
             follow: false,
         }
@@ -52,6 +52,30 @@ pub struct KernelCounters {
     pub stale_pending: u64,
     pub pending_full: u64,
     pub free_null: u64,
+    /// How the kernel's stack walks ended or fell back (see `tracer_common::counter`).
+    #[serde(default)]
+    pub unwind: UnwindCounters,
+}
+
+/// The kernel's stack-walk counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnwindCounters {
+    /// Stacks ended at an address outside every executable mapping (a frame that cannot be
+    /// real; it was left out).
+    pub not_code: u64,
+    /// Stacks ended at code without unwind information.
+    pub no_info: u64,
+    /// Stacks ended at a rule the kernel does not follow.
+    pub unsupported: u64,
+    /// Frames walked by frame pointer (their module has no table).
+    pub fp_frames: u64,
+    /// Stacks walked while the process's mappings were not loaded yet.
+    pub not_loaded: u64,
+    /// Stacks ended because the stack could not be read.
+    pub read_faults: u64,
+    /// Userspace's side: tables loaded and what did not fit.
+    #[serde(default)]
+    pub tables: crate::unwind::Stats,
 }
 
 /// Loaded programs and their attachments.
@@ -63,6 +87,8 @@ pub struct Tracer {
     pub attach_failures: Vec<String>,
     /// Every attachment, owned here so that they are all detached together.
     links: Vec<Link>,
+    /// Unwind tables and the targets' mappings, for the kernel's stack walk.
+    unwind: crate::unwind::Tables,
 }
 
 /// One attachment; dropping it detaches the program.
@@ -130,7 +156,7 @@ impl Tracer {
             self_tgid: std::process::id(),
             // Wake userspace only when a quarter of the ring is used; it polls otherwise.
             wakeup_bytes: ring_size(opts.ring_bytes) / 4,
-            stacks: u32::from(opts.stacks),
+            stacks: opts.stacks.kernel(),
             empty_probes: u32::from(opts.empty_probes),
             follow: u32::from(opts.follow),
             _pad: 0,
@@ -138,6 +164,7 @@ impl Tracer {
         let mut ebpf = EbpfLoader::new()
             .override_global(names::CONFIG, &config, true)
             .map_max_entries(names::EVENTS, ring_size(opts.ring_bytes))
+            .map_max_entries(names::UNWIND_ROWS, names::DEFAULT_UNWIND_CHUNKS)
             .load(aya::include_bytes_aligned!(concat!(
                 env!("OUT_DIR"),
                 "/tracer"
@@ -155,6 +182,8 @@ impl Tracer {
             }
             .with_context(|| format!("verify program {name}"))?;
         }
+        let unwind =
+            crate::unwind::Tables::new(&mut ebpf, opts.stacks, names::DEFAULT_UNWIND_CHUNKS)?;
         let mut links = Vec::new();
         for (prog, category, event) in probes::TRACEPOINTS {
             let tp: &mut TracePoint = program(&mut ebpf, prog)?
@@ -170,6 +199,7 @@ impl Tracer {
             plans: HashMap::new(),
             attach_failures: Vec::new(),
             links,
+            unwind,
         })
     }
 
@@ -184,6 +214,7 @@ impl Tracer {
         targets
             .insert(pid, 1, 0)
             .with_context(|| format!("add pid {pid} to the traced set"))?;
+        self.unwind.add_process(pid);
         if !self.plans.contains_key(libc) {
             let plan = probes::plan(libc)?;
             for symbol in &plan.missing {
@@ -284,6 +315,15 @@ impl Tracer {
             stale_pending: sum(counter::STALE_PENDING),
             pending_full: sum(counter::PENDING_FULL),
             free_null: sum(counter::FREE_NULL),
+            unwind: UnwindCounters {
+                not_code: sum(counter::UNWIND_NOT_CODE),
+                no_info: sum(counter::UNWIND_NO_INFO),
+                unsupported: sum(counter::UNWIND_UNSUPPORTED),
+                fp_frames: sum(counter::UNWIND_FP_FRAMES),
+                not_loaded: sum(counter::UNWIND_NOT_LOADED),
+                read_faults: sum(counter::UNWIND_READ_FAULT),
+                tables: self.unwind.stats(),
+            },
         })
     }
 }

@@ -15,3 +15,4 @@ mod mmap;
 mod record;
 mod ring;
 mod tui;
+mod unwind;
