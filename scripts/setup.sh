@@ -75,7 +75,10 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-pkgs=(llvm-22-dev libclang-22-dev clang-22 libpolly-22-dev zlib1g-dev libzstd-dev tmux)
+# sqlite3 and heaptrack: the e2e test that checks stacks of a distribution program (built
+# without frame pointers) against heaptrack's.
+pkgs=(llvm-22-dev libclang-22-dev clang-22 libpolly-22-dev zlib1g-dev libzstd-dev tmux sqlite3
+    heaptrack)
 missing=()
 for p in "${pkgs[@]}"; do
     installed "$p" || missing+=("$p")

@@ -106,7 +106,13 @@ pub struct TraceArgs {
     /// How call stacks are walked: unwind tables from each module's .eh_frame where it has
     /// one and frame pointers elsewhere (auto), tables only (dwarf), frame pointers only (fp),
     /// or no stacks (none: cheaper; leaks keep only the calling function).
-    #[arg(long, value_enum, default_value = "auto", value_name = "MODE")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        value_name = "MODE",
+        hide_possible_values = true
+    )]
     pub stacks: crate::unwind::StackMode,
 
     /// The same as --stacks none.

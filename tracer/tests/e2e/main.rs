@@ -12,6 +12,7 @@ mod harness;
 mod heap;
 mod live;
 mod mmap;
+mod oracle;
 mod record;
 mod ring;
 mod tui;
