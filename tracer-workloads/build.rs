@@ -35,8 +35,21 @@ const NOFP_CFLAGS: &[&str] = &[
     "-Werror",
 ];
 
+/// Workloads named `*_fp.c`: the same as [`NOFP_CFLAGS`] but keeping frame pointers, the
+/// other half of a comparison.
+const FP_O2_CFLAGS: &[&str] = &[
+    "-O2",
+    "-g",
+    "-fno-omit-frame-pointer",
+    "-fno-builtin",
+    "-fno-optimize-sibling-calls",
+    "-Wall",
+    "-Werror",
+];
+
 fn main() {
     println!("cargo:rerun-if-changed=c");
+    println!("cargo:rerun-if-changed=c/deep.h");
     println!("cargo:rerun-if-changed=build.rs");
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -54,6 +67,8 @@ fn main() {
         let status = Command::new(compiler.path())
             .args(if name.ends_with("_nofp") {
                 NOFP_CFLAGS
+            } else if name.ends_with("_fp") {
+                FP_O2_CFLAGS
             } else {
                 CFLAGS
             })

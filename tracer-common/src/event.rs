@@ -135,25 +135,18 @@ pub struct ExitData {
 
 /// Bytes of path an fd record carries (NUL-terminated when shorter).
 pub const PATH_BYTES: usize = 256;
-/// Bytes of user stack a syscall record copies from the stack pointer up, for userspace to
-/// unwind the libc frames (which keep no frame pointer) with `.eh_frame`.
-pub const STACK_COPY_BYTES: usize = 1024;
-
-/// The user stack at a syscall: registers, a copy of the stack top, and the frame-pointer
-/// chain from `bp` as (frame address, return address) pairs, so userspace can join the chain
-/// where its unwinding of the copy reaches one of these frames.
+/// The user stack at a syscall, walked by the kernel (unwind tables, frame pointers where a
+/// module has none): the instruction pointer in the syscall's wrapper and the return
+/// addresses above it, innermost first.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SysStack {
     pub ip: u64,
-    pub sp: u64,
-    pub bp: u64,
-    /// Valid bytes in `top` (0 when the read failed).
-    pub copied: u32,
-    /// Valid entries in `fp_chain`.
+    /// Valid entries in `frames`.
     pub nframes: u32,
-    pub fp_chain: [[u64; 2]; MAX_FRAMES],
-    pub top: [u8; STACK_COPY_BYTES],
+    /// [`ALLOC_STACK_TRUNCATED`] when the stack went on past the last frame.
+    pub flags: u32,
+    pub frames: [u64; MAX_FRAMES],
 }
 
 /// A new file descriptor (the `FdOpen` record is header, this, a path, a [`SysStack`]).
@@ -316,7 +309,7 @@ const _: () = assert!(size_of::<MapRecord>() == 80 + size_of::<SysStack>());
 const _: () = assert!(size_of::<ExitEvent>() == 32);
 const _: () = assert!(size_of::<PendingAlloc>() == 24 + size_of::<AllocRecord>());
 const _: () = assert!(size_of::<PendingMap>() == 64);
-const _: () = assert!(size_of::<SysStack>() == 32 + 16 * MAX_FRAMES + STACK_COPY_BYTES);
+const _: () = assert!(size_of::<SysStack>() == 16 + 8 * MAX_FRAMES);
 const _: () = assert!(size_of::<FdOpenData>() == 32);
 const _: () = assert!(size_of::<FdOpenRecord>() == 24 + 32 + PATH_BYTES + size_of::<SysStack>());
 const _: () = assert!(size_of::<FdCloseData>() == 16);

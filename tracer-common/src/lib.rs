@@ -19,4 +19,4 @@ pub use kind::EventKind;
 
 /// Bumped on any change to a layout or a kind number; recordings carry it and a mismatch is
 /// rejected.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;

@@ -195,7 +195,7 @@ fn open(id: u32, ret: i64, pid: u32, tid: u32) {
     rec.data.flags = flags;
     rec.data.arg0 = arg0;
     rec.data.path_len = path_len;
-    capture(&mut rec.stack);
+    capture(&mut rec.stack, pid);
     if EVENTS
         .output::<FdOpenRecord>(&*rec, submit_flags())
         .is_err()

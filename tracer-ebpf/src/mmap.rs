@@ -112,10 +112,6 @@ fn exit(ctx: &TracePointContext) -> u32 {
     if matches!(op, Some(MapOp::Mmap | MapOp::Mremap | MapOp::Brk)) {
         data.addr = ret as u64;
     }
-    if op == Some(MapOp::Mmap) && data.prot & PROT_EXEC != 0 {
-        // New code (dlopen): its unwind table must be loaded.
-        code_mapped(pid, tid);
-    }
     let Some(rec) = MAP_SCRATCH.get_ptr_mut(0) else {
         bump(counter::SCRATCH_MISSING);
         return 0;
@@ -127,7 +123,7 @@ fn exit(ctx: &TracePointContext) -> u32 {
         data.flags & MAP_IN_ALLOCATOR == 0 && op != Some(MapOp::Brk) && CONFIG.load().stacks != 0;
     if with_stack {
         data.flags |= MAP_HAS_STACK;
-        capture(&mut rec.stack);
+        capture(&mut rec.stack, pid);
     }
     rec.header = EventHeader {
         kind: EventKind::Map as u32,
@@ -147,6 +143,11 @@ fn exit(ctx: &TracePointContext) -> u32 {
     let bytes = unsafe { core::slice::from_raw_parts((rec as *const _) as *const u8, len) };
     if EVENTS.output::<[u8]>(bytes, submit_flags()).is_err() {
         bump(counter::DROPPED);
+    }
+    if op == Some(MapOp::Mmap) && data.prot & PROT_EXEC != 0 {
+        // New code (dlopen): its unwind table must be loaded. After the stack above was
+        // walked, which the new code is not part of.
+        code_mapped(pid, tid);
     }
     0
 }

@@ -1,15 +1,17 @@
-//! The user stack at a syscall, for fd and task events: registers, a copy of the stack top and
-//! the frame-pointer chain. libc's syscall wrappers keep no frame pointer, so the chain alone
-//! would skip their caller; userspace unwinds the copy with `.eh_frame` and joins the chain.
+//! The user stack at a syscall, for mapping, fd and task events: the saved user registers and
+//! the stack walked from them by `unwind` (libc's syscall wrappers keep no frame pointer; the
+//! unwind tables walk them).
 
 use aya_ebpf::{
     bindings::pt_regs,
-    helpers::{
-        bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_probe_read_user,
-        bpf_probe_read_user_buf, bpf_task_pt_regs,
-    },
+    helpers::{bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs},
 };
-use tracer_common::{SysStack, MAX_FRAMES, STACK_COPY_BYTES};
+use tracer_common::{SysStack, ALLOC_STACK_TRUNCATED, MAX_FRAMES};
+
+use crate::{
+    maps::CONFIG,
+    unwind::{walk, Regs, Start},
+};
 
 /// The saved user registers of the current task.
 #[inline(always)]
@@ -25,9 +27,10 @@ pub fn reg(field: *const u64) -> u64 {
     unsafe { bpf_probe_read_kernel(field) }.unwrap_or(0)
 }
 
-/// Fills `out` from the current task's user registers and stack.
+/// Fills `out` from the current task's user registers and stack: the stack walked by
+/// `unwind` from the interrupted instruction.
 #[inline(always)]
-pub fn capture(out: &mut SysStack) {
+pub fn capture(out: &mut SysStack, pid: u32) {
     let regs = user_regs();
     // SAFETY: only field addresses are formed here; `reg` reads them.
     let (ip, sp, bp) = unsafe {
@@ -38,32 +41,24 @@ pub fn capture(out: &mut SysStack) {
         )
     };
     out.ip = ip;
-    out.sp = sp;
-    out.bp = bp;
-    // SAFETY: reads the target's stack; a fault (near the top of the stack mapping) fails.
-    out.copied = if unsafe { bpf_probe_read_user_buf(sp as *const u8, &mut out.top) }.is_ok() {
-        STACK_COPY_BYTES as u32
-    } else if unsafe { bpf_probe_read_user_buf(sp as *const u8, &mut out.top[..256]) }.is_ok() {
-        256
+    let stacks = CONFIG.load().stacks;
+    if stacks == tracer_common::unwind::mode::NONE {
+        out.nframes = 0;
+        out.flags = 0;
+        return;
+    }
+    let start = Start {
+        pid,
+        stacks,
+        regs: Regs { ip, sp, bp },
+        ip_is_return: false,
+        top_sp: None,
+    };
+    let w = walk(&start, &mut out.frames);
+    out.nframes = w.n.min(MAX_FRAMES as u32);
+    out.flags = if w.truncated {
+        ALLOC_STACK_TRUNCATED
     } else {
         0
     };
-    let mut fp = bp;
-    let mut n = 0u32;
-    for slot in out.fp_chain.iter_mut() {
-        // SAFETY: as above.
-        let Ok(frame) = (unsafe { bpf_probe_read_user(fp as *const [u64; 2]) }) else {
-            break;
-        };
-        if frame[1] == 0 {
-            break;
-        }
-        *slot = [fp, frame[1]];
-        n += 1;
-        if frame[0] <= fp {
-            break;
-        }
-        fp = frame[0];
-    }
-    out.nframes = n.min(MAX_FRAMES as u32);
 }

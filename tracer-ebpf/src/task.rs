@@ -68,7 +68,7 @@ pub fn task_task_newtask(ctx: TracePointContext) -> u32 {
         clone_flags: flags,
         comm,
     };
-    capture(&mut rec.stack);
+    capture(&mut rec.stack, pid);
     if EVENTS
         .output::<TaskNewRecord>(&*rec, submit_flags())
         .is_err()

@@ -233,6 +233,7 @@ fn step(
     lookup: u64,
     m: Option<&ExecMapping>,
     stacks: u32,
+    exact: bool,
     stack: &Stack,
 ) -> Result<Regs, End> {
     let Some(m) = m else {
@@ -245,8 +246,14 @@ fn step(
         bump(counter::UNWIND_FP_FRAMES);
         return fp_step(r, stack);
     }
-    let rule =
-        find_row(m, lookup.wrapping_sub(m.bias)).ok_or(End::Counted(counter::UNWIND_NO_INFO))?;
+    let rule = match find_row(m, lookup.wrapping_sub(m.bias)) {
+        Some(rule) if row::cfa(rule) != row::CFA_NONE => rule,
+        // Some syscall wrappers end their call-frame information before the syscall (glibc's
+        // clone3: the child's frame differs); at the syscall they have pushed nothing, so the
+        // return address is at the stack pointer.
+        _ if exact => row::pack(0, row::CFA_RSP, 8, false, 0),
+        _ => return Err(End::Counted(counter::UNWIND_NO_INFO)),
+    };
     row_step(r, rule, stack)
 }
 
@@ -285,6 +292,9 @@ pub struct WalkState {
     /// Nonzero: `STACK_TOP` holds a copy of the stack from `top_sp`.
     have_top: u32,
     truncated: u32,
+    /// Nonzero: `regs.ip` is an interrupted instruction, not a return address.
+    exact: u32,
+    _pad: u32,
     n: u64,
     hash: u64,
     top_sp: u64,
@@ -313,7 +323,9 @@ extern "C" fn walk_frame(_index: u64, _ctx: *mut c_void) -> i64 {
     };
     let stack = Stack { sp: w.top_sp, top };
     let m = if w.have_m != 0 { Some(&w.m) } else { None };
-    let next = match step(&w.regs, w.lookup, m, w.stacks, &stack) {
+    let exact = w.exact != 0;
+    w.exact = 0;
+    let next = match step(&w.regs, w.lookup, m, w.stacks, exact, &stack) {
         Ok(next) => next,
         Err(End::Done) => return 1,
         Err(End::Counted(c)) => {
@@ -399,6 +411,7 @@ pub fn walk(start: &Start, frames: &mut [u64; MAX_FRAMES]) -> Walked {
     w.have_top = start.top_sp.is_some() as u32;
     w.top_sp = start.top_sp.unwrap_or(0);
     w.truncated = 0;
+    w.exact = !start.ip_is_return as u32;
     w.n = 0;
     w.hash = 0xcbf2_9ce4_8422_2325;
     w.regs = r;

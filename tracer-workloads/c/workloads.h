@@ -208,6 +208,9 @@ _Static_assert(FDS_LEAKED ==
                    FDS_LEAKED_FILES + FDS_LEAKED_SOCKETS + FDS_LEAKED_PIPES + FDS_LEAKED_EPOLLS,
                "fd kinds");
 
+/* ---- deep_fp, deep_nofp: churn's loop DEEP_CHAIN_DEPTH calls below main ---------------- */
+#define DEEP_CHAIN_DEPTH 12
+
 /* ---- chains_nofp: one leaf leaking through two call chains, no frame pointers --------- */
 
 /* leaf_alloc: malloc(CHAINS_NODE_SIZE), leaked, once per call */

@@ -126,6 +126,10 @@ constants! {
     /// Bytes live at exit.
     ATTACH_LEAKED_BYTES = ATTACH_LEAKED_BLOCKS * ATTACH_SIZE;
 
+    // ---- deep_fp, deep_nofp ------------------------------------------------------------------
+    /// Calls between main and the malloc + free loop (deep_12 … deep_1).
+    DEEP_CHAIN_DEPTH = 12;
+
     // ---- chains_nofp -----------------------------------------------------------------------
     /// `leaf_alloc`: bytes of each leaked block.
     CHAINS_NODE_SIZE = 4848;

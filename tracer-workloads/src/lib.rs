@@ -18,6 +18,7 @@
 //! | [`MMAP_LEAK`] | `mmap_leak [--hold]` | after one stdin byte (or EOF): leaks a 7-page anonymous mapping, maps and unmaps 3 pages, maps 5 pages and unmaps the last 2; writes `d` and exits |
 //! | [`CHURN`] | `churn [ITERATIONS [THREADS]] [--wait] [--report-ns]` | each thread runs `churn_loop`: malloc([`expect::CHURN_BLOCK_SIZE`]) + free, ITERATIONS times; one thread runs on the main thread; `--wait` first waits for a stdin byte; `--report-ns` writes the elapsed nanoseconds of the loop (with several threads: from the first create to the last join) as one decimal line to stdout |
 //! | [`CHAINS_NOFP`] | `chains_nofp` | built `-O2 -fomit-frame-pointer`: `leaf_alloc` leaks [`expect::CHAINS_NODE_SIZE`] bytes [`expect::CHAINS_A_LEAKS`] times through `main → chain_a_outer → chain_a_mid` and [`expect::CHAINS_B_LEAKS`] times through `main → chain_b_outer → chain_b_inner → chain_b_mid` |
+//! | [`DEEP_FP`], [`DEEP_NOFP`] | `deep_fp [ITERATIONS] [--report-ns]` | churn's malloc + free loop [`expect::DEEP_CHAIN_DEPTH`] calls below main; built -O2 with and without frame pointers, for the benchmark of stack walking |
 //! | [`DEMO`] | `demo [SECONDS]` | every 100 ms: `handle_request` allocates and frees three blocks, `cache_insert` leaks 1 KiB; every second `open_config` leaks an fd; `start_worker` leaks a sleeping thread; `0` seconds runs until killed |
 //!
 //! All exit with status 0 on success, 1 when a call fails (message on stderr), 2 on bad
@@ -46,6 +47,10 @@ pub const ATTACH_TARGET: &str = "attach_target";
 pub const CHAINS_NOFP: &str = "chains_nofp";
 /// `churn`: malloc + free in a tight loop, optionally on several threads.
 pub const CHURN: &str = "churn";
+/// `deep_fp`: churn's loop 12 calls deep, built -O2 with frame pointers (benchmark).
+pub const DEEP_FP: &str = "deep_fp";
+/// `deep_nofp`: the same built without frame pointers (benchmark).
+pub const DEEP_NOFP: &str = "deep_nofp";
 /// `demo`: the README's demo with a heap, fd and thread leak.
 pub const DEMO: &str = "demo";
 /// `fds_threads`: every kind of fd, dup2 over an open fd, close_range, threads joined and not.
@@ -61,6 +66,8 @@ pub const NAMES: &[&str] = &[
     ATTACH_TARGET,
     CHAINS_NOFP,
     CHURN,
+    DEEP_FP,
+    DEEP_NOFP,
     DEMO,
     FDS_THREADS,
     FORKER,

@@ -8,7 +8,7 @@ use tracer_common::{
     kind::{AllocFunc, MapOp},
     AllocData, EventHeader, EventKind, ExitData, FdCloseData, FdOpenData, FreeData, MapData,
     TaskNewData, TaskRenameData, ALLOC_NO_STACK, ALLOC_STACK_CACHED, MAP_HAS_STACK,
-    MAP_IN_ALLOCATOR, MAX_FRAMES, PATH_BYTES, STACK_COPY_BYTES,
+    MAP_IN_ALLOCATOR, MAX_FRAMES, PATH_BYTES,
 };
 
 use crate::event::{Alloc, Body, Event, FdOpen, HeapSite, Map, StackRef, SysStack, TaskNew};
@@ -51,23 +51,20 @@ fn read<T: Copy + Default>(bytes: &[u8], what: &'static str) -> Result<T, Decode
     Ok(out)
 }
 
-/// The fixed part of `tracer_common::SysStack` before its arrays.
+/// The fixed part of `tracer_common::SysStack` before its frames.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 struct SysStackHead {
     ip: u64,
-    sp: u64,
-    bp: u64,
-    copied: u32,
     nframes: u32,
+    flags: u32,
 }
 
 /// Reads a `tracer_common::SysStack` from the start of `bytes`.
 fn sys_stack(bytes: &[u8]) -> Result<SysStack, DecodeError> {
     let head: SysStackHead = read(bytes, "syscall stack")?;
-    let chain_at = size_of::<SysStackHead>();
-    let top_at = chain_at + 16 * MAX_FRAMES;
-    let need = top_at + STACK_COPY_BYTES;
+    let at = size_of::<SysStackHead>();
+    let need = at + 8 * MAX_FRAMES;
     if bytes.len() < need {
         return Err(DecodeError::Short {
             what: "syscall stack",
@@ -75,7 +72,7 @@ fn sys_stack(bytes: &[u8]) -> Result<SysStack, DecodeError> {
             need,
         });
     }
-    if head.nframes as usize > MAX_FRAMES || head.copied as usize > STACK_COPY_BYTES {
+    if head.nframes as usize > MAX_FRAMES {
         return Err(DecodeError::TooManyFrames(head.nframes));
     }
     let word = |at: usize| {
@@ -85,11 +82,8 @@ fn sys_stack(bytes: &[u8]) -> Result<SysStack, DecodeError> {
     };
     Ok(SysStack {
         ip: head.ip,
-        sp: head.sp,
-        bp: head.bp,
-        top: bytes[top_at..top_at + head.copied as usize].to_vec(),
-        fp_chain: (0..head.nframes as usize)
-            .map(|i| (word(chain_at + 16 * i), word(chain_at + 16 * i + 8)))
+        frames: (0..head.nframes as usize)
+            .map(|i| word(at + 8 * i))
             .collect(),
     })
 }

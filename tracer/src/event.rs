@@ -46,13 +46,10 @@ pub enum Body {
 /// The user stack at a syscall, as the kernel captured it (see `tracer_common::SysStack`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SysStack {
+    /// The interrupted instruction, in the syscall's wrapper.
     pub ip: u64,
-    pub sp: u64,
-    pub bp: u64,
-    /// A copy of the stack from `sp` up.
-    pub top: Vec<u8>,
-    /// (frame address, return address) pairs of the frame-pointer chain from `bp`.
-    pub fp_chain: Vec<(u64, u64)>,
+    /// Return addresses above it, innermost first, as the kernel walked them.
+    pub frames: Vec<u64>,
 }
 
 /// A syscall returned a new fd (two for pipe and socketpair).

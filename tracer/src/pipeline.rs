@@ -1180,7 +1180,7 @@ fn replay_frames(
                             if f.due() {
                                 let report = state.report(
                                     mono_ns,
-                                    &counters.unwrap_or_default(),
+                                    &counters.clone().unwrap_or_default(),
                                     failures,
                                     top.unwrap_or(*rec_top),
                                     *leak_age_ns,

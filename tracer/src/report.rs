@@ -59,7 +59,7 @@ impl Health {
         self.stale_pending = k.stale_pending;
         self.pending_full = k.pending_full;
         self.free_null = k.free_null;
-        self.unwind = k.unwind;
+        self.unwind = *k.unwind;
         self.incomplete =
             k.dropped > 0 || self.decode_errors > 0 || k.stale_pending > 0 || k.pending_full > 0;
     }

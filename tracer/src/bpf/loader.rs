@@ -44,7 +44,7 @@ impl Default for LoadOptions {
 }
 
 /// Totals of the kernel-side counters, summed over CPUs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KernelCounters {
     pub dropped: u64,
     pub stack_errors: u64,
@@ -53,8 +53,9 @@ pub struct KernelCounters {
     pub pending_full: u64,
     pub free_null: u64,
     /// How the kernel's stack walks ended or fell back (see `tracer_common::counter`).
+    /// Boxed: recordings carry these in every snapshot record.
     #[serde(default)]
-    pub unwind: UnwindCounters,
+    pub unwind: Box<UnwindCounters>,
 }
 
 /// The kernel's stack-walk counters.
@@ -315,7 +316,7 @@ impl Tracer {
             stale_pending: sum(counter::STALE_PENDING),
             pending_full: sum(counter::PENDING_FULL),
             free_null: sum(counter::FREE_NULL),
-            unwind: UnwindCounters {
+            unwind: Box::new(UnwindCounters {
                 not_code: sum(counter::UNWIND_NOT_CODE),
                 no_info: sum(counter::UNWIND_NO_INFO),
                 unsupported: sum(counter::UNWIND_UNSUPPORTED),
@@ -323,7 +324,7 @@ impl Tracer {
                 not_loaded: sum(counter::UNWIND_NOT_LOADED),
                 read_faults: sum(counter::UNWIND_READ_FAULT),
                 tables: self.unwind.stats(),
-            },
+            }),
         })
     }
 }

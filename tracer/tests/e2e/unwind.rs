@@ -79,15 +79,11 @@ fn one_leaf_leaking_through_two_chains_without_frame_pointers_is_two_whole_stack
     );
     assert_whole_chain(b, symbol::CHAIN_B);
 
-    // Every walk ended where the call-frame information says the stack ends.
+    // No walk met a frame that cannot be real, a rule it cannot follow, an unreadable stack or
+    // code whose table was not loaded yet. (`no_info` is not 0: the dynamic loader's own entry
+    // point has no call-frame information, so its start-up mmap stacks end there.)
     let unwind = &doc["health"]["unwind"];
-    for counter in [
-        "not_code",
-        "no_info",
-        "unsupported",
-        "not_loaded",
-        "read_faults",
-    ] {
+    for counter in ["not_code", "unsupported", "not_loaded", "read_faults"] {
         assert_eq!(u(&unwind[counter]), 0, "{counter}: {unwind:#}");
     }
     assert!(u(&unwind["tables"]["modules"]) >= 2, "{unwind:#}");

@@ -18,6 +18,7 @@
 mod floor;
 mod recording;
 mod report;
+mod stacks;
 
 use std::{
     fs,
@@ -169,8 +170,11 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
         ));
         runs.push(r);
     }
+    let deep = stacks::run(&bench.tracer, args.iterations, args.repeat, scratch)
+        .context("the stack-walking benchmark")?;
     let mut markdown = page.markdown();
     markdown.push_str(&recording::markdown(&runs, &page.command));
+    markdown.push_str(&stacks::markdown(&deep));
     let output = util::workspace_root().join(&args.output);
     if let Some(dir) = output.parent() {
         fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;

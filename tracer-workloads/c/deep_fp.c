@@ -1,0 +1,3 @@
+/* deep_fp — see deep.h; built -O2 with frame pointers. */
+#define DEEP_PROG "deep_fp"
+#include "deep.h"
