@@ -21,6 +21,10 @@ pub const STACK_CACHE_SLOTS: u32 = 4096;
 pub const STACK_SEEN: &str = "STACK_SEEN";
 /// Rows of every module's unwind table (`tracer_common::unwind`), in chunks.
 pub const UNWIND_ROWS: &str = "UNWIND_ROWS";
+/// Page index of every module's rows, in chunks.
+pub const UNWIND_PAGES: &str = "UNWIND_PAGES";
+/// Default chunks of `UNWIND_PAGES` (1024 pages, 4 MiB of code, each): 8 GiB of code.
+pub const DEFAULT_PAGE_CHUNKS: u32 = 2048;
 /// pid → executable mappings of a traced process.
 pub const UNWIND_PROCS: &str = "UNWIND_PROCS";
 /// pid → generation of its code mappings, bumped by the kernel when new code is mapped.

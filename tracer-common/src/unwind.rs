@@ -6,6 +6,8 @@
 //!   in one run of whole chunks per module (a module's rows start at a chunk boundary, so a
 //!   module is loaded with one map write per chunk). Row `r` of the array is
 //!   `UNWIND_ROWS[r / ROWS_PER_CHUNK].rows[r % ROWS_PER_CHUNK]`.
+//! - `UNWIND_PAGES`, an array of [`PageChunk`]s: per module, the row in force at the start of
+//!   each 4 KiB page of its code, so a lookup searches one page's rows only.
 //! - `UNWIND_PROCS`, pid → [`ProcMappings`]: the executable mappings of a traced process, sorted
 //!   by start, each with the bias that turns an address into the module's own (ELF virtual)
 //!   address and the module's run of rows.
@@ -21,6 +23,16 @@ pub const ROWS_PER_CHUNK: usize = 512;
 #[derive(Clone, Copy, Debug)]
 pub struct RowChunk {
     pub rows: [u64; ROWS_PER_CHUNK],
+}
+
+/// Entries per [`PageChunk`] (a power of two).
+pub const PAGES_PER_CHUNK: usize = 1024;
+
+/// A run of page-index entries: one value of the `UNWIND_PAGES` array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PageChunk {
+    pub rows: [u32; PAGES_PER_CHUNK],
 }
 
 /// Executable mappings kept per process (a power of two); more are counted and left out.
@@ -39,6 +51,14 @@ pub struct ExecMapping {
     /// code but its frames are walked with the frame pointer).
     pub row_start: u32,
     pub row_count: u32,
+    /// The module's page index in `UNWIND_PAGES`: its first entry, the module page (address
+    /// / 4096) of that entry, and the entries. Entry `i` is the module's row (counted from its
+    /// first) in force at the start of page `page_base + i`, so the row for an address lies
+    /// between the entries of its page and the next: the search covers one page's rows.
+    pub page_start: u32,
+    pub page_base: u32,
+    pub page_count: u32,
+    pub _pad: u32,
 }
 
 /// The executable mappings of one process, as userspace last read them.
@@ -125,7 +145,8 @@ pub mod mode {
     pub const DWARF: u32 = 3;
 }
 
-const _: () = assert!(core::mem::size_of::<ExecMapping>() == 32);
-const _: () = assert!(core::mem::size_of::<ProcMappings>() == 16 + 32 * MAX_MAPPINGS);
+const _: () = assert!(core::mem::size_of::<ExecMapping>() == 48);
+const _: () = assert!(core::mem::size_of::<ProcMappings>() == 16 + 48 * MAX_MAPPINGS);
+const _: () = assert!(core::mem::size_of::<PageChunk>() == 4 * PAGES_PER_CHUNK);
 const _: () = assert!(core::mem::size_of::<RowChunk>() == 8 * ROWS_PER_CHUNK);
 const _: () = assert!(ROWS_PER_CHUNK.is_power_of_two() && MAX_MAPPINGS.is_power_of_two());

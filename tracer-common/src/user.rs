@@ -22,6 +22,8 @@ unsafe impl aya::Pod for ExitData {}
 // SAFETY: as above (unwind.rs asserts the sizes).
 unsafe impl aya::Pod for crate::unwind::RowChunk {}
 // SAFETY: as above.
+unsafe impl aya::Pod for crate::unwind::PageChunk {}
+// SAFETY: as above.
 unsafe impl aya::Pod for crate::unwind::ProcMappings {}
 
 /// An unknown kind number.

@@ -17,10 +17,10 @@ use aya_ebpf::{
 };
 use tracer_common::{
     counter,
-    names::{DEFAULT_UNWIND_CHUNKS, MAX_TARGETS},
+    names::{DEFAULT_PAGE_CHUNKS, DEFAULT_UNWIND_CHUNKS, MAX_TARGETS},
     unwind::{
-        mode, row, ExecMapping, ProcMappings, RowChunk, MAX_MAPPINGS, ROWS_PER_CHUNK, SIGNALED,
-        STOP_ON_CODE, STOP_SIGNAL,
+        mode, row, ExecMapping, PageChunk, ProcMappings, RowChunk, MAX_MAPPINGS, PAGES_PER_CHUNK,
+        ROWS_PER_CHUNK, SIGNALED, STOP_ON_CODE, STOP_SIGNAL,
     },
     MAX_FRAMES,
 };
@@ -30,6 +30,10 @@ use crate::maps::{bump, StackTop, STACK_TOP, STACK_TOP_BYTES, STACK_TOP_WORDS};
 /// Every loaded module's rows. Userspace sizes it before load.
 #[map]
 pub static UNWIND_ROWS: Array<RowChunk> = Array::with_max_entries(DEFAULT_UNWIND_CHUNKS, 0);
+
+/// Page index of every module's rows. Userspace sizes it before load.
+#[map]
+pub static UNWIND_PAGES: Array<PageChunk> = Array::with_max_entries(DEFAULT_PAGE_CHUNKS, 0);
 
 /// pid → its executable mappings.
 #[map]
@@ -158,15 +162,27 @@ fn find(pid: u32, addr: u64) -> Option<ExecMapping> {
     (addr < m.end).then_some(m)
 }
 
-/// The row of `m`'s module in force at module address `pc`.
+/// Entry `i` of the page index.
+#[inline(always)]
+fn page_at(i: u32) -> Option<u32> {
+    let chunk = UNWIND_PAGES.get(i / PAGES_PER_CHUNK as u32)?;
+    Some(chunk.rows[i as usize & (PAGES_PER_CHUNK - 1)])
+}
+
+/// The row of `m`'s module in force at module address `pc`: a binary search among the rows
+/// of its page only.
 #[inline(always)]
 fn find_row(m: &ExecMapping, pc: u64) -> Option<u64> {
-    if pc > u32::MAX as u64 {
+    let page = (pc >> 12).checked_sub(m.page_base as u64)?;
+    if page + 1 >= m.page_count as u64 {
         return None;
     }
-    let start = m.row_start;
-    let i = search(0, 1, start, start.saturating_add(m.row_count), pc)?;
-    if i == start {
+    let entry = m.page_start + page as u32;
+    let lo = m.row_start + page_at(entry)?;
+    let hi = (m.row_start + page_at(entry + 1)? + 1).min(m.row_start + m.row_count);
+    let i = search(0, 1, lo, hi, pc)?;
+    if i == lo {
+        // Before the module's first row.
         return None;
     }
     row_at(i - 1)
@@ -337,7 +353,10 @@ extern "C" fn walk_frame(_index: u64, _ctx: *mut c_void) -> i64 {
         return 1;
     }
     let lookup = next.ip.wrapping_sub(1);
-    match find(w.pid, lookup) {
+    // Callers are mostly in the same module: the mapping of the last frame, when it holds
+    // this one, saves the search.
+    let same = w.have_m != 0 && w.m.start <= lookup && lookup < w.m.end;
+    match if same { Some(w.m) } else { find(w.pid, lookup) } {
         Some(m) => {
             w.m = m;
             w.have_m = 1;

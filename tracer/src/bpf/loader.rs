@@ -166,6 +166,7 @@ impl Tracer {
             .override_global(names::CONFIG, &config, true)
             .map_max_entries(names::EVENTS, ring_size(opts.ring_bytes))
             .map_max_entries(names::UNWIND_ROWS, names::DEFAULT_UNWIND_CHUNKS)
+            .map_max_entries(names::UNWIND_PAGES, names::DEFAULT_PAGE_CHUNKS)
             .load(aya::include_bytes_aligned!(concat!(
                 env!("OUT_DIR"),
                 "/tracer"
@@ -183,8 +184,12 @@ impl Tracer {
             }
             .with_context(|| format!("verify program {name}"))?;
         }
-        let unwind =
-            crate::unwind::Tables::new(&mut ebpf, opts.stacks, names::DEFAULT_UNWIND_CHUNKS)?;
+        let unwind = crate::unwind::Tables::new(
+            &mut ebpf,
+            opts.stacks,
+            names::DEFAULT_UNWIND_CHUNKS,
+            names::DEFAULT_PAGE_CHUNKS,
+        )?;
         let mut links = Vec::new();
         for (prog, category, event) in probes::TRACEPOINTS {
             let tp: &mut TracePoint = program(&mut ebpf, prog)?

@@ -26,8 +26,8 @@ use aya::{
 use tracer_common::{
     names,
     unwind::{
-        mode, ExecMapping, ProcMappings, RowChunk, MAX_MAPPINGS, ROWS_PER_CHUNK, SIGNALED,
-        STOP_ON_CODE, STOP_SIGNAL,
+        mode, ExecMapping, PageChunk, ProcMappings, RowChunk, MAX_MAPPINGS, PAGES_PER_CHUNK,
+        ROWS_PER_CHUNK, SIGNALED, STOP_ON_CODE, STOP_SIGNAL,
     },
 };
 
@@ -86,6 +86,9 @@ pub struct Stats {
 struct Loaded {
     row_start: u32,
     row_count: u32,
+    page_start: u32,
+    page_base: u32,
+    page_count: u32,
     segments: table::Segments,
 }
 
@@ -94,11 +97,14 @@ type FileKey = (u64, u64, u64, i64);
 
 struct Inner {
     rows: Array<MapData, RowChunk>,
+    pages: Array<MapData, PageChunk>,
     procs: BpfHashMap<MapData, u32, ProcMappings>,
     gens: BpfHashMap<MapData, u32, u64>,
     modules: HashMap<FileKey, Option<Loaded>>,
     next_chunk: u32,
     chunks: u32,
+    next_page_chunk: u32,
+    page_chunks: u32,
     mode: StackMode,
     /// Processes held by a ptrace watcher (they can be stopped on new code).
     held: HashSet<u32>,
@@ -129,16 +135,24 @@ where
 }
 
 impl Tables {
-    /// Takes the unwind maps out of the loaded object; `chunks` is the size `UNWIND_ROWS` was
-    /// given.
-    pub fn new(ebpf: &mut Ebpf, mode: StackMode, chunks: u32) -> anyhow::Result<Self> {
+    /// Takes the unwind maps out of the loaded object; `chunks` and `page_chunks` are the
+    /// sizes `UNWIND_ROWS` and `UNWIND_PAGES` were given.
+    pub fn new(
+        ebpf: &mut Ebpf,
+        mode: StackMode,
+        chunks: u32,
+        page_chunks: u32,
+    ) -> anyhow::Result<Self> {
         let inner = Arc::new(Mutex::new(Inner {
             rows: take(ebpf, names::UNWIND_ROWS)?,
+            pages: take(ebpf, names::UNWIND_PAGES)?,
             procs: take(ebpf, names::UNWIND_PROCS)?,
             gens: take(ebpf, names::UNWIND_GEN)?,
             modules: HashMap::new(),
             next_chunk: 0,
             chunks,
+            next_page_chunk: 0,
+            page_chunks,
             mode,
             held: HashSet::new(),
             known: HashSet::new(),
@@ -334,6 +348,9 @@ impl Inner {
                 .wrapping_sub(e.offset);
             m.row_start = loaded.row_start;
             m.row_count = loaded.row_count;
+            m.page_start = loaded.page_start;
+            m.page_base = loaded.page_base;
+            m.page_count = loaded.page_count;
         }
         m
     }
@@ -345,7 +362,11 @@ impl Inner {
             return None;
         };
         let need = t.rows.len().div_ceil(ROWS_PER_CHUNK) as u32;
-        if self.next_chunk + need > self.chunks {
+        let (page_base, pages) = table::page_index(&t.rows);
+        let need_pages = pages.len().div_ceil(PAGES_PER_CHUNK) as u32;
+        if self.next_chunk + need > self.chunks
+            || self.next_page_chunk + need_pages > self.page_chunks
+        {
             self.stats.modules_over_capacity += 1;
             return None;
         }
@@ -361,13 +382,29 @@ impl Inner {
                 return None;
             }
         }
+        let first_page = self.next_page_chunk;
+        for (i, part) in pages.chunks(PAGES_PER_CHUNK).enumerate() {
+            let mut chunk = PageChunk {
+                rows: [0; PAGES_PER_CHUNK],
+            };
+            chunk.rows[..part.len()].copy_from_slice(part);
+            if let Err(e) = self.pages.set(first_page + i as u32, chunk, 0) {
+                log::warn!("unwind page index of {file} not loaded: {e}");
+                self.stats.modules_without_table += 1;
+                return None;
+            }
+        }
         self.next_chunk += need;
+        self.next_page_chunk += need_pages;
         self.stats.modules += 1;
         self.stats.rows += t.rows.len() as u64;
         self.stats.unsupported_rows += t.unsupported;
         Some(Loaded {
             row_start: first * ROWS_PER_CHUNK as u32,
             row_count: t.rows.len() as u32,
+            page_start: first_page * PAGES_PER_CHUNK as u32,
+            page_base,
+            page_count: pages.len() as u32,
             segments,
         })
     }

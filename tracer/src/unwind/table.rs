@@ -197,6 +197,37 @@ fn merge(mut spans: Vec<Span>, out_of_range: &mut u64) -> Vec<u64> {
     rows
 }
 
+/// The page index of `rows`: the module page (address / 4096) of its first entry, and per page
+/// from there the index of the row in force at the page's start (0 before the first row), one
+/// entry past the last page so every page has a next.
+pub fn page_index(rows: &[u64]) -> (u32, Vec<u32>) {
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return (0, Vec::new());
+    };
+    let base = row::pc(*first) >> 12;
+    let end = row::pc(*last) >> 12;
+    let entries = (base..=end + 1)
+        .map(|page| {
+            let start = page as u64 * 4096;
+            let after = rows.partition_point(|r| row::pc(*r) as u64 <= start);
+            after.saturating_sub(1) as u32
+        })
+        .collect();
+    (base, entries)
+}
+
+/// The rule in force at `pc` found as the kernel does: the page index bounds a binary search.
+pub fn lookup_paged(rows: &[u64], base: u32, pages: &[u32], pc: u64) -> Option<u64> {
+    let page = usize::try_from((pc >> 12).checked_sub(base as u64)?).ok()?;
+    if page + 1 >= pages.len() {
+        return None;
+    }
+    let lo = pages[page] as usize;
+    let hi = (pages[page + 1] as usize + 1).min(rows.len());
+    let i = lo + rows[lo..hi].partition_point(|r| row::pc(*r) as u64 <= pc);
+    (i > lo).then(|| rows[i - 1])
+}
+
 /// The rule in force at module address `pc`, as the kernel finds it.
 pub fn lookup(rows: &[u64], pc: u64) -> Option<u64> {
     let pc = u32::try_from(pc).ok()?;
@@ -279,6 +310,28 @@ mod tests {
             row::cfa(rule_of(&big, Some(RegisterRule::Offset(-8)), None)),
             row::CFA_UNSUPPORTED
         );
+    }
+
+    #[test]
+    fn the_page_index_finds_the_same_rows_as_a_search_of_all() {
+        let exe = std::env::current_exe().expect("test binary");
+        let data = std::fs::read(&exe).expect("read test binary");
+        let (table, _) = build(&data).expect("an ELF file");
+        let (base, pages) = page_index(&table.rows);
+        assert!(!pages.is_empty());
+        let first = row::pc(table.rows[0]) as u64;
+        let last = row::pc(*table.rows.last().expect("rows")) as u64;
+        let mut pc = first.saturating_sub(100);
+        while pc < last + 5000 {
+            // No row and a no-information row end a walk alike.
+            let known = |r: Option<u64>| r.filter(|r| row::cfa(*r) != row::CFA_NONE);
+            assert_eq!(
+                known(lookup_paged(&table.rows, base, &pages, pc)),
+                known(lookup(&table.rows, pc)),
+                "pc {pc:#x}"
+            );
+            pc += 37;
+        }
     }
 
     /// The test binary's own table: every row sorted, and a function of this file found.
