@@ -124,8 +124,8 @@ pub fn markdown(s: &Stacks) -> String {
         "\n## Stacks without frame pointers\n\n\
          churn's malloc + free loop 12 calls below main (`deep_fp`, `deep_nofp`: the same \
          code built -O2 with and without frame pointers), {} pairs, median of {} runs, \
-         tracer `--stacks auto` (frame pointers where the code keeps them, unwind tables \
-         from `.eh_frame` where it does not).\n",
+         tracer `--stacks auto` (unwind tables from `.eh_frame` wherever a module has \
+         them, as both builds do here; frame pointers only for code without).\n",
         s.iterations, s.repeat
     );
     let _ = writeln!(
