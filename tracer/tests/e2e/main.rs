@@ -10,6 +10,7 @@ mod fds;
 mod follow;
 mod harness;
 mod heap;
+mod host;
 mod live;
 mod mmap;
 mod record;
