@@ -84,6 +84,11 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         }
     };
     features::check_all()?;
+    // Created before any target starts or is attached to: a bad path ends the run first.
+    let mut recorder = match &opts.record {
+        Some(path) => Some(Recorder::create(path)?),
+        None => None,
+    };
     let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
     let libcs: Vec<(u32, PathBuf)> = cli
         .pids
@@ -164,9 +169,9 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     let launched_pid = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
         .flatten();
-    let record = match &opts.record {
-        Some(path) => Some(RecordOptions {
-            recorder: Recorder::create(path)?,
+    let record = match recorder.take() {
+        Some(recorder) => Some(RecordOptions {
+            recorder,
             snapshot_interval: opts.snapshot_interval,
             progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             // `tracer record` (quiet) exists for its file; a live run goes on without it.

@@ -8,6 +8,7 @@
 mod errors;
 mod fds;
 mod follow;
+mod hardening;
 mod harness;
 mod heap;
 mod host;
