@@ -85,7 +85,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     };
     features::check_all()?;
     // Created before any target starts or is attached to: a bad path ends the run first.
-    let mut recorder = match &opts.record {
+    let recorder = match &opts.record {
         Some(path) => Some(Recorder::create(path)?),
         None => None,
     };
@@ -169,16 +169,13 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     let launched_pid = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
         .flatten();
-    let record = match recorder.take() {
-        Some(recorder) => Some(RecordOptions {
-            recorder,
-            snapshot_interval: opts.snapshot_interval,
-            progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            // `tracer record` (quiet) exists for its file; a live run goes on without it.
-            stop_on_failure: opts.quiet,
-        }),
-        None => None,
-    };
+    let record = recorder.map(|recorder| RecordOptions {
+        recorder,
+        snapshot_interval: opts.snapshot_interval,
+        progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        // `tracer record` (quiet) exists for its file; a live run goes on without it.
+        stop_on_failure: opts.quiet,
+    });
     // Ends the launched command if the run ended first; once.
     let mut launched = launched_pid;
     let RunOutput {
