@@ -65,9 +65,20 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     if cli.pids.contains(&me) || cli.pids.contains(&0) {
         return Err(usage("tracer cannot trace itself or pid 0"));
     }
-    for pid in &cli.pids {
+    for (i, pid) in cli.pids.iter().enumerate() {
+        if cli.pids[..i].contains(pid) {
+            return Err(usage(format!(
+                "--pid {pid} is given twice: give each process once"
+            )));
+        }
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(probes::LibcError::NoProcess(*pid).into());
+        }
+        if let Some(comm) = target::kernel_thread(*pid) {
+            bail!(
+                "pid {pid} ({comm}) is a kernel thread: it has no user memory, allocator, fds \
+                 or threads of its own to trace"
+            );
         }
     }
     let launch_libc = if cli.command.is_empty() {

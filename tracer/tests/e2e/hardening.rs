@@ -223,3 +223,47 @@ fn a_pprof_profile_is_never_written_to_a_terminal() {
     // gzip's magic bytes never reach the terminal.
     assert!(!out.stdout.windows(2).any(|w| w == [0x1f, 0x8b]), "{text}");
 }
+
+#[test]
+fn a_command_or_argument_that_cannot_work_fails_with_its_cause_not_a_report() {
+    require_root();
+    let dir = TempDir::new("args");
+    let text = dir.file("notes.txt");
+    std::fs::write(&text, "plain text\n").expect("write");
+    std::fs::set_permissions(&text, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let text_s = text.display().to_string();
+    let marker = dir.file("started");
+    let cmd = marker_command(&marker);
+    for (args, code, says) in [
+        (vec!["--no-tui", "--", "/etc/passwd"], 2, "not executable"),
+        (
+            vec!["--no-tui", "--", &text_s],
+            2,
+            "neither an ELF program nor a #! script",
+        ),
+        (vec!["--no-tui", "--", "/etc"], 2, "not a file"),
+        (
+            args(&["--no-tui", "--duration", "0"], &cmd),
+            1,
+            "more than zero",
+        ),
+        (vec!["--no-tui", "--pid", "-5"], 1, "not a pid"),
+        (vec!["--no-tui", "--pid", "2"], 2, "kernel thread"),
+    ] {
+        let line = fails(&args, code);
+        assert!(line.contains(says), "{args:?}: {line}");
+        assert!(!line.contains("-- -5"), "{args:?}: {line}");
+        assert!(!marker.exists(), "{args:?}: the command ran");
+    }
+    // The same process twice would count each event twice.
+    let target = Guard(
+        Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sleep"),
+    );
+    let pid = target.pid().to_string();
+    let line = fails(&["--no-tui", "--pid", &pid, "--pid", &pid], 1);
+    assert!(line.contains("given twice"), "{line}");
+}
