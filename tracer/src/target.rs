@@ -105,7 +105,8 @@ pub fn check_executable(path: &Path) -> anyhow::Result<()> {
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut magic))
         .with_context(|| format!("read {shown}"))?;
-    if !(magic[..n].starts_with(b"\x7fELF") && n == 4) && !magic[..n].starts_with(b"#!") {
+    let head = &magic[..n];
+    if head != b"\x7fELF" && !head.starts_with(b"#!") {
         bail!(
             "command {shown} is neither an ELF program nor a #! script: the kernel cannot \
              execute it"
