@@ -1,4 +1,5 @@
-//! File descriptors: every syscall that creates one, and close/close_range.
+//! File descriptors: every syscall that creates one, close/close_range, and fcntl(F_SETFD),
+//! which sets or clears close-on-exec (what exec closes).
 //!
 //! One program, attached to the `syscalls:sys_exit_*` tracepoint of each of those syscalls
 //! (so the rest of the system's syscalls never run it), sees the result; the arguments are
@@ -78,7 +79,7 @@ pub fn fd_sys_exit(ctx: TracePointContext) -> u32 {
     if ret < 0 {
         return 0;
     }
-    if is_close {
+    if is_close || (id == nr::FCNTL && args()[1] == nr::F_SETFD) {
         close(id, pid, tid);
     } else if is_fd {
         open(id, ret, pid, tid);
@@ -104,10 +105,11 @@ fn args() -> [u64; 4] {
 #[inline(always)]
 fn close(id: u32, pid: u32, tid: u32) {
     let a = args();
-    let (first, last, flags) = if id == nr::CLOSE {
-        (a[0] as u32, a[0] as u32, 0)
-    } else {
-        (a[0] as u32, a[1] as u32, a[2] as u32)
+    let (first, last, flags) = match id {
+        nr::CLOSE => (a[0] as u32, a[0] as u32, 0),
+        // fcntl(fd, F_SETFD, flags)
+        nr::FCNTL => (a[0] as u32, a[0] as u32, a[2] as u32),
+        _ => (a[0] as u32, a[1] as u32, a[2] as u32),
     };
     emit::<FdCloseData>(EventKind::FdClose, pid, tid, |d| {
         *d = FdCloseData {
