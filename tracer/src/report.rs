@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::{
     aggregate::{FdTotals, HeapTotals, Hotspot, LeakKind, MapTotals, Site, Snapshot, ThreadTotals},
-    bpf::loader::KernelCounters,
+    counters::KernelCounters,
     event::{HeapSite, StackRef},
     symbolize::{Frame, Symbolizer},
 };

@@ -19,6 +19,7 @@ use super::{
     features,
     probes::{self, LibcProbes},
 };
+pub use crate::counters::KernelCounters;
 
 /// Tunables of one run.
 #[derive(Clone, Debug)]
@@ -41,17 +42,6 @@ impl Default for LoadOptions {
             follow: false,
         }
     }
-}
-
-/// Totals of the kernel-side counters, summed over CPUs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KernelCounters {
-    pub dropped: u64,
-    pub stack_errors: u64,
-    pub orphan_returns: u64,
-    pub stale_pending: u64,
-    pub pending_full: u64,
-    pub free_null: u64,
 }
 
 /// Loaded programs and their attachments.

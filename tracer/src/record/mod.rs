@@ -8,7 +8,6 @@
 //! with these recorded inputs in place of live ones, so offline numbers equal live ones.
 
 pub mod format;
-pub mod fuzz;
 
 use std::{
     fs::File,
@@ -20,7 +19,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    bpf::loader::KernelCounters,
+    counters::KernelCounters,
     symbolize::{ProcMaps, Symbols},
 };
 

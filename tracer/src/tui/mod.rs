@@ -43,6 +43,10 @@ use self::{
 use crate::pipeline::LiveReport;
 
 /// Frame tick: at most this long between a new report and its drawing.
+/// Hotspots the TUI receives per report, live or replayed (it sorts and scrolls them; a printed
+/// report keeps --top).
+pub const TOP: usize = 200;
+
 const FRAME: Duration = Duration::from_millis(200);
 
 /// Whether the terminal is in the TUI's mode (raw, alternate screen), for the panic hook.

@@ -3,7 +3,6 @@
 use std::{io::Write, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context as _};
-use thiserror::Error;
 
 use crate::{
     bpf::{
@@ -12,28 +11,19 @@ use crate::{
         probes,
     },
     cli::TraceArgs,
-    export, logger,
-    pipeline::{self, End, Format, RecordOptions, RunConfig, RunOutput, Target, Viewer},
+    export::{self, Format},
+    logger,
+    pipeline::{self, End, RecordOptions, RunConfig, RunOutput, Target, Viewer},
+    procfs::{self, Baseline},
     record::Recorder,
     report::Report,
     target::{self, TargetMsg},
     tui,
+    usage::usage,
 };
 
-/// Hotspots the TUI receives per report (it sorts and scrolls them; the printed report keeps
-/// --top).
-pub const TUI_TOP: usize = 200;
 /// How often the TUI gets a new report.
 const TUI_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A command line that cannot work, whatever the machine: exit code 1.
-#[derive(Debug, Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-fn usage(msg: impl Into<String>) -> anyhow::Error {
-    UsageError(msg.into()).into()
-}
 
 /// How a live run presents itself, and what it records.
 #[derive(Clone, Debug)]
@@ -101,7 +91,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     let mut targets = Vec::new();
     if let Some(libc) = launch_libc {
         let launched = target::launch(&cli.command, cli.follow, tx)?;
-        let mut baseline = pipeline::Baseline::read(launched.pid, true);
+        let mut baseline = Baseline::read(launched.pid, true);
         // Before exec the task has tracer's name; exec renames it (a rename event follows).
         baseline.threads = vec![(launched.pid, comm_of_command(&cli.command[0]))];
         tracer
@@ -121,15 +111,13 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
             target::attach(pid, cli.follow, tx.clone())?;
             // Read before the pid joins the traced set: an fd opened in between is missed
             // (its close counts as unknown), never counted twice.
-            let baseline = pipeline::Baseline::read(pid, false);
+            let baseline = Baseline::read(pid, false);
             tracer
                 .add_target(pid, &libc)
                 .with_context(|| format!("trace pid {pid}"))?;
             targets.push(Target {
                 pid,
-                comm: std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .map(|c| c.trim().to_string())
-                    .unwrap_or_default(),
+                comm: procfs::comm(pid).unwrap_or_default(),
                 libc,
                 baseline,
             });
@@ -155,7 +143,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
             opts.format
         },
         top: if use_tui {
-            cli.top.max(TUI_TOP)
+            cli.top.max(tui::TOP)
         } else {
             cli.top
         },

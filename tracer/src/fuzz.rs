@@ -10,8 +10,10 @@
 //! Both hold the reader to its contract: any input gives a report or a one-line error, never a
 //! panic.
 
-use super::format::{Reader, Writer};
-use crate::pipeline;
+use crate::{
+    pipeline,
+    record::format::{Reader, Writer},
+};
 
 /// Replays `data` as a recording file, as `report` and as `tui` do.
 pub fn check_file(data: &[u8]) {

@@ -54,7 +54,7 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|t| export::diff::Threshold::parse(t))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| anyhow::Error::from(crate::live::UsageError(e)))?;
+                .map_err(|e| anyhow::Error::from(crate::usage::UsageError(e)))?;
             let b = load(base, Some(usize::MAX))?;
             let n = load(new, Some(usize::MAX))?;
             let d = export::diff::diff(&b.report, &n.report);
@@ -83,13 +83,13 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
         }
         Command::Tui { file } => {
             if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                return Err(crate::live::UsageError(format!(
+                return Err(crate::usage::UsageError(format!(
                     "tracer tui needs a terminal on stdout; `tracer report {}` prints the report as text",
                     file.display()
                 ))
                 .into());
             }
-            let timeline = pipeline::replay_timeline(file, crate::live::TUI_TOP, REPLAY_FRAMES)?;
+            let timeline = pipeline::replay_timeline(file, crate::tui::TOP, REPLAY_FRAMES)?;
             let name = file.file_name().map_or_else(
                 || file.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),

@@ -1,0 +1,15 @@
+//! The pipeline: kernel records → decoded events → [`state::State`] → reports, live
+//! ([`live`]) or from a recording ([`replay`]), published to a viewer ([`publish`]).
+
+pub mod live;
+pub mod publish;
+pub mod replay;
+pub(crate) mod state;
+
+pub use live::{
+    alive_targets, run, End, RecordOptions, RecordingStats, RunConfig, RunOutput, StopSignals,
+    Target,
+};
+pub use publish::{LiveReport, Viewer};
+pub use replay::{replay, replay_from, replay_timeline, replay_timeline_from, Replayed, Timeline};
+pub use state::frames_hash;
