@@ -13,7 +13,7 @@ use crate::{
     cli::TraceArgs,
     export::{self, Format},
     logger,
-    pipeline::{self, End, RecordOptions, RunConfig, RunOutput, Target, Viewer},
+    pipeline::{self, End, RecordOptions, RunConfig, RunIo, RunOutput, Target, Viewer},
     procfs::{self, Baseline},
     record::Recorder,
     report::Report,
@@ -184,12 +184,14 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         let run = pipeline::run(
             tracer,
             targets,
-            &mut rx,
-            &mut signals,
             &cfg,
             record,
-            out,
             Some(&viewer),
+            RunIo {
+                targets: &mut rx,
+                signals: &mut signals,
+                out,
+            },
         )
         .await;
         if let Ok(RunOutput {
@@ -215,12 +217,14 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         pipeline::run(
             tracer,
             targets,
-            &mut rx,
-            &mut signals,
             &cfg,
             record,
-            out,
             None,
+            RunIo {
+                targets: &mut rx,
+                signals: &mut signals,
+                out,
+            },
         )
         .await?
     };

@@ -18,12 +18,14 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{
     publish::Viewer,
+    signals::StopSignals,
     state::{Inputs, State},
 };
 use crate::{
     bpf::{loader::Tracer, reader::Reader},
+    counters::KernelCounters,
     export::{self, Format},
-    procfs::{rss_bytes, Baseline},
+    procfs::{self, rss_bytes, Baseline},
     record::{Meta, Recorder, TargetMeta},
     report::{Report, TargetInfo},
     symbolize::{unwind::Unwinder, ProcMaps},
@@ -111,32 +113,6 @@ fn maps_contain(maps: &ProcMaps, libc: &std::path::Path) -> bool {
         })
 }
 
-/// SIGINT and SIGTERM, caught from the start of a run so neither kills tracer before it has
-/// written its report.
-pub struct StopSignals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    /// Installs the handlers (needs the runtime).
-    pub fn install() -> std::io::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Self {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Resolves at the next SIGINT or SIGTERM.
-    pub async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-    }
-}
-
 /// A recording made during a run.
 pub struct RecordOptions {
     pub recorder: Recorder,
@@ -166,281 +142,416 @@ pub struct RecordingStats {
     pub event_bytes: u64,
 }
 
+/// How the run ends when the recording fails, how often it snapshots, whether it shows
+/// progress: the recording's settings, kept apart from the recorder (which the state owns).
+#[derive(Clone, Copy, Default)]
+struct RecordSettings {
+    snapshot_interval: Option<Duration>,
+    progress: bool,
+    stop_on_failure: bool,
+}
+
+/// A live run: the loaded probes, the ring, the state, and the targets still alive. The loop
+/// in [`LiveRun::run`] waits for the next happening and calls one method for it.
+pub struct LiveRun<'a> {
+    tracer: Tracer,
+    reader: Reader,
+    state: State,
+    cfg: &'a RunConfig,
+    viewer: Option<&'a Viewer>,
+    record: RecordSettings,
+    alive: HashSet<u32>,
+    /// The libc each target's probes are attached to.
+    libc_of: HashMap<u32, PathBuf>,
+    leak_age_ns: u64,
+    started: Instant,
+}
+
 /// Runs until every target has exited, the duration elapses, Ctrl-C / SIGTERM, or the viewer
 /// asks to stop. With a viewer, a report is published on every `cfg.interval` tick instead of
 /// the periodic text, and the final one is published too (marked ended).
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; a struct would only rename them"
-)]
 pub async fn run(
-    mut tracer: Tracer,
+    tracer: Tracer,
     targets: Vec<Target>,
-    rx: &mut UnboundedReceiver<TargetMsg>,
-    signals: &mut StopSignals,
     cfg: &RunConfig,
     record: Option<RecordOptions>,
-    out: &mut dyn Write,
     viewer: Option<&Viewer>,
+    io: RunIo<'_>,
 ) -> anyhow::Result<RunOutput> {
-    let mut reader = Reader::new(tracer.take_ring()?, cfg.poll)?;
-    let recording = record.is_some();
-    let (recorder, snapshot_interval, progress, stop_on_failure) = match record {
-        Some(r) => (
-            Some(r.recorder),
-            r.snapshot_interval,
-            r.progress,
-            r.stop_on_failure,
-        ),
-        None => (None, None, false, false),
-    };
-    let mut state = State::new(
-        Inputs::Live {
-            unwinder: Box::new(Unwinder::new()),
-            journal: recording.then(Vec::new),
-        },
-        recorder,
-    );
-    let leak_age_ns = cfg.leak_age.as_nanos() as u64;
-    let metas: Vec<TargetMeta> = targets
-        .iter()
-        .map(|t| TargetMeta {
-            pid: t.pid,
-            comm: t.comm.clone(),
-            fds: t.baseline.fds.clone(),
-            threads: t.baseline.threads.clone(),
-        })
-        .collect();
-    state.start(&metas);
-    state.every_sort = viewer.is_some();
-    let started = Instant::now();
-    if let Some(rec) = state.recorder.as_mut() {
-        rec.meta(&Meta::Start {
-            tracer_version: env!("CARGO_PKG_VERSION").to_string(),
-            started_unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-            started_mono_ns: monotonic_ns(),
-            leak_age_ns,
-            top: cfg.top,
-            targets: metas,
-            attach_failures: tracer.attach_failures.clone(),
-        });
-        rec.flush();
-    }
-    let mut alive: HashSet<u32> = targets.iter().map(|t| t.pid).collect();
-    let mut libc_of: HashMap<u32, PathBuf> =
-        targets.iter().map(|t| (t.pid, t.libc.clone())).collect();
-    let periodic_text = cfg.format == Format::Text && viewer.is_none();
-    let mut stop = viewer.map(|v| v.stop.clone());
-    let mut end = End::TargetsExited;
-    let deadline = cfg.duration.map(|d| tokio::time::Instant::now() + d);
-    let mut ticker = tokio::time::interval(cfg.interval);
-    ticker.tick().await;
-    let mut snap_ticker =
-        tokio::time::interval(snapshot_interval.unwrap_or(Duration::from_secs(3600)));
-    snap_ticker.tick().await;
-    let mut progress_ticker = tokio::time::interval(Duration::from_millis(500));
-    progress_ticker.tick().await;
+    let run = LiveRun::start(tracer, targets, cfg, record, viewer)?;
+    run.run(io).await
+}
 
-    // Records were left in the ring last turn: come straight back for them.
-    let mut more = false;
-    while !alive.is_empty() {
-        tokio::select! {
-            _ = reader.wait() => {}
-            msg = rx.recv() => match msg {
-                Some(TargetMsg::Exiting { pid, ack }) => {
-                    // The target is stopped at exit: every event it made is in the ring.
-                    drain(&mut reader, &mut state, DRAIN_ALL);
-                    if let Ok(maps) = ProcMaps::read(pid) {
-                        if let Some(libc) = libc_of.get(&pid) {
-                            if !maps_contain(&maps, libc) {
-                                state.side(Meta::Warning { text: format!(
-                                    "pid {pid} does not map {} (probes were attached there): its heap was not traced",
-                                    libc.display()
-                                )});
-                            }
-                        }
-                        state.side(Meta::ExitMaps { pid, maps });
-                    }
-                    if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-                        state.side(Meta::Comm { pid, comm: comm.trim().to_string() });
-                    }
-                    let _ = ack.send(());
-                }
-                Some(TargetMsg::Forked { parent, child, ack }) => {
-                    // The child is stopped before its first instruction: attach, then let it go.
-                    drain(&mut reader, &mut state, DRAIN_ALL);
-                    if let Some(libc) = libc_of.get(&parent).cloned() {
-                        let baseline = Baseline::read(child, false);
-                        match tracer.add_target(child, &libc) {
-                            Ok(()) => {
-                                let comm = state.info.get(&parent).map(|i| i.comm.clone()).unwrap_or_default();
-                                state.side(Meta::NewTarget { target: TargetMeta {
-                                    pid: child,
-                                    comm,
-                                    fds: baseline.fds,
-                                    threads: baseline.threads,
-                                }});
-                                libc_of.insert(child, libc);
-                                alive.insert(child);
-                            }
-                            Err(e) => state.side(Meta::Warning { text: format!("follow pid {child} (forked by {parent}): {e:#}") }),
-                        }
-                    }
-                    let _ = ack.send(());
-                }
-                Some(TargetMsg::Execed { pid, ack }) => {
-                    // A new program: its libc may be another file. Stopped right after exec,
-                    // the loader has not mapped libc yet, so the program's interpreter tells.
-                    drain(&mut reader, &mut state, DRAIN_ALL);
-                    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-                    let warning = match crate::target::elf_interpreter(&exe) {
-                        Ok(None) => Some(format!(
-                            "pid {pid} executed a statically linked program: its heap is not traced"
-                        )),
-                        Ok(Some(interp)) if crate::bpf::probes::is_libc_path(&interp) => {
-                            let libc = crate::bpf::probes::root_path(pid, &interp);
-                            let mut warning = None;
-                            if libc_of.get(&pid) != Some(&libc) {
-                                if let Err(e) = tracer.add_target(pid, &libc) {
-                                    warning = Some(format!("pid {pid} after exec: {e:#}"));
-                                }
-                                libc_of.insert(pid, libc);
-                            }
-                            warning
-                        }
-                        // glibc programs use the libc already probed.
-                        Ok(Some(_)) => None,
-                        Err(e) => Some(format!("pid {pid} after exec: {e:#}")),
-                    };
-                    if let Some(text) = warning {
-                        state.side(Meta::Warning { text });
-                    }
-                    if let Ok(maps) = ProcMaps::read(pid) {
-                        state.side(Meta::ExitMaps { pid, maps });
-                    }
-                    if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-                        state.side(Meta::Comm { pid, comm: comm.trim().to_string() });
-                    }
-                    let _ = ack.send(());
-                }
-                Some(TargetMsg::Exited { pid, status }) => {
-                    drain(&mut reader, &mut state, DRAIN_ALL);
-                    state.side(Meta::Exited { pid, status });
-                    alive.remove(&pid);
-                }
-                None => break,
+/// What a run listens to and writes to besides the kernel.
+pub struct RunIo<'a> {
+    /// Target watchers' messages (exits, forks, execs).
+    pub targets: &'a mut UnboundedReceiver<TargetMsg>,
+    pub signals: &'a mut StopSignals,
+    /// The periodic text report.
+    pub out: &'a mut dyn Write,
+}
+
+impl<'a> LiveRun<'a> {
+    /// Takes the ring, registers the targets and writes the recording's start record.
+    pub fn start(
+        mut tracer: Tracer,
+        targets: Vec<Target>,
+        cfg: &'a RunConfig,
+        record: Option<RecordOptions>,
+        viewer: Option<&'a Viewer>,
+    ) -> anyhow::Result<Self> {
+        let reader = Reader::new(tracer.take_ring()?, cfg.poll)?;
+        let (recorder, settings) = match record {
+            Some(r) => (
+                Some(r.recorder),
+                RecordSettings {
+                    snapshot_interval: r.snapshot_interval,
+                    progress: r.progress,
+                    stop_on_failure: r.stop_on_failure,
+                },
+            ),
+            None => (None, RecordSettings::default()),
+        };
+        let mut state = State::new(
+            Inputs::Live {
+                unwinder: Box::new(Unwinder::new()),
+                journal: recorder.is_some().then(Vec::new),
             },
-            _ = ticker.tick(), if periodic_text || viewer.is_some() => {
-                drain(&mut reader, &mut state, DRAIN_BATCH);
-                refresh_rss(&mut state.info, &alive);
-                let rep = state.report(monotonic_ns(), &tracer.counters()?, &tracer.attach_failures, cfg.top, leak_age_ns);
-                match viewer {
-                    Some(v) => v.publish(rep, started, false),
-                    None => export::text::write(&rep, out)?,
-                }
-            }
-            _ = async { match stop.as_mut() { Some(s) => Viewer::stopped(s).await, None => std::future::pending().await } } => {
-                end = End::Stopped;
-                break;
-            }
-            _ = snap_ticker.tick(), if snapshot_interval.is_some() && recording => {
-                drain(&mut reader, &mut state, DRAIN_BATCH);
-                let mut pids: Vec<u32> = alive.iter().copied().collect();
-                pids.sort_unstable();
-                for pid in pids {
-                    state.side(Meta::Rss { pid, rss_bytes: rss_bytes(pid) });
-                }
-                let meta = state.snapshot_meta(monotonic_ns(), leak_age_ns, tracer.counters()?);
-                if let Some(rec) = state.recorder.as_mut() {
-                    rec.meta(&meta);
-                }
-            }
-            _ = progress_ticker.tick(), if progress => {
-                if let Some(rec) = state.recorder.as_ref() {
-                    let _ = write!(std::io::stderr(), "\r\x1b[Krecording: {:.0}s, {} events, {}",
-                        started.elapsed().as_secs_f64(), rec.events, export::text::human_bytes(rec.file_bytes()));
-                }
-            }
-            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
-                end = End::Duration;
-                break;
-            }
-            _ = signals.recv() => {
-                end = End::Signal;
-                break;
-            }
-            // Yielding lets the runtime run its timer and signal drivers before the next batch.
-            _ = tokio::task::yield_now(), if more => {}
-        }
-        more = drain(&mut reader, &mut state, DRAIN_BATCH);
-        if stop_on_failure && state.recorder.as_ref().is_some_and(Recorder::failed) {
-            end = End::RecordingFailed;
-            break;
-        }
-    }
-    // The run is over: the probes come off the targets now, while the rest is read and
-    // reported.
-    let detaching = tracer.detach_in_background();
-    let drain_until = Instant::now() + FINAL_DRAIN;
-    while drain(&mut reader, &mut state, 4096) && Instant::now() < drain_until {}
-    // Recorded, so a report of the recording shows the same numbers.
-    let mut pids: Vec<u32> = state.info.keys().copied().collect();
-    pids.sort_unstable();
-    for pid in pids {
-        let rss_bytes = alive.contains(&pid).then(|| rss_bytes(pid)).flatten();
-        state.side(Meta::Rss { pid, rss_bytes });
-    }
-    if progress {
-        let _ = writeln!(std::io::stderr());
-    }
-    let now = monotonic_ns();
-    let counters = tracer.counters()?;
-    let report = state.report(
-        now,
-        &counters,
-        &tracer.attach_failures,
-        cfg.top,
-        leak_age_ns,
-    );
-    let recording = match state.recorder.take() {
-        Some(mut rec) => {
-            // Resolve every site, not just the top ones, so exports and diffs of the file
-            // symbolize on a host without the binaries.
-            let _ = state.report(
-                now,
-                &counters,
-                &tracer.attach_failures,
-                usize::MAX,
+            recorder,
+        );
+        let leak_age_ns = cfg.leak_age.as_nanos() as u64;
+        let metas: Vec<TargetMeta> = targets
+            .iter()
+            .map(|t| TargetMeta {
+                pid: t.pid,
+                comm: t.comm.clone(),
+                fds: t.baseline.fds.clone(),
+                threads: t.baseline.threads.clone(),
+            })
+            .collect();
+        state.start(&metas);
+        state.every_sort = viewer.is_some();
+        let started = Instant::now();
+        if let Some(rec) = state.recorder.as_mut() {
+            rec.meta(&Meta::start(
+                monotonic_ns(),
                 leak_age_ns,
-            );
-            rec.meta(&Meta::Symbols {
-                symbols: state.sym.symbols(),
-            });
-            rec.meta(&Meta::End {
-                mono_ns: now,
-                counters,
-            });
-            let (events, event_bytes) = (rec.events, rec.event_bytes);
-            Some(rec.finish().map(|file_bytes| RecordingStats {
-                file_bytes,
-                events,
-                event_bytes,
-            }))
+                cfg.top,
+                metas,
+                tracer.attach_failures.clone(),
+            ));
+            rec.flush();
         }
-        None => None,
-    };
-    if let Some(v) = viewer {
-        v.publish(report.clone(), started, true);
+        Ok(Self {
+            alive: targets.iter().map(|t| t.pid).collect(),
+            libc_of: targets.iter().map(|t| (t.pid, t.libc.clone())).collect(),
+            tracer,
+            reader,
+            state,
+            cfg,
+            viewer,
+            record: settings,
+            leak_age_ns,
+            started,
+        })
     }
-    Ok(RunOutput {
-        report,
-        recording,
-        end,
-        detaching,
-    })
+
+    /// Waits for happenings until the run ends, then builds the final report.
+    pub async fn run(mut self, io: RunIo<'_>) -> anyhow::Result<RunOutput> {
+        let RunIo {
+            targets: rx,
+            signals,
+            out,
+        } = io;
+        let periodic_text = self.cfg.format == Format::Text && self.viewer.is_none();
+        let ticking = periodic_text || self.viewer.is_some();
+        let snapshots = self.record.snapshot_interval.is_some() && self.state.recorder.is_some();
+        let mut stop = self.viewer.map(|v| v.stop.clone());
+        let mut end = End::TargetsExited;
+        let deadline = self.cfg.duration.map(|d| tokio::time::Instant::now() + d);
+        let mut ticker = interval(self.cfg.interval).await;
+        let mut snap_ticker = interval(
+            self.record
+                .snapshot_interval
+                .unwrap_or(Duration::from_secs(3600)),
+        )
+        .await;
+        let mut progress_ticker = interval(Duration::from_millis(500)).await;
+        // Records were left in the ring last turn: come straight back for them.
+        let mut more = false;
+        while !self.alive.is_empty() {
+            tokio::select! {
+                _ = self.reader.wait() => {}
+                msg = rx.recv() => match msg {
+                    Some(TargetMsg::Exiting { pid, ack }) => {
+                        self.on_exiting(pid);
+                        let _ = ack.send(());
+                    }
+                    Some(TargetMsg::Forked { parent, child, ack }) => {
+                        self.on_forked(parent, child);
+                        let _ = ack.send(());
+                    }
+                    Some(TargetMsg::Execed { pid, ack }) => {
+                        self.on_execed(pid);
+                        let _ = ack.send(());
+                    }
+                    Some(TargetMsg::Exited { pid, status }) => self.on_exited(pid, status),
+                    None => break,
+                },
+                _ = ticker.tick(), if ticking => self.on_tick(out)?,
+                _ = async { match stop.as_mut() { Some(s) => Viewer::stopped(s).await, None => std::future::pending().await } } => {
+                    end = End::Stopped;
+                    break;
+                }
+                _ = snap_ticker.tick(), if snapshots => self.on_snapshot()?,
+                _ = progress_ticker.tick(), if self.record.progress => self.on_progress(),
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                    end = End::Duration;
+                    break;
+                }
+                _ = signals.recv() => {
+                    end = End::Signal;
+                    break;
+                }
+                // Yielding lets the runtime run its timer and signal drivers before the next batch.
+                _ = tokio::task::yield_now(), if more => {}
+            }
+            more = self.drain(DRAIN_BATCH);
+            if self.record.stop_on_failure
+                && self.state.recorder.as_ref().is_some_and(Recorder::failed)
+            {
+                end = End::RecordingFailed;
+                break;
+            }
+        }
+        self.finish(end)
+    }
+
+    /// Applies up to `max` ring records; true when it stopped with records left.
+    fn drain(&mut self, max: u64) -> bool {
+        drain(&mut self.reader, &mut self.state, max)
+    }
+
+    /// A target is stopped at its exit: every event it made is in the ring, and its maps and
+    /// name can still be read.
+    fn on_exiting(&mut self, pid: u32) {
+        self.drain(DRAIN_ALL);
+        if let Ok(maps) = ProcMaps::read(pid) {
+            if let Some(libc) = self.libc_of.get(&pid) {
+                if !maps_contain(&maps, libc) {
+                    self.state.side(Meta::Warning { text: format!(
+                        "pid {pid} does not map {} (probes were attached there): its heap was not traced",
+                        libc.display()
+                    )});
+                }
+            }
+            self.state.side(Meta::ExitMaps { pid, maps });
+        }
+        self.note_comm(pid);
+    }
+
+    fn note_comm(&mut self, pid: u32) {
+        if let Some(comm) = procfs::comm(pid) {
+            self.state.side(Meta::Comm { pid, comm });
+        }
+    }
+
+    /// A target forked (--follow): the child is stopped before its first instruction, so it
+    /// is attached before it runs.
+    fn on_forked(&mut self, parent: u32, child: u32) {
+        self.drain(DRAIN_ALL);
+        let Some(libc) = self.libc_of.get(&parent).cloned() else {
+            return;
+        };
+        let baseline = Baseline::read(child, false);
+        match self.tracer.add_target(child, &libc) {
+            Ok(()) => {
+                let comm = self
+                    .state
+                    .info
+                    .get(&parent)
+                    .map(|i| i.comm.clone())
+                    .unwrap_or_default();
+                self.state.side(Meta::NewTarget {
+                    target: TargetMeta {
+                        pid: child,
+                        comm,
+                        fds: baseline.fds,
+                        threads: baseline.threads,
+                    },
+                });
+                self.libc_of.insert(child, libc);
+                self.alive.insert(child);
+            }
+            Err(e) => self.state.side(Meta::Warning {
+                text: format!("follow pid {child} (forked by {parent}): {e:#}"),
+            }),
+        }
+    }
+
+    /// A target executed a new program: its libc may be another file. Stopped right after
+    /// exec, the loader has not mapped libc yet, so the program's interpreter tells.
+    fn on_execed(&mut self, pid: u32) {
+        self.drain(DRAIN_ALL);
+        let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let warning = match crate::target::elf_interpreter(&exe) {
+            Ok(None) => Some(format!(
+                "pid {pid} executed a statically linked program: its heap is not traced"
+            )),
+            Ok(Some(interp)) if crate::bpf::probes::is_libc_path(&interp) => {
+                let libc = crate::bpf::probes::root_path(pid, &interp);
+                let mut warning = None;
+                if self.libc_of.get(&pid) != Some(&libc) {
+                    if let Err(e) = self.tracer.add_target(pid, &libc) {
+                        warning = Some(format!("pid {pid} after exec: {e:#}"));
+                    }
+                    self.libc_of.insert(pid, libc);
+                }
+                warning
+            }
+            // glibc programs use the libc already probed.
+            Ok(Some(_)) => None,
+            Err(e) => Some(format!("pid {pid} after exec: {e:#}")),
+        };
+        if let Some(text) = warning {
+            self.state.side(Meta::Warning { text });
+        }
+        if let Ok(maps) = ProcMaps::read(pid) {
+            self.state.side(Meta::ExitMaps { pid, maps });
+        }
+        self.note_comm(pid);
+    }
+
+    fn on_exited(&mut self, pid: u32, status: Option<String>) {
+        self.drain(DRAIN_ALL);
+        self.state.side(Meta::Exited { pid, status });
+        self.alive.remove(&pid);
+    }
+
+    /// The output period: a report to the viewer, or the periodic text.
+    fn on_tick(&mut self, out: &mut dyn Write) -> anyhow::Result<()> {
+        self.drain(DRAIN_BATCH);
+        refresh_rss(&mut self.state.info, &self.alive);
+        let rep = self.state.report(
+            monotonic_ns(),
+            &self.tracer.counters()?,
+            &self.tracer.attach_failures,
+            self.cfg.top,
+            self.leak_age_ns,
+        );
+        match self.viewer {
+            Some(v) => v.publish(rep, self.started, false),
+            None => export::text::write(&rep, out)?,
+        }
+        Ok(())
+    }
+
+    /// The recording's snapshot period: the targets' RSS and the totals, for timelines.
+    fn on_snapshot(&mut self) -> anyhow::Result<()> {
+        self.drain(DRAIN_BATCH);
+        let mut pids: Vec<u32> = self.alive.iter().copied().collect();
+        pids.sort_unstable();
+        for pid in pids {
+            self.state.side(Meta::Rss {
+                pid,
+                rss_bytes: rss_bytes(pid),
+            });
+        }
+        let meta =
+            self.state
+                .snapshot_meta(monotonic_ns(), self.leak_age_ns, self.tracer.counters()?);
+        if let Some(rec) = self.state.recorder.as_mut() {
+            rec.meta(&meta);
+        }
+        Ok(())
+    }
+
+    fn on_progress(&self) {
+        if let Some(rec) = self.state.recorder.as_ref() {
+            let _ = write!(
+                std::io::stderr(),
+                "\r\x1b[Krecording: {:.0}s, {} events, {}",
+                self.started.elapsed().as_secs_f64(),
+                rec.events,
+                export::text::human_bytes(rec.file_bytes())
+            );
+        }
+    }
+
+    /// The run is over: the probes come off the targets now, while the rest of the ring is
+    /// read and the final report (and recording) is built.
+    fn finish(mut self, end: End) -> anyhow::Result<RunOutput> {
+        let detaching = self.tracer.detach_in_background();
+        let drain_until = Instant::now() + FINAL_DRAIN;
+        while self.drain(4096) && Instant::now() < drain_until {}
+        // Recorded, so a report of the recording shows the same numbers.
+        let mut pids: Vec<u32> = self.state.info.keys().copied().collect();
+        pids.sort_unstable();
+        for pid in pids {
+            let rss_bytes = self.alive.contains(&pid).then(|| rss_bytes(pid)).flatten();
+            self.state.side(Meta::Rss { pid, rss_bytes });
+        }
+        if self.record.progress {
+            let _ = writeln!(std::io::stderr());
+        }
+        let now = monotonic_ns();
+        let counters = self.tracer.counters()?;
+        let report = self.state.report(
+            now,
+            &counters,
+            &self.tracer.attach_failures,
+            self.cfg.top,
+            self.leak_age_ns,
+        );
+        let recording = self.finish_recording(now, counters);
+        if let Some(v) = self.viewer {
+            v.publish(report.clone(), self.started, true);
+        }
+        Ok(RunOutput {
+            report,
+            recording,
+            end,
+            detaching,
+        })
+    }
+
+    /// Writes the recording's symbols and end record and closes it.
+    fn finish_recording(
+        &mut self,
+        now: u64,
+        counters: KernelCounters,
+    ) -> Option<anyhow::Result<RecordingStats>> {
+        let mut rec = self.state.recorder.take()?;
+        // Resolve every site, not just the top ones, so exports and diffs of the file
+        // symbolize on a host without the binaries.
+        let _ = self.state.report(
+            now,
+            &counters,
+            &self.tracer.attach_failures,
+            usize::MAX,
+            self.leak_age_ns,
+        );
+        rec.meta(&Meta::Symbols {
+            symbols: self.state.sym.symbols(),
+        });
+        rec.meta(&Meta::End {
+            mono_ns: now,
+            counters,
+        });
+        let (events, event_bytes) = (rec.events, rec.event_bytes);
+        Some(rec.finish().map(|file_bytes| RecordingStats {
+            file_bytes,
+            events,
+            event_bytes,
+        }))
+    }
+}
+
+/// A ticker whose first, immediate tick is already taken.
+async fn interval(period: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval(period);
+    t.tick().await;
+    t
 }
 
 /// Reads the RSS of the targets still alive (the edge of the pipeline: the aggregator does no

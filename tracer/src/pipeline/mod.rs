@@ -4,12 +4,14 @@
 pub mod live;
 pub mod publish;
 pub mod replay;
+pub mod signals;
 pub(crate) mod state;
 
 pub use live::{
-    alive_targets, run, End, RecordOptions, RecordingStats, RunConfig, RunOutput, StopSignals,
+    alive_targets, run, End, LiveRun, RecordOptions, RecordingStats, RunConfig, RunIo, RunOutput,
     Target,
 };
 pub use publish::{LiveReport, Viewer};
 pub use replay::{replay, replay_from, replay_timeline, replay_timeline_from, Replayed, Timeline};
+pub use signals::StopSignals;
 pub use state::frames_hash;

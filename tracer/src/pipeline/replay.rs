@@ -8,8 +8,8 @@ use super::{
     state::{one_line, Inputs, State},
 };
 use crate::{
-    bpf::loader::KernelCounters,
-    record::{self, Meta},
+    counters::KernelCounters,
+    record::{self, Item, Meta, RecordingReader},
     report::Report,
 };
 
@@ -24,7 +24,7 @@ pub struct Replayed {
 /// Replays a recording through the live pipeline's state. `top` overrides the recorded
 /// number of hotspots per target.
 pub fn replay(path: &std::path::Path, top: Option<usize>) -> anyhow::Result<Replayed> {
-    let file = open_recording(path)?;
+    let file = record::open(path)?;
     replay_frames(&path.display().to_string(), file, top, None, None)
 }
 
@@ -36,26 +36,6 @@ pub fn replay_from(
     top: Option<usize>,
 ) -> anyhow::Result<Replayed> {
     replay_frames(name, input, top, None, None)
-}
-
-fn open_recording(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    std::fs::File::open(path).map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))
-}
-
-/// The symbols stored at the end of a recording, so that reports built before the replay
-/// reaches them symbolize as the final one does. Problems are left to the replay to report.
-fn recorded_symbols(input: impl std::io::Read) -> Option<crate::symbolize::Symbols> {
-    use crate::record::format::Reader as FileReader;
-    let mut reader = FileReader::new(std::io::BufReader::with_capacity(1 << 20, input)).ok()?;
-    let mut found = None;
-    while let Ok(Some(rec)) = reader.next_record() {
-        if rec.tag == record::TAG_META {
-            if let Ok(Meta::Symbols { symbols }) = serde_json::from_slice(&rec.bytes) {
-                found = Some(symbols);
-            }
-        }
-    }
-    found
 }
 
 /// A recording as the TUI shows it: the report at each of its snapshots, as a live run showed
@@ -74,7 +54,7 @@ pub fn replay_timeline(
     top: usize,
     max_frames: usize,
 ) -> anyhow::Result<Timeline> {
-    let open = || -> anyhow::Result<Box<dyn std::io::Read>> { Ok(Box::new(open_recording(path)?)) };
+    let open = || -> anyhow::Result<Box<dyn std::io::Read>> { Ok(Box::new(record::open(path)?)) };
     replay_timeline_from(&path.display().to_string(), &open, top, max_frames)
 }
 
@@ -93,7 +73,7 @@ pub fn replay_timeline_from<'a>(
         cap: max_frames.max(2),
         end_elapsed: Duration::ZERO,
     };
-    let symbols = recorded_symbols(open()?);
+    let symbols = record::recorded_symbols(open()?);
     let rep = replay_frames(name, open()?, Some(top), Some(&mut frames), symbols)?;
     let elapsed = frames.end_elapsed;
     frames.list.push(Arc::new(LiveReport {
@@ -142,151 +122,178 @@ impl Frames {
     }
 }
 
+/// What the start record fixed for the whole replay.
+struct Started {
+    leak_age_ns: u64,
+    /// Hotspots per target the run reported.
+    top: usize,
+    attach_failures: Vec<String>,
+    mono_ns: u64,
+}
+
+/// A replay in progress: one method per kind of record met.
+struct Replay<'f> {
+    state: State,
+    /// Overrides the recorded number of hotspots per target.
+    top: Option<usize>,
+    frames: Option<&'f mut Frames>,
+    started: Option<Started>,
+    end: Option<(u64, KernelCounters)>,
+    last_snapshot_ns: u64,
+}
+
+impl<'f> Replay<'f> {
+    fn new(
+        top: Option<usize>,
+        frames: Option<&'f mut Frames>,
+        symbols: Option<crate::symbolize::Symbols>,
+    ) -> Self {
+        let mut state = State::new(
+            Inputs::Replay {
+                queue: VecDeque::new(),
+                mismatches: 0,
+            },
+            None,
+        );
+        if let Some(symbols) = symbols {
+            state.sym.preload(symbols);
+        }
+        state.every_sort = frames.is_some();
+        Self {
+            state,
+            top,
+            frames,
+            started: None,
+            end: None,
+            last_snapshot_ns: 0,
+        }
+    }
+
+    /// A kernel record: applied with the side inputs recorded before it; any it left unused
+    /// are counted as mismatches.
+    fn on_event(&mut self, bytes: &[u8]) {
+        self.state.apply(bytes);
+        if let Inputs::Replay { queue, mismatches } = &mut self.state.inputs {
+            if !queue.is_empty() {
+                *mismatches += queue.len() as u64;
+                queue.clear();
+            }
+        }
+    }
+
+    fn on_meta(&mut self, meta: Meta) {
+        match meta {
+            Meta::Start {
+                leak_age_ns,
+                top,
+                targets,
+                attach_failures,
+                started_mono_ns,
+                ..
+            } => {
+                self.state.start(&targets);
+                self.started = Some(Started {
+                    leak_age_ns,
+                    top,
+                    attach_failures: attach_failures.iter().map(|f| one_line(f)).collect(),
+                    mono_ns: started_mono_ns,
+                });
+            }
+            Meta::End { mono_ns, counters } => self.end = Some((mono_ns, counters)),
+            Meta::Snapshot {
+                mono_ns, counters, ..
+            } => self.on_snapshot(mono_ns, counters.unwrap_or_default()),
+            m => self.state.apply_meta(m),
+        }
+    }
+
+    /// A snapshot: for the TUI, the report as the live run showed it then (when due).
+    fn on_snapshot(&mut self, mono_ns: u64, counters: KernelCounters) {
+        self.last_snapshot_ns = self.last_snapshot_ns.max(mono_ns);
+        let (Some(f), Some(start)) = (self.frames.as_deref_mut(), self.started.as_ref()) else {
+            return;
+        };
+        if !f.due() {
+            return;
+        }
+        let report = self.state.report(
+            mono_ns,
+            &counters,
+            &start.attach_failures,
+            self.top.unwrap_or(start.top),
+            start.leak_age_ns,
+        );
+        f.push(LiveReport {
+            report,
+            elapsed: Duration::from_nanos(mono_ns.saturating_sub(start.mono_ns)),
+            ended: false,
+        });
+    }
+
+    /// The final report, and the file's problems as warnings.
+    fn finish<R: std::io::Read>(
+        mut self,
+        name: &str,
+        reader: &RecordingReader<R>,
+    ) -> anyhow::Result<Replayed> {
+        let Some(start) = self.started.take() else {
+            return Err(reader.nothing_readable());
+        };
+        let mut warnings: Vec<String> = reader.truncation().into_iter().collect();
+        if let Inputs::Replay { mismatches, .. } = self.state.inputs {
+            if mismatches > 0 {
+                warnings.push(format!(
+                    "{name}: {mismatches} side inputs missing or out of order"
+                ));
+            }
+        }
+        let (now, counters, complete) = match self.end {
+            Some((now, c)) => (now, c, true),
+            None => {
+                warnings.push(format!(
+                    "{name}: no end record (the recorder was killed or the disk filled): kernel drop counts are unknown"
+                ));
+                // The last moment the file speaks of: its last event or snapshot.
+                (
+                    self.state.last_ts_ns.max(self.last_snapshot_ns),
+                    KernelCounters::default(),
+                    false,
+                )
+            }
+        };
+        let mut report = self.state.report(
+            now,
+            &counters,
+            &start.attach_failures,
+            self.top.unwrap_or(start.top),
+            start.leak_age_ns,
+        );
+        if !complete {
+            report.health.incomplete = true;
+        }
+        if let Some(f) = self.frames {
+            f.end_elapsed = Duration::from_nanos(now.saturating_sub(start.mono_ns));
+        }
+        Ok(Replayed { report, warnings })
+    }
+}
+
 fn replay_frames(
     name: &str,
     input: impl std::io::Read,
     top: Option<usize>,
-    mut frames: Option<&mut Frames>,
+    frames: Option<&mut Frames>,
     symbols: Option<crate::symbolize::Symbols>,
 ) -> anyhow::Result<Replayed> {
-    use crate::record::format::{Reader as FileReader, Tail};
-    let mut reader = FileReader::new(std::io::BufReader::with_capacity(1 << 20, input))
-        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    let mut state = State::new(
-        Inputs::Replay {
-            queue: VecDeque::new(),
-            mismatches: 0,
-        },
-        None,
-    );
-    if let Some(symbols) = symbols {
-        state.sym.preload(symbols);
-    }
-    state.every_sort = frames.is_some();
-    let mut start: Option<(u64, usize, Vec<String>)> = None;
-    let mut started_mono_ns = 0;
-    let mut end: Option<(u64, KernelCounters)> = None;
-    let mut last_snapshot_ns = 0;
-    let mut warnings = Vec::new();
-    loop {
-        // A corrupt chunk fails the command (only a cut-short tail is tolerated).
-        let rec = match reader.next_record() {
-            Ok(Some(rec)) => rec,
-            Ok(None) => break,
-            Err(e) => anyhow::bail!("{name}: {e}"),
-        };
-        let at = rec.chunk_offset;
-        match rec.tag {
-            record::TAG_EVENT => {
-                if start.is_none() {
-                    anyhow::bail!("{name}: event before the start record (chunk at offset {at})");
-                }
-                state.apply(&rec.bytes);
-                if let Inputs::Replay { queue, mismatches } = &mut state.inputs {
-                    if !queue.is_empty() {
-                        *mismatches += queue.len() as u64;
-                        queue.clear();
-                    }
-                }
-            }
-            record::TAG_META => {
-                let meta: Meta = serde_json::from_slice(&rec.bytes).map_err(|e| {
-                    anyhow::anyhow!("{name}: bad metadata record in chunk at offset {at}: {e}")
-                })?;
-                match meta {
-                    Meta::Start {
-                        leak_age_ns,
-                        top,
-                        targets,
-                        attach_failures,
-                        started_mono_ns: mono,
-                        ..
-                    } => {
-                        if start.is_some() {
-                            anyhow::bail!("{name}: second start record in chunk at offset {at}");
-                        }
-                        started_mono_ns = mono;
-                        state.start(&targets);
-                        let failures = attach_failures.iter().map(|f| one_line(f)).collect();
-                        start = Some((leak_age_ns, top, failures));
-                    }
-                    Meta::End { mono_ns, counters } => end = Some((mono_ns, counters)),
-                    Meta::Snapshot {
-                        mono_ns,
-                        ref counters,
-                        ..
-                    } => {
-                        if let (Some(f), Some((leak_age_ns, rec_top, failures))) =
-                            (frames.as_deref_mut(), start.as_ref())
-                        {
-                            if f.due() {
-                                let report = state.report(
-                                    mono_ns,
-                                    &counters.unwrap_or_default(),
-                                    failures,
-                                    top.unwrap_or(*rec_top),
-                                    *leak_age_ns,
-                                );
-                                f.push(LiveReport {
-                                    report,
-                                    elapsed: Duration::from_nanos(
-                                        mono_ns.saturating_sub(started_mono_ns),
-                                    ),
-                                    ended: false,
-                                });
-                            }
-                        }
-                        last_snapshot_ns = last_snapshot_ns.max(mono_ns);
-                    }
-                    m => state.apply_meta(m),
-                }
-            }
-            tag => anyhow::bail!("{name}: unknown record type {tag} in chunk at offset {at}"),
+    let mut reader = RecordingReader::new(name, input)?;
+    let mut replay = Replay::new(top, frames, symbols);
+    while let Some(item) = reader.next_item()? {
+        match item {
+            Item::Event(bytes) => replay.on_event(&bytes),
+            Item::Meta(meta) => replay.on_meta(meta),
         }
     }
-    let Some((leak_age_ns, rec_top, attach_failures)) = start else {
-        anyhow::bail!("{name}: no complete chunk (the recording holds nothing readable)");
-    };
-    if let Some(Tail::Truncated { offset, len }) = reader.tail {
-        warnings.push(format!(
-            "{name}: truncated: the last chunk (offset {offset}, {len} bytes present) is incomplete; reporting up to offset {offset}"
-        ));
-    }
-    if let Inputs::Replay { mismatches, .. } = state.inputs {
-        if mismatches > 0 {
-            warnings.push(format!(
-                "{name}: {mismatches} side inputs missing or out of order"
-            ));
-        }
-    }
-    let (now, counters, complete) = match end {
-        Some((now, c)) => (now, c, true),
-        None => {
-            warnings.push(format!(
-                "{name}: no end record (the recorder was killed or the disk filled): kernel drop counts are unknown"
-            ));
-            // The last moment the file speaks of: its last event or snapshot.
-            (
-                state.last_ts_ns.max(last_snapshot_ns),
-                KernelCounters::default(),
-                false,
-            )
-        }
-    };
-    let mut report = state.report(
-        now,
-        &counters,
-        &attach_failures,
-        top.unwrap_or(rec_top),
-        leak_age_ns,
-    );
-    if !complete {
-        report.health.incomplete = true;
-    }
-    if let Some(f) = frames {
-        f.end_elapsed = Duration::from_nanos(now.saturating_sub(started_mono_ns));
-    }
-    Ok(Replayed { report, warnings })
+    replay.finish(name, &reader)
 }
 
 #[cfg(test)]
