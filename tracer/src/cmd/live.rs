@@ -3,6 +3,7 @@
 use std::{io::Write, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context as _};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::{
     bpf::{
@@ -13,7 +14,9 @@ use crate::{
     cli::TraceArgs,
     export::{self, Format},
     logger,
-    pipeline::{self, End, RecordOptions, RunConfig, RunIo, RunOutput, Target, Viewer},
+    pipeline::{
+        self, End, RecordOptions, RecordingStats, RunConfig, RunIo, RunOutput, Target, Viewer,
+    },
     procfs::{self, Baseline},
     record::Recorder,
     report::Report,
@@ -43,6 +46,80 @@ pub struct Options {
 
 /// Runs the live command to its end and writes the report. Returns the report.
 pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow::Result<Report> {
+    check_args(cli)?;
+    let launch_libc = launch_libc(cli)?;
+    features::check_all()?;
+    let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
+    let libcs: Vec<(u32, PathBuf)> = cli
+        .pids
+        .iter()
+        .map(|pid| probes::find_libc(*pid).map(|l| (*pid, l)))
+        .collect::<Result<_, _>>()?;
+    let mut tracer = Tracer::load(&LoadOptions {
+        ring_bytes: cli.ring_size,
+        stacks: !cli.no_stacks,
+        empty_probes: cli.bench_floor,
+        follow: cli.follow,
+    })?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TargetMsg>();
+    let targets = match launch_libc {
+        Some(libc) => vec![launch(cli, &mut tracer, libc, tx)?],
+        None => attach(cli, &mut tracer, libcs, tx)?,
+    };
+    let use_tui = opts.tui && !opts.quiet;
+    let cfg = run_config(cli, opts, use_tui);
+    // Ends the launched command if the run ended first; once.
+    let mut launched = (!cli.command.is_empty())
+        .then(|| targets.first().map(|t| t.pid))
+        .flatten();
+    let record = record_options(opts)?;
+    let mut io = RunIo {
+        targets: &mut rx,
+        signals: &mut signals,
+        out,
+    };
+    let RunOutput {
+        mut report,
+        recording,
+        end,
+        // Held to the end of this function: the report is out before tracer waits for the
+        // kernel to finish detaching.
+        detaching: _detaching,
+    } = if use_tui {
+        run_with_tui(tracer, targets, &cfg, record, &mut io, &mut launched).await?
+    } else {
+        pipeline::run(tracer, targets, &cfg, record, None, io.reborrow()).await?
+    };
+    if use_tui {
+        // The TUI scrolled through more hotspots than the printed report lists.
+        for t in &mut report.targets {
+            t.hotspots.truncate(cli.top);
+        }
+    }
+    if end == End::RecordingFailed {
+        // Its recording failed, not the command: it goes on, untraced.
+        if let Some(pid) = launched.take() {
+            if pipeline::alive_targets(&report).contains(&pid) {
+                log::warn!("pid {pid} keeps running, no longer traced");
+            }
+        }
+    }
+    end_launched(&mut launched, &report, io.targets).await;
+    if !opts.quiet {
+        match opts.format {
+            Format::Json => export::json::write(&report, io.out)?,
+            Format::Text => export::text::write(&report, io.out)?,
+        }
+        io.out.flush()?;
+    }
+    if let (Some(stats), Some(path)) = (recording, &opts.record) {
+        log_recording(&stats?, path, opts.quiet);
+    }
+    Ok(report)
+}
+
+/// Rejects command lines that cannot work (exit code 1) and pids that do not exist.
+fn check_args(cli: &TraceArgs) -> anyhow::Result<()> {
     if cli.pids.is_empty() && cli.command.is_empty() {
         return Err(usage(
             "nothing to trace: give --pid PID or -- COMMAND (see tracer --help)",
@@ -60,76 +137,87 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
             return Err(probes::LibcError::NoProcess(*pid).into());
         }
     }
-    let launch_libc = if cli.command.is_empty() {
-        None
-    } else {
-        let path = target::resolve_command(&cli.command[0])?;
-        match target::elf_interpreter(&path)? {
-            None => bail!(
-                "{} is statically linked (no dynamic libc): heap tracing needs malloc in a shared libc",
-                path.display()
-            ),
-            Some(interp) if probes::is_libc_path(&interp) => Some(PathBuf::from(interp)),
-            Some(_) => Some(probes::find_libc(me).context("find tracer's own libc")?),
-        }
-    };
-    features::check_all()?;
-    let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
-    let libcs: Vec<(u32, PathBuf)> = cli
-        .pids
-        .iter()
-        .map(|pid| probes::find_libc(*pid).map(|l| (*pid, l)))
-        .collect::<Result<_, _>>()?;
+    Ok(())
+}
 
-    let mut tracer = Tracer::load(&LoadOptions {
-        ring_bytes: cli.ring_size,
-        stacks: !cli.no_stacks,
-        empty_probes: cli.bench_floor,
-        follow: cli.follow,
-    })?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TargetMsg>();
+/// The libc a command to launch will use (`None` when pids are given instead).
+fn launch_libc(cli: &TraceArgs) -> anyhow::Result<Option<PathBuf>> {
+    let Some(cmd) = cli.command.first() else {
+        return Ok(None);
+    };
+    let path = target::resolve_command(cmd)?;
+    match target::elf_interpreter(&path)? {
+        None => bail!(
+            "{} is statically linked (no dynamic libc): heap tracing needs malloc in a shared libc",
+            path.display()
+        ),
+        Some(interp) if probes::is_libc_path(&interp) => Ok(Some(PathBuf::from(interp))),
+        Some(_) => Ok(Some(
+            probes::find_libc(std::process::id()).context("find tracer's own libc")?,
+        )),
+    }
+}
+
+/// Starts the command blocked, attaches to it, then lets it run.
+fn launch(
+    cli: &TraceArgs,
+    tracer: &mut Tracer,
+    libc: PathBuf,
+    tx: UnboundedSender<TargetMsg>,
+) -> anyhow::Result<Target> {
+    let cmd = &cli.command[0];
+    let launched = target::launch(&cli.command, cli.follow, tx)?;
+    let mut baseline = Baseline::read(launched.pid, true);
+    // Before exec the task has tracer's name; exec renames it (a rename event follows).
+    baseline.threads = vec![(launched.pid, comm_of_command(cmd))];
+    tracer
+        .add_target(launched.pid, &libc)
+        .with_context(|| format!("trace {cmd}"))?;
+    let target = Target {
+        pid: launched.pid,
+        comm: comm_of_command(cmd),
+        libc,
+        baseline,
+    };
+    log_plans(cli, tracer);
+    log::info!("tracing pid {} ({})", launched.pid, cli.command.join(" "));
+    launched.release();
+    Ok(target)
+}
+
+/// Attaches to running processes.
+fn attach(
+    cli: &TraceArgs,
+    tracer: &mut Tracer,
+    libcs: Vec<(u32, PathBuf)>,
+    tx: UnboundedSender<TargetMsg>,
+) -> anyhow::Result<Vec<Target>> {
     let mut targets = Vec::new();
-    if let Some(libc) = launch_libc {
-        let launched = target::launch(&cli.command, cli.follow, tx)?;
-        let mut baseline = Baseline::read(launched.pid, true);
-        // Before exec the task has tracer's name; exec renames it (a rename event follows).
-        baseline.threads = vec![(launched.pid, comm_of_command(&cli.command[0]))];
+    for (pid, libc) in libcs {
+        target::attach(pid, cli.follow, tx.clone())?;
+        // Read before the pid joins the traced set: an fd opened in between is missed
+        // (its close counts as unknown), never counted twice.
+        let baseline = Baseline::read(pid, false);
         tracer
-            .add_target(launched.pid, &libc)
-            .with_context(|| format!("trace {}", cli.command[0]))?;
+            .add_target(pid, &libc)
+            .with_context(|| format!("trace pid {pid}"))?;
         targets.push(Target {
-            pid: launched.pid,
-            comm: comm_of_command(&cli.command[0]),
+            pid,
+            comm: procfs::comm(pid).unwrap_or_default(),
             libc,
             baseline,
         });
-        log_plans(cli, &tracer);
-        log::info!("tracing pid {} ({})", launched.pid, cli.command.join(" "));
-        launched.release();
-    } else {
-        for (pid, libc) in libcs {
-            target::attach(pid, cli.follow, tx.clone())?;
-            // Read before the pid joins the traced set: an fd opened in between is missed
-            // (its close counts as unknown), never counted twice.
-            let baseline = Baseline::read(pid, false);
-            tracer
-                .add_target(pid, &libc)
-                .with_context(|| format!("trace pid {pid}"))?;
-            targets.push(Target {
-                pid,
-                comm: procfs::comm(pid).unwrap_or_default(),
-                libc,
-                baseline,
-            });
-        }
-        drop(tx);
-        log_plans(cli, &tracer);
-        for t in &targets {
-            log::info!("tracing pid {} ({})", t.pid, t.comm);
-        }
     }
-    let use_tui = opts.tui && !opts.quiet;
-    let cfg = RunConfig {
+    drop(tx);
+    log_plans(cli, tracer);
+    for t in &targets {
+        log::info!("tracing pid {} ({})", t.pid, t.comm);
+    }
+    Ok(targets)
+}
+
+fn run_config(cli: &TraceArgs, opts: &Options, use_tui: bool) -> RunConfig {
+    RunConfig {
         leak_age: cli.leak_age,
         duration: cli.duration,
         interval: if use_tui {
@@ -148,125 +236,76 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
             cli.top
         },
         poll: Duration::from_millis(20),
+    }
+}
+
+fn record_options(opts: &Options) -> anyhow::Result<Option<RecordOptions>> {
+    let Some(path) = &opts.record else {
+        return Ok(None);
     };
-    let launched_pid = (!cli.command.is_empty())
-        .then(|| targets.first().map(|t| t.pid))
-        .flatten();
-    let record = match &opts.record {
-        Some(path) => Some(RecordOptions {
-            recorder: Recorder::create(path)?,
-            snapshot_interval: opts.snapshot_interval,
-            progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            // `tracer record` (quiet) exists for its file; a live run goes on without it.
-            stop_on_failure: opts.quiet,
-        }),
-        None => None,
-    };
-    // Ends the launched command if the run ended first; once.
-    let mut launched = launched_pid;
-    let RunOutput {
-        mut report,
-        recording,
-        end,
-        // Held to the end of this function: the report is out before tracer waits for the
-        // kernel to finish detaching.
-        detaching: _detaching,
-    } = if use_tui {
-        let (viewer, reports, stop) = Viewer::channel();
-        logger::hold();
-        let ui = match tui::Tui::start(reports, stop) {
-            Ok(ui) => ui,
-            Err(e) => {
-                logger::release();
-                return Err(anyhow::Error::new(e).context("open the terminal UI"));
-            }
-        };
-        let run = pipeline::run(
-            tracer,
-            targets,
-            &cfg,
-            record,
-            Some(&viewer),
-            RunIo {
-                targets: &mut rx,
-                signals: &mut signals,
-                out,
-            },
-        )
-        .await;
-        if let Ok(RunOutput {
-            report,
-            end: end @ (End::TargetsExited | End::Duration),
-            ..
-        }) = &run
-        {
-            // The final state stays on screen until the user quits (or a signal comes).
-            end_launched(&mut launched, report, &mut rx).await;
-            log::debug!("run ended ({end:?}); waiting for the user to quit the TUI");
-            let mut stop = viewer.stop.clone();
-            tokio::select! {
-                _ = Viewer::stopped(&mut stop) => {}
-                _ = signals.recv() => {}
-            }
+    Ok(Some(RecordOptions {
+        recorder: Recorder::create(path)?,
+        snapshot_interval: opts.snapshot_interval,
+        progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        // `tracer record` (quiet) exists for its file; a live run goes on without it.
+        stop_on_failure: opts.quiet,
+    }))
+}
+
+/// The run with the TUI open; its final state stays on screen until the user quits.
+async fn run_with_tui(
+    tracer: Tracer,
+    targets: Vec<Target>,
+    cfg: &RunConfig,
+    record: Option<RecordOptions>,
+    io: &mut RunIo<'_>,
+    launched: &mut Option<u32>,
+) -> anyhow::Result<RunOutput> {
+    let (viewer, reports, stop) = Viewer::channel();
+    logger::hold();
+    let ui = match tui::Tui::start(reports, stop) {
+        Ok(ui) => ui,
+        Err(e) => {
+            logger::release();
+            return Err(anyhow::Error::new(e).context("open the terminal UI"));
         }
-        let closed = ui.finish();
-        logger::release();
-        closed.context("close the terminal UI")?;
-        run?
+    };
+    let run = pipeline::run(tracer, targets, cfg, record, Some(&viewer), io.reborrow()).await;
+    if let Ok(RunOutput {
+        report,
+        end: end @ (End::TargetsExited | End::Duration),
+        ..
+    }) = &run
+    {
+        // The final state stays on screen until the user quits (or a signal comes).
+        end_launched(launched, report, io.targets).await;
+        log::debug!("run ended ({end:?}); waiting for the user to quit the TUI");
+        let mut stop = viewer.stop.clone();
+        tokio::select! {
+            _ = Viewer::stopped(&mut stop) => {}
+            _ = io.signals.recv() => {}
+        }
+    }
+    let closed = ui.finish();
+    logger::release();
+    closed.context("close the terminal UI")?;
+    run
+}
+
+fn log_recording(stats: &RecordingStats, path: &std::path::Path, quiet: bool) {
+    let line = format!(
+        "recorded {} events ({} bytes of kernel records) to {}: {} bytes, {:.1} bytes per event",
+        stats.events,
+        stats.event_bytes,
+        path.display(),
+        stats.file_bytes,
+        stats.file_bytes as f64 / stats.events.max(1) as f64
+    );
+    if quiet {
+        let _ = writeln!(std::io::stderr(), "tracer: {line}");
     } else {
-        pipeline::run(
-            tracer,
-            targets,
-            &cfg,
-            record,
-            None,
-            RunIo {
-                targets: &mut rx,
-                signals: &mut signals,
-                out,
-            },
-        )
-        .await?
-    };
-    if use_tui {
-        // The TUI scrolled through more hotspots than the printed report lists.
-        for t in &mut report.targets {
-            t.hotspots.truncate(cli.top);
-        }
+        log::info!("{line}");
     }
-    if end == End::RecordingFailed {
-        // Its recording failed, not the command: it goes on, untraced.
-        if let Some(pid) = launched.take() {
-            if pipeline::alive_targets(&report).contains(&pid) {
-                log::warn!("pid {pid} keeps running, no longer traced");
-            }
-        }
-    }
-    end_launched(&mut launched, &report, &mut rx).await;
-    if !opts.quiet {
-        match opts.format {
-            Format::Json => export::json::write(&report, out)?,
-            Format::Text => export::text::write(&report, out)?,
-        }
-        out.flush()?;
-    }
-    if let (Some(stats), Some(path)) = (recording, &opts.record) {
-        let stats = stats?;
-        let line = format!(
-            "recorded {} events ({} bytes of kernel records) to {}: {} bytes, {:.1} bytes per event",
-            stats.events,
-            stats.event_bytes,
-            path.display(),
-            stats.file_bytes,
-            stats.file_bytes as f64 / stats.events.max(1) as f64
-        );
-        if opts.quiet {
-            let _ = writeln!(std::io::stderr(), "tracer: {line}");
-        } else {
-            log::info!("{line}");
-        }
-    }
-    Ok(report)
 }
 
 /// The run ended first (--duration, signal, q): the command was started for this run, so end

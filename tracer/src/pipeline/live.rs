@@ -191,6 +191,17 @@ pub struct RunIo<'a> {
     pub out: &'a mut dyn Write,
 }
 
+impl RunIo<'_> {
+    /// The same ends, borrowed for a shorter time.
+    pub fn reborrow(&mut self) -> RunIo<'_> {
+        RunIo {
+            targets: &mut *self.targets,
+            signals: &mut *self.signals,
+            out: &mut *self.out,
+        }
+    }
+}
+
 impl<'a> LiveRun<'a> {
     /// Takes the ring, registers the targets and writes the recording's start record.
     pub fn start(
