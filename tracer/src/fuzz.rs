@@ -178,7 +178,7 @@ mod tests {
                     size: 24,
                     count: 1,
                     caller: 0x4010,
-                    stack_hash: crate::pipeline::frames_hash(&[0x4020, 0x4030]),
+                    stack_hash: tracer_common::stack_hash(&[0x4020, 0x4030]),
                     nframes: 2,
                     func: AllocFunc::Malloc as u32,
                     ..Default::default()

@@ -14,4 +14,3 @@ pub use live::{
 pub use publish::{LiveReport, Viewer};
 pub use replay::{replay, replay_from, replay_timeline, replay_timeline_from, Replayed, Timeline};
 pub use signals::StopSignals;
-pub use state::frames_hash;

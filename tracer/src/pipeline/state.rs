@@ -253,7 +253,7 @@ impl State {
             };
         };
         self.note_code(pid, caller);
-        let key = StackRef::Hash(frames_hash(rest));
+        let key = StackRef::Hash(tracer_common::stack_hash(rest));
         let mut rest = rest.to_vec();
         self.note_carried_stack(Some(key), &mut rest);
         HeapSite {
@@ -369,13 +369,4 @@ pub(super) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-/// The hash the kernel programs give a frame list (FNV-1a over the addresses, low bit set).
-pub fn frames_hash(frames: &[u64]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for f in frames {
-        h = (h ^ f).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h | 1
 }
