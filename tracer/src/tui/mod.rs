@@ -11,6 +11,7 @@ pub mod app;
 pub mod event;
 #[cfg(test)]
 mod fixtures;
+pub mod history;
 pub mod theme;
 pub mod view;
 
