@@ -8,7 +8,7 @@ use crate::{
     aggregate::Aggregator,
     bpf::loader::KernelCounters,
     decode::decode,
-    event::{Body, HeapSite, StackRef},
+    event::{Body, Event, HeapSite, StackRef},
     record::{Meta, Recorder, TargetMeta},
     report::{self, Health, Report, StackTable, TargetInfo},
     symbolize::{unwind::Unwinder, ProcMaps, Symbolizer},
@@ -204,8 +204,9 @@ impl State {
         }
     }
 
+    /// Decodes one kernel record, resolves its call site and aggregates it.
     pub(super) fn apply(&mut self, bytes: &[u8]) {
-        let mut ev = match decode(bytes) {
+        let ev = match decode(bytes) {
             Ok(ev) => ev,
             Err(e) => {
                 self.decode_errors += 1;
@@ -214,6 +215,16 @@ impl State {
             }
         };
         self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
+        let ev = self.resolve(ev);
+        self.agg.apply(&ev);
+    }
+
+    /// The step from a decoded event to a resolved one: the frames an allocation record
+    /// carried are interned under their hash; a syscall's user stack is unwound into its call
+    /// site (caller plus interned stack) and dropped; a mapping made from the dynamic loader's
+    /// code is marked so. Maps of code seen for the first time are captured on the way (live
+    /// from /proc, in a replay from the recording).
+    pub(super) fn resolve(&mut self, mut ev: Event) -> Event {
         match &mut ev.body {
             Body::Alloc(a) => {
                 let (pid, caller, stack) = (ev.pid, a.site.caller, a.site.stack);
@@ -236,7 +247,7 @@ impl State {
             | Body::GroupExit
             | Body::Exec => {}
         }
-        self.agg.apply(&ev);
+        ev
     }
 
     /// The call site of a syscall event: its stack unwound past libc, interned.
@@ -370,3 +381,7 @@ pub(super) fn one_line(text: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
