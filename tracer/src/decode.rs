@@ -11,7 +11,7 @@ use tracer_common::{
     MAP_IN_ALLOCATOR, MAX_FRAMES, PATH_BYTES, STACK_COPY_BYTES,
 };
 
-use crate::event::{Alloc, Body, Event, FdOpen, HeapSite, Map, StackRef, SysStack, TaskNew};
+use crate::event::{Alloc, Body, CallSite, Event, FdOpen, Map, StackRef, SysStack, TaskNew};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -137,7 +137,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 ptr: d.ptr,
                 size: d.size.checked_mul(d.count),
                 old_ptr: d.old_ptr,
-                site: HeapSite {
+                site: CallSite {
                     caller: d.caller,
                     stack: (d.flags & ALLOC_NO_STACK == 0 && d.stack_hash != 0)
                         .then_some(StackRef::Hash(d.stack_hash)),
@@ -169,7 +169,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 in_allocator: d.flags & MAP_IN_ALLOCATOR != 0,
                 from_loader: false,
                 stack,
-                site: HeapSite {
+                site: CallSite {
                     caller: 0,
                     stack: None,
                 },
@@ -203,7 +203,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 flags: d.flags,
                 arg0: d.arg0,
                 path,
-                site: HeapSite {
+                site: CallSite {
                     caller: stack.ip,
                     stack: None,
                 },
@@ -226,7 +226,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 child: d.child,
                 clone_flags: d.clone_flags,
                 comm: c_string(&d.comm),
-                site: HeapSite {
+                site: CallSite {
                     caller: stack.ip,
                     stack: None,
                 },
@@ -317,7 +317,7 @@ mod tests {
         assert_eq!(a.size, Some(72));
         assert_eq!(
             a.site,
-            HeapSite {
+            CallSite {
                 caller: 0x55,
                 stack: Some(StackRef::Hash(7))
             }

@@ -115,7 +115,7 @@ mod tests {
                 started_mono_ns: 1_000,
                 leak_age_ns: 10,
                 top: 8,
-                targets: vec![crate::record::TargetMeta {
+                targets: vec![crate::record::ProcessBaseline {
                     pid: 7,
                     comm: "seed".into(),
                     fds: vec![(0, "file".into(), Some("/dev/null".into()))],

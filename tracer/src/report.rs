@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::{
     aggregate::{FdTotals, HeapTotals, Hotspot, LeakKind, MapTotals, Site, Snapshot, ThreadTotals},
     counters::KernelCounters,
-    event::{HeapSite, StackRef},
+    event::{CallSite, StackRef},
     symbolize::{Frame, Symbolizer},
 };
 
@@ -65,11 +65,12 @@ impl Health {
 pub struct Report {
     pub schema: u32,
     pub health: Health,
-    pub targets: Vec<TargetReport>,
+    pub targets: Vec<ProcessReport>,
 }
 
+/// One traced process in a report (an element of the JSON `targets`).
 #[derive(Clone, Debug, Serialize)]
-pub struct TargetReport {
+pub struct ProcessReport {
     pub pid: u32,
     pub comm: String,
     pub exited: bool,
@@ -134,9 +135,10 @@ pub struct LeakReport {
     pub detail: Vec<String>,
 }
 
-/// What the report needs to know about a target besides its snapshot.
+/// What the report needs to know about a traced process besides its snapshot: its name,
+/// exit status and resident set size.
 #[derive(Clone, Debug, Default)]
-pub struct TargetInfo {
+pub struct ProcessStatus {
     pub comm: String,
     pub exit_status: Option<String>,
     /// Resident set size read by the caller while the target lives.
@@ -173,7 +175,7 @@ pub fn modules_of(
 }
 
 /// Return addresses of a heap site, innermost first: malloc's caller, then the frames above.
-pub fn heap_addrs(site: &HeapSite, stacks: &StackTable) -> Vec<u64> {
+pub fn heap_addrs(site: &CallSite, stacks: &StackTable) -> Vec<u64> {
     let mut out = vec![site.caller];
     if let Some(frames) = site.stack.and_then(|id| stacks.get(&id)) {
         // Kernels that see the probe at a function entry add the caller themselves.
@@ -210,7 +212,7 @@ fn ranked(all: &[Hotspot], top: usize, every_sort: bool) -> Vec<&Hotspot> {
 /// `every_sort` adds the leaders by allocations and by live bytes (for the TUI's sort keys).
 pub fn build(
     snap: &Snapshot,
-    info: &HashMap<u32, TargetInfo>,
+    info: &HashMap<u32, ProcessStatus>,
     stacks: &StackTable,
     sym: &mut Symbolizer,
     health: Health,
@@ -221,7 +223,7 @@ pub fn build(
     let mut targets = Vec::new();
     for p in &snap.procs {
         let pid = p.pid;
-        let heap_stack = |site: &HeapSite, sym: &mut Symbolizer| -> Vec<Frame> {
+        let heap_stack = |site: &CallSite, sym: &mut Symbolizer| -> Vec<Frame> {
             heap_addrs(site, stacks)
                 .into_iter()
                 .map(|a| sym.resolve(pid, a, true))
@@ -255,7 +257,7 @@ pub fn build(
             .collect();
         let modules = modules_of(pid, &p.hotspots, sym);
         let ti = info.get(&pid).cloned().unwrap_or_default();
-        targets.push(TargetReport {
+        targets.push(ProcessReport {
             pid,
             comm: ti.comm,
             exited: p.exited,
@@ -301,7 +303,7 @@ mod tests {
 
     fn spot(caller: u64, bytes: u64, allocs: u64, live_bytes: u64) -> Hotspot {
         Hotspot {
-            site: HeapSite {
+            site: CallSite {
                 caller,
                 stack: None,
             },

@@ -10,7 +10,7 @@ pub mod tasks;
 
 use std::collections::HashMap;
 
-use crate::event::{Body, Event, HeapSite};
+use crate::event::{Body, CallSite, Event};
 
 pub use fds::FdTotals;
 pub use heap::{HeapTotals, SiteStats};
@@ -48,12 +48,12 @@ pub enum LeakKind {
 /// The call site a leak or hotspot belongs to: the caller and the frames above it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Site {
-    Call(HeapSite),
+    Call(CallSite),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hotspot {
-    pub site: HeapSite,
+    pub site: CallSite,
     pub stats: SiteStats,
 }
 

@@ -15,12 +15,13 @@ use crate::{
     export::{self, Format},
     logger,
     pipeline::{
-        self, End, RecordOptions, RecordingStats, RunConfig, RunIo, RunOutput, Target, Viewer,
+        self, End, RecordOptions, RecordingStats, RunConfig, RunIo, RunOutput, TracedProcess,
+        Viewer,
     },
     procfs::{self, Baseline},
     record::Recorder,
     report::Report,
-    target::{self, TargetMsg},
+    target::{self, WatcherMsg},
     tui,
     usage::usage,
 };
@@ -61,7 +62,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         empty_probes: cli.bench_floor,
         follow: cli.follow,
     })?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TargetMsg>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WatcherMsg>();
     let targets = match launch_libc {
         Some(libc) => vec![launch(cli, &mut tracer, libc, tx)?],
         None => attach(cli, &mut tracer, libcs, tx)?,
@@ -163,8 +164,8 @@ fn launch(
     cli: &TraceArgs,
     tracer: &mut Tracer,
     libc: PathBuf,
-    tx: UnboundedSender<TargetMsg>,
-) -> anyhow::Result<Target> {
+    tx: UnboundedSender<WatcherMsg>,
+) -> anyhow::Result<TracedProcess> {
     let cmd = &cli.command[0];
     let launched = target::launch(&cli.command, cli.follow, tx)?;
     let mut baseline = Baseline::read(launched.pid, true);
@@ -173,7 +174,7 @@ fn launch(
     tracer
         .add_target(launched.pid, &libc)
         .with_context(|| format!("trace {cmd}"))?;
-    let target = Target {
+    let target = TracedProcess {
         pid: launched.pid,
         comm: comm_of_command(cmd),
         libc,
@@ -190,8 +191,8 @@ fn attach(
     cli: &TraceArgs,
     tracer: &mut Tracer,
     libcs: Vec<(u32, PathBuf)>,
-    tx: UnboundedSender<TargetMsg>,
-) -> anyhow::Result<Vec<Target>> {
+    tx: UnboundedSender<WatcherMsg>,
+) -> anyhow::Result<Vec<TracedProcess>> {
     let mut targets = Vec::new();
     for (pid, libc) in libcs {
         target::attach(pid, cli.follow, tx.clone())?;
@@ -201,7 +202,7 @@ fn attach(
         tracer
             .add_target(pid, &libc)
             .with_context(|| format!("trace pid {pid}"))?;
-        targets.push(Target {
+        targets.push(TracedProcess {
             pid,
             comm: procfs::comm(pid).unwrap_or_default(),
             libc,
@@ -255,7 +256,7 @@ fn record_options(opts: &Options) -> anyhow::Result<Option<RecordOptions>> {
 /// The run with the TUI open; its final state stays on screen until the user quits.
 async fn run_with_tui(
     tracer: Tracer,
-    targets: Vec<Target>,
+    targets: Vec<TracedProcess>,
     cfg: &RunConfig,
     record: Option<RecordOptions>,
     io: &mut RunIo<'_>,
@@ -315,7 +316,7 @@ fn log_recording(stats: &RecordingStats, path: &std::path::Path, quiet: bool) {
 async fn end_launched(
     launched: &mut Option<u32>,
     report: &Report,
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<TargetMsg>,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<WatcherMsg>,
 ) {
     let Some(pid) = launched.take() else { return };
     if !pipeline::alive_targets(report).contains(&pid) {
@@ -326,8 +327,8 @@ async fn end_launched(
     let wait = async {
         while let Some(msg) = rx.recv().await {
             match msg {
-                TargetMsg::Exited { pid: p, .. } if p == pid => return,
-                TargetMsg::Exiting { ack, .. } => {
+                WatcherMsg::Exited { pid: p, .. } if p == pid => return,
+                WatcherMsg::Exiting { ack, .. } => {
                     let _ = ack.send(());
                 }
                 _ => {}

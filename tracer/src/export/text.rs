@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::{
     aggregate::LeakKind,
-    report::{Health, Report, TargetReport},
+    report::{Health, ProcessReport, Report},
     symbolize::Frame,
 };
 
@@ -69,7 +69,7 @@ fn health_line(h: &Health) -> String {
     s
 }
 
-fn target(t: &TargetReport, out: &mut dyn Write) -> std::io::Result<()> {
+fn target(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
     let state = match (&t.exit_status, t.exited) {
         (Some(s), _) => s.clone(),
         (None, true) => "exited".into(),

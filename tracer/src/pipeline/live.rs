@@ -26,10 +26,10 @@ use crate::{
     counters::KernelCounters,
     export::{self, Format},
     procfs::{self, rss_bytes, Baseline},
-    record::{Meta, Recorder, TargetMeta},
-    report::{Report, TargetInfo},
+    record::{Meta, ProcessBaseline, Recorder},
+    report::{ProcessStatus, Report},
     symbolize::{unwind::Unwinder, ProcMaps},
-    target::TargetMsg,
+    target::WatcherMsg,
 };
 
 #[derive(Clone, Debug)]
@@ -59,9 +59,10 @@ pub enum End {
     RecordingFailed,
 }
 
-/// One traced process as the run knows it.
+/// One traced process as the live run knows it: what it had before tracing began, and the
+/// libc its probes are attached to.
 #[derive(Clone, Debug)]
-pub struct Target {
+pub struct TracedProcess {
     pub pid: u32,
     pub comm: String,
     /// The libc the probes were attached to.
@@ -172,7 +173,7 @@ pub struct LiveRun<'a> {
 /// the periodic text, and the final one is published too (marked ended).
 pub async fn run(
     tracer: Tracer,
-    targets: Vec<Target>,
+    targets: Vec<TracedProcess>,
     cfg: &RunConfig,
     record: Option<RecordOptions>,
     viewer: Option<&Viewer>,
@@ -185,7 +186,7 @@ pub async fn run(
 /// What a run listens to and writes to besides the kernel.
 pub struct RunIo<'a> {
     /// Target watchers' messages (exits, forks, execs).
-    pub targets: &'a mut UnboundedReceiver<TargetMsg>,
+    pub targets: &'a mut UnboundedReceiver<WatcherMsg>,
     pub signals: &'a mut StopSignals,
     /// The periodic text report.
     pub out: &'a mut dyn Write,
@@ -206,7 +207,7 @@ impl<'a> LiveRun<'a> {
     /// Takes the ring, registers the targets and writes the recording's start record.
     pub fn start(
         mut tracer: Tracer,
-        targets: Vec<Target>,
+        targets: Vec<TracedProcess>,
         cfg: &'a RunConfig,
         record: Option<RecordOptions>,
         viewer: Option<&'a Viewer>,
@@ -231,9 +232,9 @@ impl<'a> LiveRun<'a> {
             recorder,
         );
         let leak_age_ns = cfg.leak_age.as_nanos() as u64;
-        let metas: Vec<TargetMeta> = targets
+        let metas: Vec<ProcessBaseline> = targets
             .iter()
-            .map(|t| TargetMeta {
+            .map(|t| ProcessBaseline {
                 pid: t.pid,
                 comm: t.comm.clone(),
                 fds: t.baseline.fds.clone(),
@@ -294,19 +295,19 @@ impl<'a> LiveRun<'a> {
             tokio::select! {
                 _ = self.reader.wait() => {}
                 msg = rx.recv() => match msg {
-                    Some(TargetMsg::Exiting { pid, ack }) => {
+                    Some(WatcherMsg::Exiting { pid, ack }) => {
                         self.on_exiting(pid);
                         let _ = ack.send(());
                     }
-                    Some(TargetMsg::Forked { parent, child, ack }) => {
+                    Some(WatcherMsg::Forked { parent, child, ack }) => {
                         self.on_forked(parent, child);
                         let _ = ack.send(());
                     }
-                    Some(TargetMsg::Execed { pid, ack }) => {
+                    Some(WatcherMsg::Execed { pid, ack }) => {
                         self.on_execed(pid);
                         let _ = ack.send(());
                     }
-                    Some(TargetMsg::Exited { pid, status }) => self.on_exited(pid, status),
+                    Some(WatcherMsg::Exited { pid, status }) => self.on_exited(pid, status),
                     None => break,
                 },
                 _ = ticker.tick(), if ticking => self.on_tick(out)?,
@@ -384,7 +385,7 @@ impl<'a> LiveRun<'a> {
                     .map(|i| i.comm.clone())
                     .unwrap_or_default();
                 self.state.side(Meta::NewTarget {
-                    target: TargetMeta {
+                    target: ProcessBaseline {
                         pid: child,
                         comm,
                         fds: baseline.fds,
@@ -567,7 +568,7 @@ async fn interval(period: Duration) -> tokio::time::Interval {
 
 /// Reads the RSS of the targets still alive (the edge of the pipeline: the aggregator does no
 /// I/O).
-fn refresh_rss(info: &mut HashMap<u32, TargetInfo>, alive: &HashSet<u32>) {
+fn refresh_rss(info: &mut HashMap<u32, ProcessStatus>, alive: &HashSet<u32>) {
     for (pid, i) in info.iter_mut() {
         i.rss_bytes = if alive.contains(pid) {
             rss_bytes(*pid)

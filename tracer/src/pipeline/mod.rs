@@ -9,8 +9,8 @@ pub(crate) mod state;
 
 pub use live::{
     alive_targets, run, End, LiveRun, RecordOptions, RecordingStats, RunConfig, RunIo, RunOutput,
-    Target,
+    TracedProcess,
 };
-pub use publish::{LiveReport, Viewer};
+pub use publish::{ReportFrame, Viewer};
 pub use replay::{replay, replay_from, replay_timeline, replay_timeline_from, Replayed, Timeline};
 pub use signals::StopSignals;

@@ -10,9 +10,10 @@ use tokio::sync::watch;
 
 use crate::report::Report;
 
-/// What a live run publishes for a viewer (the TUI) on each tick.
+/// One frame of what a viewer (the TUI) shows: a report, when in the run it was made and
+/// whether it is the last. A live run publishes one per tick; a replay keeps one per snapshot.
 #[derive(Clone, Debug)]
-pub struct LiveReport {
+pub struct ReportFrame {
     pub report: Report,
     /// Time since the run started.
     pub elapsed: Duration,
@@ -24,7 +25,7 @@ pub struct LiveReport {
 /// A viewer's connection to a live run: a latest-value channel the run publishes a report to
 /// on every tick (never per event), and a flag the viewer sets to end the run like Ctrl-C.
 pub struct Viewer {
-    pub reports: watch::Sender<Option<Arc<LiveReport>>>,
+    pub reports: watch::Sender<Option<Arc<ReportFrame>>>,
     pub stop: watch::Receiver<bool>,
 }
 
@@ -32,7 +33,7 @@ impl Viewer {
     /// A viewer and the ends the UI keeps: the report receiver and the stop sender.
     pub fn channel() -> (
         Self,
-        watch::Receiver<Option<Arc<LiveReport>>>,
+        watch::Receiver<Option<Arc<ReportFrame>>>,
         watch::Sender<bool>,
     ) {
         let (reports, reports_rx) = watch::channel(None);
@@ -42,7 +43,7 @@ impl Viewer {
 
     pub(super) fn publish(&self, report: Report, started: Instant, ended: bool) {
         // Nobody watching any more is not an error: the run goes on to its end.
-        let _ = self.reports.send(Some(Arc::new(LiveReport {
+        let _ = self.reports.send(Some(Arc::new(ReportFrame {
             report,
             elapsed: started.elapsed(),
             ended,

@@ -4,7 +4,7 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use super::{
-    publish::LiveReport,
+    publish::ReportFrame,
     state::{one_line, Inputs, State},
 };
 use crate::{
@@ -41,7 +41,7 @@ pub fn replay_from(
 /// A recording as the TUI shows it: the report at each of its snapshots, as a live run showed
 /// it then, and its final report last.
 pub struct Timeline {
-    pub frames: Vec<Arc<LiveReport>>,
+    pub frames: Vec<Arc<ReportFrame>>,
     /// Snapshots in the file (more than frames when the file holds more than the cap).
     pub snapshots: usize,
     pub warnings: Vec<String>,
@@ -76,7 +76,7 @@ pub fn replay_timeline_from<'a>(
     let symbols = record::recorded_symbols(open()?);
     let rep = replay_frames(name, open()?, Some(top), Some(&mut frames), symbols)?;
     let elapsed = frames.end_elapsed;
-    frames.list.push(Arc::new(LiveReport {
+    frames.list.push(Arc::new(ReportFrame {
         report: rep.report,
         elapsed,
         ended: true,
@@ -90,7 +90,7 @@ pub fn replay_timeline_from<'a>(
 
 /// Reports kept at snapshots during a replay, thinned to stay under a cap.
 struct Frames {
-    list: Vec<Arc<LiveReport>>,
+    list: Vec<Arc<ReportFrame>>,
     /// Every `stride`-th snapshot is kept.
     stride: usize,
     /// Snapshots met so far.
@@ -109,7 +109,7 @@ impl Frames {
 
     /// Keeps a due snapshot's report. Past the cap (one place is left for the final report),
     /// every second report goes and the stride doubles: the kept ones stay evenly spaced.
-    fn push(&mut self, frame: LiveReport) {
+    fn push(&mut self, frame: ReportFrame) {
         self.list.push(Arc::new(frame));
         if self.list.len() + 1 > self.cap {
             let mut i = 0usize;
@@ -223,7 +223,7 @@ impl<'f> Replay<'f> {
             self.top.unwrap_or(start.top),
             start.leak_age_ns,
         );
-        f.push(LiveReport {
+        f.push(ReportFrame {
             report,
             elapsed: Duration::from_nanos(mono_ns.saturating_sub(start.mono_ns)),
             ended: false,
@@ -301,8 +301,8 @@ mod tests {
     use super::*;
     use crate::report::Health;
 
-    fn frame(secs: u64) -> LiveReport {
-        LiveReport {
+    fn frame(secs: u64) -> ReportFrame {
+        ReportFrame {
             report: Report {
                 schema: 1,
                 health: Health::default(),

@@ -8,9 +8,9 @@ use crate::{
     aggregate::Aggregator,
     bpf::loader::KernelCounters,
     decode::decode,
-    event::{Body, Event, HeapSite, StackRef},
-    record::{Meta, Recorder, TargetMeta},
-    report::{self, Health, Report, StackTable, TargetInfo},
+    event::{Body, CallSite, Event, StackRef},
+    record::{Meta, ProcessBaseline, Recorder},
+    report::{self, Health, ProcessStatus, Report, StackTable},
     symbolize::{unwind::Unwinder, ProcMaps, Symbolizer},
 };
 
@@ -106,7 +106,7 @@ pub(crate) struct State {
     pub(super) sym: Symbolizer,
     pub(super) inputs: Inputs,
     pub(super) recorder: Option<Recorder>,
-    pub(super) info: HashMap<u32, TargetInfo>,
+    pub(super) info: HashMap<u32, ProcessStatus>,
     /// Shown with the attach failures.
     pub(super) warnings: Vec<String>,
     /// (pid, address) pairs whose module is known, so maps are read once per new code.
@@ -143,16 +143,16 @@ impl State {
     }
 
     /// Registers the targets and what they had open before tracing began.
-    pub(super) fn start(&mut self, targets: &[TargetMeta]) {
+    pub(super) fn start(&mut self, targets: &[ProcessBaseline]) {
         for t in targets {
             let proc = self.agg.add_target(t.pid);
             proc.fds.set_baseline(t.fds.iter().cloned());
             proc.tasks.set_baseline(t.threads.iter().cloned());
             self.info.insert(
                 t.pid,
-                TargetInfo {
+                ProcessStatus {
                     comm: t.comm.clone(),
-                    ..TargetInfo::default()
+                    ..ProcessStatus::default()
                 },
             );
         }
@@ -251,14 +251,14 @@ impl State {
     }
 
     /// The call site of a syscall event: its stack unwound past libc, interned.
-    fn sys_site(&mut self, pid: u32, stack: &crate::event::SysStack) -> HeapSite {
+    fn sys_site(&mut self, pid: u32, stack: &crate::event::SysStack) -> CallSite {
         self.note_code(pid, stack.ip);
         let frames = match self.sym.maps(pid) {
             Some(maps) => self.inputs.unwind(maps, stack),
             None => Vec::new(),
         };
         let Some((&caller, rest)) = frames.split_first() else {
-            return HeapSite {
+            return CallSite {
                 caller: stack.ip,
                 stack: None,
             };
@@ -267,7 +267,7 @@ impl State {
         let key = StackRef::Hash(tracer_common::stack_hash(rest));
         let mut rest = rest.to_vec();
         self.note_carried_stack(Some(key), &mut rest);
-        HeapSite {
+        CallSite {
             caller,
             stack: Some(key),
         }

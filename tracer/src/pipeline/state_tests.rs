@@ -117,7 +117,7 @@ fn a_syscall_stack_becomes_its_caller_and_an_interned_stack() {
     let key = StackRef::Hash(stack_hash(&[0x4200, 0x4300]));
     assert_eq!(
         m.site,
-        HeapSite {
+        CallSite {
             caller: 0x4100,
             stack: Some(key)
         }
@@ -139,7 +139,7 @@ fn a_stack_that_does_not_unwind_leaves_the_instruction_pointer_as_the_site() {
     let m = resolved_map(&mut state, &mmap_with_stack(0x5000));
     assert_eq!(
         m.site,
-        HeapSite {
+        CallSite {
             caller: 0x5000,
             stack: None
         }

@@ -14,9 +14,10 @@ pub const TAG_EVENT: u8 = 1;
 /// A [`Meta`] record (JSON).
 pub const TAG_META: u8 = 2;
 
-/// One traced process at the start of a run.
+/// A traced process as it joined the run (at the start, or forked by a target with
+/// --follow): its name and what it had open and running before tracing began.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TargetMeta {
+pub struct ProcessBaseline {
     pub pid: u32,
     pub comm: String,
     /// Fds (fd, kind, path) open before tracing began.
@@ -37,7 +38,7 @@ pub enum Meta {
         started_mono_ns: u64,
         leak_age_ns: u64,
         top: usize,
-        targets: Vec<TargetMeta>,
+        targets: Vec<ProcessBaseline>,
         attach_failures: Vec<String>,
     },
     /// Maps of `pid` read because an address was outside the known ones (`None`: unreadable).
@@ -53,7 +54,7 @@ pub enum Meta {
     /// A target exited.
     Exited { pid: u32, status: Option<String> },
     /// A process forked by a target joined the run (--follow), with its baseline.
-    NewTarget { target: TargetMeta },
+    NewTarget { target: ProcessBaseline },
     /// A target's resident set size at a snapshot and when the final report was built (`None`
     /// once exited).
     Rss { pid: u32, rss_bytes: Option<u64> },
@@ -82,7 +83,7 @@ impl Meta {
         started_mono_ns: u64,
         leak_age_ns: u64,
         top: usize,
-        targets: Vec<TargetMeta>,
+        targets: Vec<ProcessBaseline>,
         attach_failures: Vec<String>,
     ) -> Self {
         Self::Start {

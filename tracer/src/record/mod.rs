@@ -13,6 +13,6 @@ pub mod meta;
 pub mod read;
 pub mod write;
 
-pub use meta::{Meta, TargetMeta, TAG_EVENT, TAG_META};
+pub use meta::{Meta, ProcessBaseline, TAG_EVENT, TAG_META};
 pub use read::{open, recorded_symbols, Item, RecordingReader};
 pub use write::Recorder;

@@ -13,8 +13,8 @@ use super::history::rate;
 pub use super::history::{leak_amount, site_key, slope, Sample, TargetHistory};
 use crate::{
     aggregate::LeakKind,
-    pipeline::LiveReport,
-    report::{HotspotReport, LeakReport, ModuleReport, TargetReport},
+    pipeline::ReportFrame,
+    report::{HotspotReport, LeakReport, ModuleReport, ProcessReport},
     symbolize::Frame,
 };
 
@@ -158,7 +158,7 @@ fn contains_ci(hay: Option<&str>, needle: &str) -> bool {
 pub struct Replay {
     /// The recording's name, for the header.
     pub source: String,
-    pub frames: Vec<Arc<LiveReport>>,
+    pub frames: Vec<Arc<ReportFrame>>,
     /// Index of the report on screen.
     pub at: usize,
     /// Snapshots in the file (more than frames when they were thinned).
@@ -181,9 +181,9 @@ impl Replay {
 #[derive(Debug)]
 pub struct App {
     /// The report on screen.
-    pub live: Option<Arc<LiveReport>>,
+    pub live: Option<Arc<ReportFrame>>,
     /// The newest report that arrived while paused.
-    pending: Option<Arc<LiveReport>>,
+    pending: Option<Arc<ReportFrame>>,
     pub paused: bool,
     pub tab: Tab,
     /// The selected target's pid.
@@ -253,7 +253,7 @@ impl App {
             return;
         };
         replay.at = at.min(last);
-        let shown: Vec<Arc<LiveReport>> = replay.frames[..=replay.at].to_vec();
+        let shown: Vec<Arc<ReportFrame>> = replay.frames[..=replay.at].to_vec();
         self.history.clear();
         self.events.clear();
         for f in &shown {
@@ -279,7 +279,7 @@ impl App {
     }
 
     /// A new report from the run: recorded in the history and shown, unless paused.
-    pub fn on_report(&mut self, live: Arc<LiveReport>) {
+    pub fn on_report(&mut self, live: Arc<ReportFrame>) {
         if self.paused {
             self.pending = Some(live);
             return;
@@ -292,7 +292,7 @@ impl App {
         self.dirty = true;
     }
 
-    fn record(&mut self, live: &LiveReport) {
+    fn record(&mut self, live: &ReportFrame) {
         let t = live.elapsed.as_secs_f64();
         if self.events.back().is_some_and(|(last, _)| *last >= t) {
             return;
@@ -334,7 +334,7 @@ impl App {
     }
 
     /// The selected target.
-    pub fn target(&self) -> Option<&TargetReport> {
+    pub fn target(&self) -> Option<&ProcessReport> {
         let live = self.live.as_ref()?;
         live.report
             .targets
@@ -397,7 +397,7 @@ impl App {
     /// `t`'s leaks that `keep` accepts and the filter matches, with their growth (per second).
     fn filtered_leaks<'a>(
         &'a self,
-        t: &'a TargetReport,
+        t: &'a ProcessReport,
         keep: impl Fn(&LeakReport) -> bool,
     ) -> Vec<(&'a LeakReport, Option<f64>)> {
         let hist = self.history.get(&t.pid);

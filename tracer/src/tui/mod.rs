@@ -41,7 +41,7 @@ use self::{
     event::{Events, UiEvent},
     view::Screen,
 };
-use crate::pipeline::LiveReport;
+use crate::pipeline::ReportFrame;
 
 /// Frame tick: at most this long between a new report and its drawing.
 /// Hotspots the TUI receives per report, live or replayed (it sorts and scrolls them; a printed
@@ -109,7 +109,7 @@ pub struct Tui {
 impl Tui {
     /// Takes over the terminal and starts the UI. `stop` is set when the user quits.
     pub fn start(
-        reports: watch::Receiver<Option<Arc<LiveReport>>>,
+        reports: watch::Receiver<Option<Arc<ReportFrame>>>,
         stop: watch::Sender<bool>,
     ) -> io::Result<Self> {
         let mut terminal = enter()?;
