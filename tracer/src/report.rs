@@ -89,6 +89,21 @@ pub struct ProcessReport {
     /// Heap footprint per module (shared object or executable) of the allocating caller,
     /// most live bytes first. Covers every call site, not only the listed hotspots.
     pub modules: Vec<ModuleReport>,
+    /// The file mappings the hotspots' frames lie in, by address: for exporters whose
+    /// consumers symbolize by themselves (pprof). Not part of the JSON report.
+    #[serde(skip)]
+    pub code: Vec<CodeMapping>,
+}
+
+/// A file mapped into a process where report frames lie: its address range, the file offset
+/// the range starts at, the file and its GNU build id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodeMapping {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub path: String,
+    pub build_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -229,7 +244,7 @@ pub fn build(
                 .map(|a| sym.resolve(pid, a, true))
                 .collect()
         };
-        let hotspots = ranked(&p.hotspots, top, every_sort)
+        let hotspots: Vec<HotspotReport> = ranked(&p.hotspots, top, every_sort)
             .into_iter()
             .map(|h| HotspotReport {
                 allocs: h.stats.allocs,
@@ -256,6 +271,7 @@ pub fn build(
             })
             .collect();
         let modules = modules_of(pid, &p.hotspots, sym);
+        let code = code_mappings(pid, &hotspots, sym);
         let ti = info.get(&pid).cloned().unwrap_or_default();
         targets.push(ProcessReport {
             pid,
@@ -273,6 +289,7 @@ pub fn build(
             hotspots,
             leaks,
             modules,
+            code,
         });
     }
     let mut health = health;
@@ -294,6 +311,26 @@ pub fn build(
         health,
         targets,
     }
+}
+
+/// The file mappings of `pid` that frames of `hotspots` lie in, by start address.
+fn code_mappings(pid: u32, hotspots: &[HotspotReport], sym: &Symbolizer) -> Vec<CodeMapping> {
+    let Some(maps) = sym.maps(pid) else {
+        return Vec::new();
+    };
+    let mut found: std::collections::BTreeMap<u64, CodeMapping> = Default::default();
+    for f in hotspots.iter().flat_map(|h| &h.stack) {
+        let Some(e) = maps.find(f.addr) else { continue };
+        let Some(path) = &e.path else { continue };
+        found.entry(e.start).or_insert_with(|| CodeMapping {
+            start: e.start,
+            end: e.end,
+            offset: e.offset,
+            path: path.clone(),
+            build_id: maps.build_ids.get(path).cloned(),
+        });
+    }
+    found.into_values().collect()
 }
 
 #[cfg(test)]

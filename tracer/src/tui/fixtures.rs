@@ -41,6 +41,7 @@ fn main_stack(first: Frame) -> Vec<Frame> {
 
 pub fn target(pid: u32, comm: &str) -> ProcessReport {
     ProcessReport {
+        code: Vec::new(),
         pid,
         comm: comm.into(),
         exited: false,

@@ -10,7 +10,7 @@
 pub mod app;
 pub mod event;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub mod history;
 pub mod theme;
 pub mod view;
