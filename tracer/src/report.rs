@@ -235,63 +235,11 @@ pub fn build(
     every_sort: bool,
 ) -> Report {
     let unknown_before = sym.unknown_frames;
-    let mut targets = Vec::new();
-    for p in &snap.procs {
-        let pid = p.pid;
-        let heap_stack = |site: &CallSite, sym: &mut Symbolizer| -> Vec<Frame> {
-            heap_addrs(site, stacks)
-                .into_iter()
-                .map(|a| sym.resolve(pid, a, true))
-                .collect()
-        };
-        let hotspots: Vec<HotspotReport> = ranked(&p.hotspots, top, every_sort)
-            .into_iter()
-            .map(|h| HotspotReport {
-                allocs: h.stats.allocs,
-                bytes: h.stats.bytes,
-                live_blocks: h.stats.live_blocks,
-                live_bytes: h.stats.live_bytes,
-                frees: h.stats.frees,
-                stack: heap_stack(&h.site, sym),
-            })
-            .collect();
-        let leaks = p
-            .leaks
-            .iter()
-            .map(|l| LeakReport {
-                kind: l.kind,
-                count: l.count,
-                bytes: l.bytes,
-                oldest_age_ms: l.oldest_age_ns / 1_000_000,
-                fd_kind: l.label.clone(),
-                detail: l.detail.clone(),
-                stack: match &l.site {
-                    Site::Call(s) => heap_stack(s, sym),
-                },
-            })
-            .collect();
-        let modules = modules_of(pid, &p.hotspots, sym);
-        let code = code_mappings(pid, &hotspots, sym);
-        let ti = info.get(&pid).cloned().unwrap_or_default();
-        targets.push(ProcessReport {
-            pid,
-            comm: ti.comm,
-            exited: p.exited,
-            exit_status: ti.exit_status,
-            heap: p.heap,
-            mappings: p.maps,
-            fds: FdReport {
-                totals: p.fds,
-                by_kind: p.fds_by_kind.clone(),
-            },
-            threads: p.threads,
-            rss_bytes: if p.exited { None } else { ti.rss_bytes },
-            hotspots,
-            leaks,
-            modules,
-            code,
-        });
-    }
+    let targets: Vec<ProcessReport> = snap
+        .procs
+        .iter()
+        .map(|p| process_report(p, info, stacks, sym, top, every_sort))
+        .collect();
     let mut health = health;
     health.unknown_frames = sym.unknown_frames - unknown_before;
     let untracked: u64 = targets.iter().map(|t| t.heap.untracked_blocks).sum();
@@ -310,6 +258,71 @@ pub fn build(
         schema: SCHEMA,
         health,
         targets,
+    }
+}
+
+/// The report of one process of a snapshot.
+fn process_report(
+    p: &crate::aggregate::ProcSnapshot,
+    info: &HashMap<u32, ProcessStatus>,
+    stacks: &StackTable,
+    sym: &mut Symbolizer,
+    top: usize,
+    every_sort: bool,
+) -> ProcessReport {
+    let pid = p.pid;
+    let heap_stack = |site: &CallSite, sym: &mut Symbolizer| -> Vec<Frame> {
+        heap_addrs(site, stacks)
+            .into_iter()
+            .map(|a| sym.resolve(pid, a, true))
+            .collect()
+    };
+    let hotspots: Vec<HotspotReport> = ranked(&p.hotspots, top, every_sort)
+        .into_iter()
+        .map(|h| HotspotReport {
+            allocs: h.stats.allocs,
+            bytes: h.stats.bytes,
+            live_blocks: h.stats.live_blocks,
+            live_bytes: h.stats.live_bytes,
+            frees: h.stats.frees,
+            stack: heap_stack(&h.site, sym),
+        })
+        .collect();
+    let leaks = p
+        .leaks
+        .iter()
+        .map(|l| LeakReport {
+            kind: l.kind,
+            count: l.count,
+            bytes: l.bytes,
+            oldest_age_ms: l.oldest_age_ns / 1_000_000,
+            fd_kind: l.label.clone(),
+            detail: l.detail.clone(),
+            stack: match &l.site {
+                Site::Call(s) => heap_stack(s, sym),
+            },
+        })
+        .collect();
+    let modules = modules_of(pid, &p.hotspots, sym);
+    let code = code_mappings(pid, &hotspots, sym);
+    let ti = info.get(&pid).cloned().unwrap_or_default();
+    ProcessReport {
+        pid,
+        comm: ti.comm,
+        exited: p.exited,
+        exit_status: ti.exit_status,
+        heap: p.heap,
+        mappings: p.maps,
+        fds: FdReport {
+            totals: p.fds,
+            by_kind: p.fds_by_kind.clone(),
+        },
+        threads: p.threads,
+        rss_bytes: if p.exited { None } else { ti.rss_bytes },
+        hotspots,
+        leaks,
+        modules,
+        code,
     }
 }
 

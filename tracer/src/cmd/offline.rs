@@ -7,6 +7,7 @@ use crate::{
     cli::{Command, ExportFormat, ReportFormat},
     export,
     pipeline::{self, Replayed},
+    usage::UsageError,
 };
 
 /// Reports `tracer tui` keeps of a recording (snapshots are thinned evenly beyond), bounding
@@ -49,67 +50,79 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
             fail_on,
             top,
             format,
-        } => {
-            let thresholds = fail_on
-                .iter()
-                .map(|t| export::diff::Threshold::parse(t))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| anyhow::Error::from(crate::usage::UsageError(e)))?;
-            let b = load(base, Some(usize::MAX))?;
-            let n = load(new, Some(usize::MAX))?;
-            let d = export::diff::diff(&b.report, &n.report);
-            let crossed = export::diff::crossed(&d, &thresholds);
-            let mut out = std::io::stdout().lock();
-            let written = match format {
-                ReportFormat::Json => export::diff::write_json(&d, &crossed, *top, &mut out),
-                _ => export::diff::write_text(&d, &crossed, *top, &mut out),
-            }
-            .and_then(|()| out.flush());
-            // A reader that stopped early (`| grep -q`) still gets the gate's exit code.
-            if let Err(e) = written {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return Err(e.into());
-                }
-            }
-            if crossed.is_empty() {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                log::error!(
-                    "{} --fail-on threshold(s) crossed (FAIL lines above)",
-                    crossed.len()
-                );
-                Ok(ExitCode::from(3))
-            }
-        }
-        Command::Tui { file } => {
-            if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                return Err(crate::usage::UsageError(format!(
-                    "tracer tui needs a terminal on stdout; `tracer report {}` prints the report as text",
-                    file.display()
-                ))
-                .into());
-            }
-            let timeline = pipeline::replay_timeline(file, crate::tui::TOP, REPLAY_FRAMES)?;
-            let name = file.file_name().map_or_else(
-                || file.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
-            let warnings = timeline.warnings.clone();
-            crate::tui::replay(crate::tui::app::Replay {
-                source: name,
-                frames: timeline.frames,
-                at: 0,
-                snapshots: timeline.snapshots,
-                warnings: timeline.warnings,
-            })
-            .map_err(|e| anyhow::anyhow!("terminal: {e}"))?;
-            for w in &warnings {
-                log::warn!("{w}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => diff(base, new, fail_on, *top, *format),
+        Command::Tui { file } => tui(file),
         Command::Record { .. } => Err(anyhow::anyhow!("record is not an offline command")),
     }
+}
+
+/// `tracer diff`: exit code 3 when a `--fail-on` threshold is crossed.
+fn diff(
+    base: &Path,
+    new: &Path,
+    fail_on: &[String],
+    top: usize,
+    format: ReportFormat,
+) -> anyhow::Result<ExitCode> {
+    let thresholds = fail_on
+        .iter()
+        .map(|t| export::diff::Threshold::parse(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::Error::from(UsageError(e)))?;
+    let b = load(base, Some(usize::MAX))?;
+    let n = load(new, Some(usize::MAX))?;
+    let d = export::diff::diff(&b.report, &n.report);
+    let crossed = export::diff::crossed(&d, &thresholds);
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        ReportFormat::Json => export::diff::write_json(&d, &crossed, top, &mut out),
+        _ => export::diff::write_text(&d, &crossed, top, &mut out),
+    }
+    .and_then(|()| out.flush());
+    // A reader that stopped early (`| grep -q`) still gets the gate's exit code.
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    if crossed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        log::error!(
+            "{} --fail-on threshold(s) crossed (FAIL lines above)",
+            crossed.len()
+        );
+        Ok(ExitCode::from(3))
+    }
+}
+
+/// `tracer tui FILE`: the recording in the TUI, stepping through its snapshots.
+fn tui(file: &Path) -> anyhow::Result<ExitCode> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(UsageError(format!(
+            "tracer tui needs a terminal on stdout; `tracer report {}` prints the report as text",
+            file.display()
+        ))
+        .into());
+    }
+    let timeline = pipeline::replay_timeline(file, crate::tui::TOP, REPLAY_FRAMES)?;
+    let name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let warnings = timeline.warnings.clone();
+    crate::tui::replay(crate::tui::app::Replay {
+        source: name,
+        frames: timeline.frames,
+        at: 0,
+        snapshots: timeline.snapshots,
+        warnings: timeline.warnings,
+    })
+    .map_err(|e| anyhow::anyhow!("terminal: {e}"))?;
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Replays `file`, printing its problems as warnings.

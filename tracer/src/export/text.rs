@@ -125,6 +125,12 @@ fn target(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
         "threads: {} alive; {} created, {} exited; {} at start",
         th.alive, th.created_total, th.exited_total, th.baseline
     )?;
+    leaks(t, out)?;
+    hotspots(t, out)
+}
+
+/// The leak lines of a target.
+fn leaks(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
     if t.leaks.is_empty() {
         writeln!(out, "leaks: none")?;
     } else {
@@ -154,6 +160,11 @@ fn target(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// The hotspot lines of a target.
+fn hotspots(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
     if !t.hotspots.is_empty() {
         writeln!(out, "hotspots (by bytes allocated):")?;
         writeln!(
