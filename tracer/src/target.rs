@@ -314,36 +314,8 @@ fn watch_ptrace(root: u32, tx: &UnboundedSender<WatcherMsg>) {
                 resume(pid, libc::PTRACE_CONT, 0);
             }
             libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => {
-                let mut child: libc::c_ulong = 0;
-                // SAFETY: GETEVENTMSG writes one unsigned long.
-                unsafe {
-                    libc::ptrace(
-                        libc::PTRACE_GETEVENTMSG,
-                        pid as libc::pid_t,
-                        0usize,
-                        &mut child as *mut libc::c_ulong,
-                    )
-                };
-                let child = child as u32;
-                if !stopped_early.remove(&child) {
-                    let mut st = 0i32;
-                    // SAFETY: as above, for the new tracee's first stop.
-                    unsafe {
-                        libc::waitpid(
-                            child as libc::pid_t,
-                            &mut st,
-                            libc::__WALL | libc::__WNOTHREAD,
-                        )
-                    };
-                }
+                let child = on_fork(pid, tx, &mut stopped_early);
                 tracees.insert(child);
-                ask(tx, |ack| WatcherMsg::Forked {
-                    parent: pid,
-                    child,
-                    ack,
-                });
-                resume(child, libc::PTRACE_CONT, 0);
-                resume(pid, libc::PTRACE_CONT, 0);
             }
             libc::PTRACE_EVENT_EXEC => {
                 ask(tx, |ack| WatcherMsg::Execed { pid, ack });
@@ -355,6 +327,41 @@ fn watch_ptrace(root: u32, tx: &UnboundedSender<WatcherMsg>) {
             _ => resume(pid, libc::PTRACE_CONT, sig as usize),
         }
     }
+}
+
+/// A tracee forked: waits for the child's first stop (unless it came already), tells the
+/// pipeline, then lets both run. Returns the child.
+fn on_fork(pid: u32, tx: &UnboundedSender<WatcherMsg>, stopped_early: &mut HashSet<u32>) -> u32 {
+    let mut child: libc::c_ulong = 0;
+    // SAFETY: GETEVENTMSG writes one unsigned long.
+    unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            pid as libc::pid_t,
+            0usize,
+            &mut child as *mut libc::c_ulong,
+        )
+    };
+    let child = child as u32;
+    if !stopped_early.remove(&child) {
+        let mut st = 0i32;
+        // SAFETY: waitpid writes the status integer, for the new tracee's first stop.
+        unsafe {
+            libc::waitpid(
+                child as libc::pid_t,
+                &mut st,
+                libc::__WALL | libc::__WNOTHREAD,
+            )
+        };
+    }
+    ask(tx, |ack| WatcherMsg::Forked {
+        parent: pid,
+        child,
+        ack,
+    });
+    resume(child, libc::PTRACE_CONT, 0);
+    resume(pid, libc::PTRACE_CONT, 0);
+    child
 }
 
 fn watch_pidfd(pid: u32) -> Option<String> {
