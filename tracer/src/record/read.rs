@@ -7,6 +7,8 @@ use std::{
     path::Path,
 };
 
+use bytes::Bytes;
+
 use super::{
     format::{Reader, Tail},
     meta::{Meta, TAG_EVENT, TAG_META},
@@ -20,7 +22,7 @@ const BUFFER: usize = 1 << 20;
 #[derive(Debug)]
 pub enum Item {
     /// A kernel ring record, byte-for-byte.
-    Event(Vec<u8>),
+    Event(Bytes),
     Meta(Meta),
 }
 
