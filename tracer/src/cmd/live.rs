@@ -50,6 +50,11 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     check_args(cli)?;
     let launch_libc = launch_libc(cli)?;
     features::check_all()?;
+    // Created before any target starts or is attached to: a bad path ends the run first.
+    let recorder = match &opts.record {
+        Some(path) => Some(Recorder::create(path)?),
+        None => None,
+    };
     let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
     let libcs: Vec<(u32, PathBuf)> = cli
         .pids
@@ -73,7 +78,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     let mut launched = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
         .flatten();
-    let record = record_options(opts)?;
+    let record = record_options(opts, recorder);
     let mut io = RunIo {
         targets: &mut rx,
         signals: &mut signals,
@@ -133,9 +138,20 @@ fn check_args(cli: &TraceArgs) -> anyhow::Result<()> {
     if cli.pids.contains(&me) || cli.pids.contains(&0) {
         return Err(usage("tracer cannot trace itself or pid 0"));
     }
-    for pid in &cli.pids {
+    for (i, pid) in cli.pids.iter().enumerate() {
+        if cli.pids[..i].contains(pid) {
+            return Err(usage(format!(
+                "--pid {pid} is given twice: give each process once"
+            )));
+        }
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(probes::LibcError::NoProcess(*pid).into());
+        }
+        if let Some(comm) = target::kernel_thread(*pid) {
+            bail!(
+                "pid {pid} ({comm}) is a kernel thread: it has no user memory, allocator, fds \
+                 or threads of its own to trace"
+            );
         }
     }
     Ok(())
@@ -240,17 +256,14 @@ fn run_config(cli: &TraceArgs, opts: &Options, use_tui: bool) -> RunConfig {
     }
 }
 
-fn record_options(opts: &Options) -> anyhow::Result<Option<RecordOptions>> {
-    let Some(path) = &opts.record else {
-        return Ok(None);
-    };
-    Ok(Some(RecordOptions {
-        recorder: Recorder::create(path)?,
+fn record_options(opts: &Options, recorder: Option<Recorder>) -> Option<RecordOptions> {
+    recorder.map(|recorder| RecordOptions {
+        recorder,
         snapshot_interval: opts.snapshot_interval,
         progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         // `tracer record` (quiet) exists for its file; a live run goes on without it.
         stop_on_failure: opts.quiet,
-    }))
+    })
 }
 
 /// The run with the TUI open; its final state stays on screen until the user quits.

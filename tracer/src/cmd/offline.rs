@@ -35,15 +35,7 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
             file,
             format,
             output,
-        } => {
-            let rep = load(file, Some(usize::MAX))?;
-            with_output(output.as_deref(), |out| match format {
-                ExportFormat::Folded => Ok(export::folded::write(&rep.report, out)?),
-                ExportFormat::Pprof => Ok(out.write_all(&export::pprof::encode(&rep.report))?),
-                ExportFormat::Svg => Ok(export::svg::write(&rep.report, out)?),
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => export(file, *format, output.as_deref()),
         Command::Diff {
             base,
             new,
@@ -54,6 +46,28 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
         Command::Tui { file } => tui(file),
         Command::Record { .. } => Err(anyhow::anyhow!("record is not an offline command")),
     }
+}
+
+/// `tracer export`: pprof, folded stacks or a flame graph of a recording.
+fn export(file: &Path, format: ExportFormat, output: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if matches!(format, ExportFormat::Pprof)
+        && output.is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        return Err(UsageError(
+            "a pprof profile is gzip-compressed binary, not for a terminal: give -o \
+             FILE (or redirect stdout)"
+                .into(),
+        )
+        .into());
+    }
+    let rep = load(file, Some(usize::MAX))?;
+    with_output(output, |out| match format {
+        ExportFormat::Folded => Ok(export::folded::write(&rep.report, out)?),
+        ExportFormat::Pprof => Ok(out.write_all(&export::pprof::encode(&rep.report))?),
+        ExportFormat::Svg => Ok(export::svg::write(&rep.report, out)?),
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `tracer diff`: exit code 3 when a `--fail-on` threshold is crossed.
@@ -140,8 +154,7 @@ fn with_output(
 ) -> anyhow::Result<()> {
     match path {
         Some(p) => {
-            let mut file = std::fs::File::create(p)
-                .map_err(|e| anyhow::anyhow!("create {}: {e}", p.display()))?;
+            let mut file = crate::outfile::create(p, crate::outfile::REPORT_MODE)?;
             f(&mut file)?;
             file.flush()?;
         }
