@@ -1,3 +1,6 @@
+//! The pprof export decoded back: sample types, values, labels, stacks leaf first, and
+//! locations in the real mappings of their processes.
+
 use super::*;
 use crate::{report::CodeMapping, tui::fixtures};
 
