@@ -16,12 +16,12 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use tracer_common::{counter, kind::nr, EventHeader, EventKind, FdCloseData, FdOpenRecord};
+use tracer_common::{counter, kind::nr, EventKind, FdCloseData, FdOpenRecord};
 
 use crate::{
-    emit::{emit, submit_flags},
+    emit::{copy_to_ring, emit, header},
     filter::{current, should_trace},
-    maps::{bump, EVENTS, FD_SCRATCH},
+    maps::{bump, FD_SCRATCH},
     sysstack::{capture, reg, user_regs},
 };
 
@@ -183,14 +183,7 @@ fn open(id: u32, ret: i64, pid: u32, tid: u32) {
     } else {
         0
     };
-    rec.header = EventHeader {
-        kind: EventKind::FdOpen as u32,
-        pid,
-        tid,
-        _pad: 0,
-        // SAFETY: no preconditions.
-        ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
-    };
+    rec.header = header(EventKind::FdOpen, pid, tid);
     rec.data.nr = id;
     rec.data.fd = fd;
     rec.data.fd2 = fd2;
@@ -198,10 +191,5 @@ fn open(id: u32, ret: i64, pid: u32, tid: u32) {
     rec.data.arg0 = arg0;
     rec.data.path_len = path_len;
     capture(&mut rec.stack);
-    if EVENTS
-        .output::<FdOpenRecord>(&*rec, submit_flags())
-        .is_err()
-    {
-        bump(counter::DROPPED);
-    }
+    copy_to_ring::<FdOpenRecord>(rec);
 }

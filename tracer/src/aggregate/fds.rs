@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tracer_common::kind::nr;
 
-use crate::event::{FdOpen, HeapSite};
+use crate::event::{CallSite, FdOpen};
 
 /// `O_CLOEXEC`, `SOCK_CLOEXEC`, `EFD_CLOEXEC`, ... (all 0o2000000 on x86-64).
 const O_CLOEXEC: u32 = 0o2_000_000;
@@ -24,7 +24,7 @@ pub struct FdInfo {
     /// File path, or a description such as "inet stream".
     pub path: Option<String>,
     /// Where it was opened; `None` for fds open before tracing began.
-    pub site: Option<HeapSite>,
+    pub site: Option<CallSite>,
     pub ts_ns: u64,
     pub cloexec: bool,
 }

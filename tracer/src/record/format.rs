@@ -15,6 +15,8 @@
 
 use std::io::{Read, Write};
 
+use bytes::Bytes;
+
 use thiserror::Error;
 
 /// First bytes of every recording.
@@ -130,11 +132,12 @@ impl<W: Write> Writer<W> {
     }
 }
 
-/// One record read back, with the offset of the chunk that held it.
+/// One record read back, with the offset of the chunk that held it. Its bytes are a view of
+/// the decompressed chunk, shared with the chunk's other records, not a copy.
 #[derive(Debug)]
 pub struct Record {
     pub tag: u8,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     pub chunk_offset: u64,
 }
 
@@ -296,6 +299,7 @@ impl<R: Read> Reader<R> {
                 raw.len()
             )));
         }
+        let raw = Bytes::from(raw);
         let mut records = Vec::new();
         let mut pos = 0usize;
         while pos < raw.len() {
@@ -307,14 +311,15 @@ impl<R: Read> Reader<R> {
             let tag = raw[pos];
             let len = u32_at(&raw, pos + 1) as usize;
             let start = pos + RECORD_HEADER_LEN;
-            let Some(bytes) = raw.get(start..start.saturating_add(len)) else {
+            let end = start.saturating_add(len);
+            if end > raw.len() {
                 return Err(corrupt(format!(
                     "record at byte {pos} of the chunk overruns it ({len} bytes)"
                 )));
-            };
+            }
             records.push(Record {
                 tag,
-                bytes: bytes.to_vec(),
+                bytes: raw.slice(start..end),
                 chunk_offset: at,
             });
             pos = start + len;

@@ -216,6 +216,25 @@ fn exports_name_the_leaking_function_and_go_tool_pprof_reads_the_profile() {
     );
     assert!(top.contains("leak_malloc"), "{top}");
     assert!(top.contains("inuse_space"), "{top}");
+    // The workload's code lies in its real mapping: its file, with its build id.
+    let raw = Command::new("go")
+        .args(["tool", "pprof", "-raw"])
+        .arg(&pprof)
+        .output()
+        .expect("run go tool pprof -raw");
+    let raw = String::from_utf8_lossy(&raw.stdout);
+    let exe = workload(ALLOC_EACH);
+    let exe_name = Path::new(&exe)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .expect("a file name");
+    let build_id = tracer::symbolize::maps::build_id(&exe).expect("the workload has a build id");
+    let mapping = raw
+        .lines()
+        .skip_while(|l| !l.starts_with("Mappings"))
+        .find(|l| l.contains(&format!("/{exe_name} ")))
+        .unwrap_or_else(|| panic!("no mapping of {exe_name}: {raw}"));
+    assert!(mapping.contains(&build_id), "{mapping}");
     let folded = tracer_ok(&["export", &rec_s, "--format", "folded"]);
     let folded = String::from_utf8_lossy(&folded.stdout);
     let line = folded

@@ -13,8 +13,10 @@
 //! All hold the reader to its contract: any input gives a report or a one-line error, never a
 //! panic.
 
-use super::format::{Reader, Writer};
-use crate::pipeline;
+use crate::{
+    pipeline,
+    record::format::{Reader, Writer},
+};
 
 /// Replays `data` as a recording file, as `report` and as `tui` do.
 pub fn check_file(data: &[u8]) {
@@ -52,7 +54,7 @@ fn check_timeline(data: &[u8]) {
 /// header, xor) and reads it: a damaged header is corruption, never a clean end or a file cut
 /// short, unless the changes left every header checksum right (a forged header).
 pub fn check_chunk_headers(data: &[u8]) {
-    use super::format::{chunk_header_len, HEADER_LEN, VERSION};
+    use crate::record::format::{chunk_header_len, HEADER_LEN, VERSION};
     let mut w = match Writer::new(Vec::new(), tracer_common::ABI_VERSION) {
         Ok(w) => w,
         Err(_) => return,
@@ -171,7 +173,7 @@ mod tests {
                 started_mono_ns: 1_000,
                 leak_age_ns: 10,
                 top: 8,
-                targets: vec![crate::record::TargetMeta {
+                targets: vec![crate::record::ProcessBaseline {
                     pid: 7,
                     comm: "seed".into(),
                     fds: vec![(0, "file".into(), Some("/dev/null".into()))],
@@ -234,7 +236,7 @@ mod tests {
                     size: 24,
                     count: 1,
                     caller: 0x4010,
-                    stack_hash: crate::pipeline::frames_hash(&[0x4020, 0x4030]),
+                    stack_hash: tracer_common::stack_hash(&[0x4020, 0x4030]),
                     nframes: 2,
                     func: AllocFunc::Malloc as u32,
                     ..Default::default()
