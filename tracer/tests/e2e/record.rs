@@ -115,18 +115,26 @@ fn a_recorder_killed_with_sigkill_leaves_a_readable_recording() {
     require_root();
     let dir = TempDir::new("rec-kill");
     let rec = dir.file("run.trc");
-    let recorder = Command::new(TRACER)
-        .args(["record", "-o"])
+    let mut recorder = Command::new(TRACER)
+        .args(["record", "-v", "-o"])
         .arg(&rec)
         .args(["--", &workload(CHURN), "2000000000"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn recorder");
+    let stderr = recorder.stderr.take().expect("stderr");
     let mut recorder = Guard(recorder);
-    // Chunks are closed every second: wait for a few.
-    std::thread::sleep(Duration::from_secs(4));
+    // Tracing (however long loading took on a busy machine), then chunks are closed every
+    // second: wait for a few.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("tracing pid"))),
+        "the recorder never started tracing"
+    );
+    std::thread::spawn(move || lines.for_each(drop));
+    std::thread::sleep(Duration::from_secs(3));
     recorder.0.kill().expect("SIGKILL the recorder");
     let _ = recorder.0.wait();
     let size = std::fs::metadata(&rec).expect("recording").len();
