@@ -34,20 +34,19 @@
 
 use aya_ebpf::{
     bindings::pt_regs,
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, bpf_probe_read_user_buf},
+    helpers::{bpf_probe_read_user, bpf_probe_read_user_buf},
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
 use tracer_common::{
-    counter, kind::AllocFunc, names::STACK_CACHE_SLOTS, AllocData, EventHeader, EventKind,
-    FreeData, ALLOC_FIXED_BYTES, ALLOC_NO_STACK, ALLOC_STACK_CACHED, ALLOC_STACK_TRUNCATED,
-    MAX_FRAMES,
+    counter, kind::AllocFunc, names::STACK_CACHE_SLOTS, AllocData, EventKind, FreeData,
+    ALLOC_FIXED_BYTES, ALLOC_NO_STACK, ALLOC_STACK_CACHED, ALLOC_STACK_TRUNCATED, MAX_FRAMES,
 };
 
 use crate::{
-    emit::{emit, submit_flags},
+    emit::{copy_prefix_to_ring, emit, header},
     filter::current,
-    maps::{bump, CONFIG, EVENTS, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES},
+    maps::{bump, CONFIG, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES},
     unwind::{walk, Regs, Start},
 };
 
@@ -192,14 +191,7 @@ fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
         unsafe { bpf_probe_read_user(p.out_ptr as *const u64) }.unwrap_or(0)
     };
     let rec = &mut p.record;
-    rec.header = EventHeader {
-        kind: EventKind::Alloc as u32,
-        pid,
-        tid,
-        _pad: 0,
-        // SAFETY: no preconditions.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-    };
+    rec.header = header(EventKind::Alloc, pid, tid);
     rec.data.ptr = ptr;
     let hash = rec.data.stack_hash;
     let slot = STACK_SEEN.get_ptr_mut((hash >> 20) as u32 & (STACK_CACHE_SLOTS - 1));
@@ -216,11 +208,7 @@ fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
     if n > MAX_FRAMES {
         n = MAX_FRAMES;
     }
-    let len = ALLOC_FIXED_BYTES + n * 8;
-    // SAFETY: `rec` is a whole AllocRecord in a map value and `len` never exceeds its size.
-    let bytes = unsafe { core::slice::from_raw_parts((rec as *const _) as *const u8, len) };
-    if EVENTS.output::<[u8]>(bytes, submit_flags()).is_err() {
-        bump(counter::DROPPED);
+    if !copy_prefix_to_ring(rec, ALLOC_FIXED_BYTES + n * 8) {
         return 0;
     }
     rec.data.flags &= !ALLOC_STACK_CACHED;

@@ -24,9 +24,9 @@ use tokio::sync::mpsc::UnboundedSender;
 /// Longest the watcher holds an exiting target for the pipeline.
 const EXIT_HOLD: Duration = Duration::from_secs(10);
 
-/// What watchers tell the pipeline.
+/// What a target's watcher tells the pipeline (exits, forks, execs).
 #[derive(Debug)]
-pub enum TargetMsg {
+pub enum WatcherMsg {
     /// The target is stopped at exit; reply on `ack` once its events are drained and its maps
     /// captured.
     Exiting { pid: u32, ack: mpsc::SyncSender<()> },
@@ -61,16 +61,72 @@ impl Launched {
 pub fn resolve_command(cmd: &str) -> anyhow::Result<PathBuf> {
     if cmd.contains('/') {
         let p = PathBuf::from(cmd);
-        if p.is_file() {
-            return Ok(p);
+        if !p.exists() {
+            bail!("command {cmd} not found");
         }
-        bail!("command {cmd} not found");
+        check_executable(&p)?;
+        return Ok(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    std::env::split_paths(&path)
+    let mut candidates = std::env::split_paths(&path)
         .map(|d| d.join(cmd))
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("command {cmd} not found in PATH"))
+        .filter(|p| p.is_file())
+        .peekable();
+    let first = candidates
+        .peek()
+        .cloned()
+        .ok_or_else(|| anyhow!("command {cmd} not found in PATH"))?;
+    // As execvp does: the first one that can be executed.
+    match candidates.find(|p| check_executable(p).is_ok()) {
+        Some(p) => Ok(p),
+        None => check_executable(&first).map(|()| first),
+    }
+}
+
+/// Checks, before anything starts, that the kernel can execute `path`: a regular file with
+/// execute permission for tracer's user, an ELF program or a `#!` script.
+pub fn check_executable(path: &Path) -> anyhow::Result<()> {
+    use std::{io::Read as _, os::unix::fs::PermissionsExt as _};
+    let shown = path.display();
+    let meta = std::fs::metadata(path).with_context(|| format!("command {shown}"))?;
+    if !meta.is_file() {
+        bail!("command {shown} is not a file");
+    }
+    let c = CString::new(path.as_os_str().as_bytes()).context("path contains a NUL byte")?;
+    // SAFETY: access(2) reads the NUL-terminated path, which outlives the call.
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
+        bail!(
+            "command {shown} is not executable (mode {:04o}): make it executable (chmod +x) \
+             or run it through its interpreter",
+            meta.permissions().mode() & 0o7777
+        );
+    }
+    let mut magic = [0u8; 4];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .with_context(|| format!("read {shown}"))?;
+    let head = &magic[..n];
+    if head != b"\x7fELF" && !head.starts_with(b"#!") {
+        bail!(
+            "command {shown} is neither an ELF program nor a #! script: the kernel cannot \
+             execute it"
+        );
+    }
+    Ok(())
+}
+
+/// The name of `pid` when it is a kernel thread (PF_KTHREAD in /proc/PID/stat's flags).
+pub fn kernel_thread(pid: u32) -> Option<String> {
+    kernel_thread_in(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn kernel_thread_in(stat: &str) -> Option<String> {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let comm = head.split_once(" (")?.1.to_string();
+    // After comm: state, ppid, pgrp, session, tty_nr, tpgid, flags.
+    let flags: u64 = rest.split_whitespace().nth(6)?.parse().ok()?;
+    (flags & PF_KTHREAD != 0).then_some(comm)
 }
 
 /// The ELF interpreter of `path`: `Ok(None)` for a statically linked executable; scripts and
@@ -90,11 +146,11 @@ pub fn elf_interpreter(path: &Path) -> anyhow::Result<Option<String>> {
 }
 
 /// Forks `argv`, blocked before exec, held by a watcher thread. With `follow`, the processes
-/// it forks are held too and announced with [`TargetMsg::Forked`].
+/// it forks are held too and announced with [`WatcherMsg::Forked`].
 pub fn launch(
     argv: &[String],
     follow: bool,
-    tx: UnboundedSender<TargetMsg>,
+    tx: UnboundedSender<WatcherMsg>,
 ) -> anyhow::Result<Launched> {
     let program = argv.first().ok_or_else(|| anyhow!("no command given"))?;
     let path = resolve_command(program)?;
@@ -138,7 +194,7 @@ pub fn launch(
 }
 
 /// Starts watching an existing process (and, with `follow`, the processes it forks).
-pub fn attach(pid: u32, follow: bool, tx: UnboundedSender<TargetMsg>) -> anyhow::Result<()> {
+pub fn attach(pid: u32, follow: bool, tx: UnboundedSender<WatcherMsg>) -> anyhow::Result<()> {
     let (ok_tx, ok_rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name(format!("tracer-watch-{pid}"))
@@ -239,12 +295,12 @@ fn seize(pid: u32, follow: bool) -> bool {
     r == 0
 }
 
-fn watch(pid: u32, seized: bool, tx: &UnboundedSender<TargetMsg>) {
+fn watch(pid: u32, seized: bool, tx: &UnboundedSender<WatcherMsg>) {
     if seized {
         watch_ptrace(pid, tx);
     } else {
         let status = watch_pidfd(pid);
-        let _ = tx.send(TargetMsg::Exited { pid, status });
+        let _ = tx.send(WatcherMsg::Exited { pid, status });
     }
 }
 
@@ -259,7 +315,7 @@ fn describe(status: i32) -> String {
 }
 
 /// Sends `msg` (built around a fresh ack channel) and waits for the pipeline's ack.
-fn ask(tx: &UnboundedSender<TargetMsg>, msg: impl FnOnce(mpsc::SyncSender<()>) -> TargetMsg) {
+fn ask(tx: &UnboundedSender<WatcherMsg>, msg: impl FnOnce(mpsc::SyncSender<()>) -> WatcherMsg) {
     let (ack_tx, ack_rx) = mpsc::sync_channel(1);
     if tx.send(msg(ack_tx)).is_ok() {
         let _ = ack_rx.recv_timeout(EXIT_HOLD);
@@ -273,7 +329,7 @@ fn resume(pid: u32, request: libc::c_uint, sig: usize) {
 
 /// Waits for every tracee of this thread (the seized target and, with --follow, the processes
 /// it forks) until all are gone, reporting each one's exit.
-fn watch_ptrace(root: u32, tx: &UnboundedSender<TargetMsg>) {
+fn watch_ptrace(root: u32, tx: &UnboundedSender<WatcherMsg>) {
     let mut tracees: HashSet<u32> = HashSet::from([root]);
     // Forked children whose first stop came before their parent's fork event.
     let mut stopped_early: HashSet<u32> = HashSet::new();
@@ -287,14 +343,14 @@ fn watch_ptrace(root: u32, tx: &UnboundedSender<TargetMsg>) {
                 continue;
             }
             for pid in tracees.drain() {
-                let _ = tx.send(TargetMsg::Exited { pid, status: None });
+                let _ = tx.send(WatcherMsg::Exited { pid, status: None });
             }
             return;
         }
         let pid = r as u32;
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             if tracees.remove(&pid) {
-                let _ = tx.send(TargetMsg::Exited {
+                let _ = tx.send(WatcherMsg::Exited {
                     pid,
                     status: Some(describe(status)),
                 });
@@ -313,45 +369,16 @@ fn watch_ptrace(root: u32, tx: &UnboundedSender<TargetMsg>) {
         }
         match event {
             libc::PTRACE_EVENT_EXIT => {
-                ask(tx, |ack| TargetMsg::Exiting { pid, ack });
+                ask(tx, |ack| WatcherMsg::Exiting { pid, ack });
                 resume(pid, libc::PTRACE_CONT, 0);
             }
             libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => {
-                let mut child: libc::c_ulong = 0;
-                // SAFETY: GETEVENTMSG writes one unsigned long.
-                unsafe {
-                    libc::ptrace(
-                        libc::PTRACE_GETEVENTMSG,
-                        pid as libc::pid_t,
-                        0usize,
-                        &mut child as *mut libc::c_ulong,
-                    )
-                };
-                let child = child as u32;
-                if !stopped_early.remove(&child) {
-                    let mut st = 0i32;
-                    // SAFETY: as above, for the new tracee's first stop.
-                    unsafe {
-                        libc::waitpid(
-                            child as libc::pid_t,
-                            &mut st,
-                            libc::__WALL | libc::__WNOTHREAD,
-                        )
-                    };
-                }
+                let child = on_fork(pid, tx, &mut stopped_early);
                 tracees.insert(child);
-                crate::unwind::held(child);
-                ask(tx, |ack| TargetMsg::Forked {
-                    parent: pid,
-                    child,
-                    ack,
-                });
-                resume(child, libc::PTRACE_CONT, 0);
-                resume(pid, libc::PTRACE_CONT, 0);
             }
             libc::PTRACE_EVENT_EXEC => {
                 crate::unwind::on_exec(pid);
-                ask(tx, |ack| TargetMsg::Execed { pid, ack });
+                ask(tx, |ack| WatcherMsg::Execed { pid, ack });
                 resume(pid, libc::PTRACE_CONT, 0);
             }
             // Group stop (SIGSTOP and friends): let it stay stopped as without tracer.
@@ -362,6 +389,42 @@ fn watch_ptrace(root: u32, tx: &UnboundedSender<TargetMsg>) {
             _ => resume(pid, libc::PTRACE_CONT, sig as usize),
         }
     }
+}
+
+/// A tracee forked: waits for the child's first stop (unless it came already), tells the
+/// pipeline, then lets both run. Returns the child.
+fn on_fork(pid: u32, tx: &UnboundedSender<WatcherMsg>, stopped_early: &mut HashSet<u32>) -> u32 {
+    let mut child: libc::c_ulong = 0;
+    // SAFETY: GETEVENTMSG writes one unsigned long.
+    unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            pid as libc::pid_t,
+            0usize,
+            &mut child as *mut libc::c_ulong,
+        )
+    };
+    let child = child as u32;
+    if !stopped_early.remove(&child) {
+        let mut st = 0i32;
+        // SAFETY: waitpid writes the status integer, for the new tracee's first stop.
+        unsafe {
+            libc::waitpid(
+                child as libc::pid_t,
+                &mut st,
+                libc::__WALL | libc::__WNOTHREAD,
+            )
+        };
+    }
+    crate::unwind::held(child);
+    ask(tx, |ack| WatcherMsg::Forked {
+        parent: pid,
+        child,
+        ack,
+    });
+    resume(child, libc::PTRACE_CONT, 0);
+    resume(pid, libc::PTRACE_CONT, 0);
+    child
 }
 
 fn watch_pidfd(pid: u32) -> Option<String> {
@@ -381,4 +444,31 @@ fn watch_pidfd(pid: u32) -> Option<String> {
         libc::close(fd);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_threads_are_told_from_their_stat_flags() {
+        let kthreadd = "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 3 0 0";
+        assert_eq!(kernel_thread_in(kthreadd).as_deref(), Some("kthreadd"));
+        // A comm with spaces and parentheses; flags without PF_KTHREAD.
+        let user = "77 (a) b (c)) S 1 77 77 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 3 0 0";
+        assert_eq!(kernel_thread_in(user), None);
+        assert_eq!(kernel_thread_in("garbage"), None);
+        assert_eq!(kernel_thread(std::process::id()), None);
+    }
+
+    #[test]
+    fn only_programs_the_kernel_can_execute_are_launched() {
+        assert!(check_executable(Path::new("/bin/sh")).is_ok());
+        let err = check_executable(Path::new("/etc/passwd")).expect_err("not executable");
+        assert!(err.to_string().contains("not executable"), "{err}");
+        let err = check_executable(Path::new("/etc")).expect_err("a directory");
+        assert!(err.to_string().contains("not a file"), "{err}");
+        let err = resolve_command("/nonexistent/x").expect_err("missing");
+        assert!(err.to_string().contains("not found"), "{err}");
+    }
 }

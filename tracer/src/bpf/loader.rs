@@ -18,7 +18,9 @@ use tracer_common::{counter, names, TraceConfig};
 use super::{
     features,
     probes::{self, LibcProbes},
+    tracefs,
 };
+pub use crate::counters::{KernelCounters, UnwindCounters};
 
 /// Tunables of one run.
 #[derive(Clone, Debug)]
@@ -41,42 +43,6 @@ impl Default for LoadOptions {
             follow: false,
         }
     }
-}
-
-/// Totals of the kernel-side counters, summed over CPUs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KernelCounters {
-    pub dropped: u64,
-    pub stack_errors: u64,
-    pub orphan_returns: u64,
-    pub stale_pending: u64,
-    pub pending_full: u64,
-    pub free_null: u64,
-    /// How the kernel's stack walks ended or fell back (see `tracer_common::counter`).
-    /// Boxed: recordings carry these in every snapshot record.
-    #[serde(default)]
-    pub unwind: Box<UnwindCounters>,
-}
-
-/// The kernel's stack-walk counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct UnwindCounters {
-    /// Stacks ended at an address outside every executable mapping (a frame that cannot be
-    /// real; it was left out).
-    pub not_code: u64,
-    /// Stacks ended at code without unwind information.
-    pub no_info: u64,
-    /// Stacks ended at a rule the kernel does not follow.
-    pub unsupported: u64,
-    /// Frames walked by frame pointer (their module has no table).
-    pub fp_frames: u64,
-    /// Stacks walked while the process's mappings were not loaded yet.
-    pub not_loaded: u64,
-    /// Stacks ended because the stack could not be read.
-    pub read_faults: u64,
-    /// Userspace's side: tables loaded and what did not fit.
-    #[serde(default)]
-    pub tables: crate::unwind::Stats,
 }
 
 /// Loaded programs and their attachments.
@@ -153,6 +119,13 @@ impl Tracer {
     /// traced until [`Tracer::add_target`].
     pub fn load(opts: &LoadOptions) -> anyhow::Result<Self> {
         features::check_all()?;
+        match tracefs::ensure()? {
+            tracefs::Found::MountedByTracer => log::info!(
+                "tracefs was not mounted: mounted it at {} (it stays mounted)",
+                tracefs::TRACEFS
+            ),
+            tracefs::Found::Mounted(path) => log::debug!("tracefs at {}", path.display()),
+        }
         let config = TraceConfig {
             self_tgid: std::process::id(),
             // Wake userspace only when a quarter of the ring is used; it polls otherwise.
@@ -171,7 +144,7 @@ impl Tracer {
                 env!("OUT_DIR"),
                 "/tracer"
             )))
-            .context("load the eBPF programs into the kernel")?;
+            .map_err(|e| refused_or(e.into(), "load the eBPF programs into the kernel"))?;
         let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
         for name in &names {
             let prog = ebpf
@@ -182,7 +155,7 @@ impl Tracer {
                 aya::programs::Program::TracePoint(t) => t.load(),
                 _ => continue,
             }
-            .with_context(|| format!("verify program {name}"))?;
+            .map_err(|e| refused_or(e.into(), &format!("verify program {name}")))?;
         }
         let unwind = crate::unwind::Tables::new(
             &mut ebpf,
@@ -332,6 +305,28 @@ impl Tracer {
             }),
         })
     }
+}
+
+/// `err` with `what` as its context, or, when the kernel said EPERM/EACCES although the
+/// capabilities were checked, the line that names who refuses BPF.
+fn refused_or(err: anyhow::Error, what: &str) -> anyhow::Error {
+    let refused = err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|n| n == libc::EPERM || n == libc::EACCES)
+    });
+    if !refused {
+        return err.context(what.to_string());
+    }
+    let lockdown = std::fs::read_to_string("/sys/kernel/security/lockdown")
+        .map(|l| format!("lockdown is {}", l.trim()))
+        .unwrap_or_else(|_| "lockdown state unknown".into());
+    anyhow!(
+        "{what}: the kernel refused ({}) although tracer has the capabilities it needs: kernel \
+         lockdown ({lockdown}) or a security module (SELinux, AppArmor, the BPF LSM) forbids \
+         eBPF here; `dmesg` names which",
+        err.root_cause()
+    )
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {

@@ -8,8 +8,10 @@
 mod errors;
 mod fds;
 mod follow;
+mod hardening;
 mod harness;
 mod heap;
+mod host;
 mod live;
 mod mmap;
 mod oracle;
