@@ -75,7 +75,11 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-pkgs=(llvm-22-dev libclang-22-dev clang-22 libpolly-22-dev zlib1g-dev libzstd-dev tmux)
+# The tests' workloads also need: g++ (C++), jemalloc, tcmalloc (gperftools) and mimalloc to
+# link with, libc's debug symbols (symbolization by build id), and redis-server with
+# redis-benchmark (a real service on jemalloc).
+pkgs=(llvm-22-dev libclang-22-dev clang-22 libpolly-22-dev zlib1g-dev libzstd-dev tmux
+    g++ libc6-dbg libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev redis-server redis-tools)
 missing=()
 for p in "${pkgs[@]}"; do
     installed "$p" || missing+=("$p")

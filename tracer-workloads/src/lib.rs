@@ -39,6 +39,19 @@ use std::path::{Path, PathBuf};
 
 /// `alloc_each`: one leak per allocating entry point.
 pub const ALLOC_EACH: &str = "alloc_each";
+/// `alloc_std`: alloc_each's leaks through the seven entry points every allocator has.
+pub const ALLOC_STD: &str = "alloc_std";
+/// `cxx_new`: every variant of C++ operator new and delete.
+pub const CXX_NEW: &str = "cxx_new";
+/// Allocators [`ALLOC_STD`] and [`CXX_NEW`] are also linked with: `path(&linked(CXX_NEW,
+/// "jemalloc"))`.
+pub const ALLOCATORS: &[&str] = &["jemalloc", "tcmalloc", "mimalloc"];
+
+/// The name of workload `name` built linked with `allocator` (one of [`ALLOCATORS`]).
+pub fn linked(name: &str, allocator: &str) -> String {
+    format!("{name}_{allocator}")
+}
+
 /// `attach_target`: waits on stdin, then allocates and partly frees.
 pub const ATTACH_TARGET: &str = "attach_target";
 /// `churn`: malloc + free in a tight loop, optionally on several threads.
@@ -55,6 +68,8 @@ pub const MMAP_LEAK: &str = "mmap_leak";
 /// Every workload program, one per `c/<name>.c`.
 pub const NAMES: &[&str] = &[
     ALLOC_EACH,
+    ALLOC_STD,
+    CXX_NEW,
     ATTACH_TARGET,
     CHURN,
     DEMO,
@@ -108,6 +123,22 @@ pub mod symbol {
     pub const CHURN_EACH: &str = "churn_each";
     /// `alloc_each --no-leak`: frees the nine leaked blocks.
     pub const FREE_LEAKS: &str = "free_leaks";
+    /// `cxx_new`: `new Plain`, leaked.
+    pub const LEAK_NEW: &str = "leak_new";
+    /// `cxx_new`: `new char[]`, leaked.
+    pub const LEAK_NEW_ARRAY: &str = "leak_new_array";
+    /// `cxx_new`: nothrow `new`, leaked.
+    pub const LEAK_NEW_NOTHROW: &str = "leak_new_nothrow";
+    /// `cxx_new`: aligned `new`, leaked.
+    pub const LEAK_NEW_ALIGNED: &str = "leak_new_aligned";
+    /// `cxx_new`: aligned `new[]`, leaked.
+    pub const LEAK_NEW_ALIGNED_ARRAY: &str = "leak_new_aligned_array";
+    /// `cxx_new`: nothrow `new[]`, leaked.
+    pub const LEAK_NEW_NOTHROW_ARRAY: &str = "leak_new_nothrow_array";
+    /// `cxx_new`: every new/delete pair, freed.
+    pub const CHURN_CXX: &str = "churn_cxx";
+    /// `alloc_std`: one block through each entry point, freed.
+    pub const CHURN_STD: &str = "churn_std";
     /// `attach_target`: the mallocs.
     pub const ATTACH_ALLOC_LOOP: &str = "attach_alloc_loop";
     /// `attach_target`: the frees.
@@ -165,6 +196,14 @@ pub mod symbol {
         (super::ALLOC_EACH, LEAK_PVALLOC),
         (super::ALLOC_EACH, CHURN_EACH),
         (super::ALLOC_EACH, FREE_LEAKS),
+        (super::ALLOC_STD, CHURN_STD),
+        (super::CXX_NEW, LEAK_NEW),
+        (super::CXX_NEW, LEAK_NEW_ARRAY),
+        (super::CXX_NEW, LEAK_NEW_NOTHROW),
+        (super::CXX_NEW, LEAK_NEW_ALIGNED),
+        (super::CXX_NEW, LEAK_NEW_ALIGNED_ARRAY),
+        (super::CXX_NEW, LEAK_NEW_NOTHROW_ARRAY),
+        (super::CXX_NEW, CHURN_CXX),
         (super::ATTACH_TARGET, ATTACH_ALLOC_LOOP),
         (super::ATTACH_TARGET, ATTACH_FREE_LOOP),
         (super::MMAP_LEAK, LEAK_MAPPING),

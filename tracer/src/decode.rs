@@ -145,9 +145,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 frames,
             })
         }
-        EventKind::Free => {
+        EventKind::Free | EventKind::Delete => {
             let d: FreeData = read(payload, "free payload")?;
-            Body::Free { ptr: d.ptr }
+            Body::Free {
+                ptr: d.ptr,
+                outer: kind == EventKind::Delete,
+            }
         }
         EventKind::Map => {
             let d: MapData = read(payload, "map payload")?;
@@ -378,7 +381,10 @@ mod tests {
         };
         assert_eq!(
             decode(&encode(&rec)).expect("decodes").body,
-            Body::Free { ptr: 0xabc }
+            Body::Free {
+                ptr: 0xabc,
+                outer: false
+            }
         );
         let rec: MapEvent = Record {
             header: header(EventKind::Map),
@@ -460,6 +466,12 @@ mod tests {
         };
         let mut bytes = encode(&rec);
         bytes.extend_from_slice(&[0xff; 16]);
-        assert_eq!(decode(&bytes).expect("decodes").body, Body::Free { ptr: 5 });
+        assert_eq!(
+            decode(&bytes).expect("decodes").body,
+            Body::Free {
+                ptr: 5,
+                outer: false
+            }
+        );
     }
 }

@@ -2,12 +2,12 @@
 
 use std::{io::Write, path::PathBuf, time::Duration};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use thiserror::Error;
 
 use crate::{
     bpf::{
-        features,
+        binding, features,
         loader::{LoadOptions, Tracer},
         probes,
     },
@@ -70,26 +70,25 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
             return Err(probes::LibcError::NoProcess(*pid).into());
         }
     }
-    let launch_libc = if cli.command.is_empty() {
+    let launch_alloc = if cli.command.is_empty() {
         None
     } else {
         let path = target::resolve_command(&cli.command[0])?;
-        match target::elf_interpreter(&path)? {
-            None => bail!(
-                "{} is statically linked (no dynamic libc): heap tracing needs malloc in a shared libc",
-                path.display()
-            ),
-            Some(interp) if probes::is_libc_path(&interp) => Some(PathBuf::from(interp)),
-            Some(_) => Some(probes::find_libc(me).context("find tracer's own libc")?),
-        }
+        let exe = target::program_of(&path)?;
+        Some(binding::choose(
+            &binding::Context::own(),
+            &exe,
+            &cli.allocator,
+            None,
+        ))
     };
     features::check_all()?;
     let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
-    let libcs: Vec<(u32, PathBuf)> = cli
+    let allocs: Vec<(u32, binding::Allocator)> = cli
         .pids
         .iter()
-        .map(|pid| probes::find_libc(*pid).map(|l| (*pid, l)))
-        .collect::<Result<_, _>>()?;
+        .map(|pid| (*pid, binding::of_pid(*pid, &cli.allocator)))
+        .collect();
 
     let mut tracer = Tracer::load(&LoadOptions {
         ring_bytes: cli.ring_size,
@@ -99,38 +98,40 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     })?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TargetMsg>();
     let mut targets = Vec::new();
-    if let Some(libc) = launch_libc {
+    if let Some(alloc) = launch_alloc {
         let launched = target::launch(&cli.command, cli.follow, tx)?;
         let mut baseline = pipeline::Baseline::read(launched.pid, true);
         // Before exec the task has tracer's name; exec renames it (a rename event follows).
         baseline.threads = vec![(launched.pid, comm_of_command(&cli.command[0]))];
-        tracer
-            .add_target(launched.pid, &libc)
+        let functions = tracer
+            .add_target(launched.pid, &alloc)
             .with_context(|| format!("trace {}", cli.command[0]))?;
         targets.push(Target {
             pid: launched.pid,
             comm: comm_of_command(&cli.command[0]),
-            libc,
+            allocator_info: alloc.info(functions),
+            allocator: alloc,
             baseline,
         });
         log_plans(cli, &tracer);
         log::info!("tracing pid {} ({})", launched.pid, cli.command.join(" "));
         launched.release();
     } else {
-        for (pid, libc) in libcs {
+        for (pid, alloc) in allocs {
             target::attach(pid, cli.follow, tx.clone())?;
             // Read before the pid joins the traced set: an fd opened in between is missed
             // (its close counts as unknown), never counted twice.
             let baseline = pipeline::Baseline::read(pid, false);
-            tracer
-                .add_target(pid, &libc)
+            let functions = tracer
+                .add_target(pid, &alloc)
                 .with_context(|| format!("trace pid {pid}"))?;
             targets.push(Target {
                 pid,
                 comm: std::fs::read_to_string(format!("/proc/{pid}/comm"))
                     .map(|c| c.trim().to_string())
                     .unwrap_or_default(),
-                libc,
+                allocator_info: alloc.info(functions),
+                allocator: alloc,
                 baseline,
             });
         }
@@ -324,7 +325,7 @@ fn log_plans(cli: &TraceArgs, tracer: &Tracer) {
         for site in &plan.sites {
             log::info!(
                 "{} in {}: probe at +{:#x} ({}){}",
-                site.spec.func.symbol(),
+                site.symbol,
                 plan.path.display(),
                 site.placement.offset,
                 if site.placement.emulated {

@@ -10,7 +10,6 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     io::Write,
     os::unix::fs::MetadataExt as _,
-    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -125,8 +124,9 @@ pub enum End {
 pub struct Target {
     pub pid: u32,
     pub comm: String,
-    /// The libc the probes were attached to.
-    pub libc: PathBuf,
+    /// The allocator probed, and what the probes found there.
+    pub allocator: crate::bpf::binding::Allocator,
+    pub allocator_info: report::AllocatorInfo,
     /// What was open and running before tracing began.
     pub baseline: Baseline,
 }
@@ -362,6 +362,7 @@ impl State {
                 t.pid,
                 TargetInfo {
                     comm: t.comm.clone(),
+                    allocator: t.allocator.as_deref().cloned(),
                     ..TargetInfo::default()
                 },
             );
@@ -490,6 +491,11 @@ impl State {
                 }
             }
             Meta::Warning { text } => self.warnings.push(one_line(&text)),
+            Meta::Allocator { pid, allocator } => {
+                if let Some(i) = self.info.get_mut(&pid) {
+                    i.allocator = Some(*allocator);
+                }
+            }
             Meta::NewTarget { target } => self.start(&[target]),
             Meta::Rss { pid, rss_bytes } => {
                 if let Some(i) = self.info.get_mut(&pid) {
@@ -715,9 +721,13 @@ pub async fn run(
             comm: t.comm.clone(),
             fds: t.baseline.fds.clone(),
             threads: t.baseline.threads.clone(),
+            allocator: Some(Box::new(t.allocator_info.clone())),
         })
         .collect();
     state.start(&metas);
+    for w in targets.iter().filter_map(|t| t.allocator.warning.clone()) {
+        state.side(Meta::Warning { text: w });
+    }
     state.every_sort = viewer.is_some();
     let started = Instant::now();
     if let Some(rec) = state.recorder.as_mut() {
@@ -736,8 +746,11 @@ pub async fn run(
         rec.flush();
     }
     let mut alive: HashSet<u32> = targets.iter().map(|t| t.pid).collect();
-    let mut libc_of: HashMap<u32, PathBuf> =
-        targets.iter().map(|t| (t.pid, t.libc.clone())).collect();
+    let mut libc_of: HashMap<u32, (crate::bpf::binding::Allocator, report::AllocatorInfo)> =
+        targets
+            .iter()
+            .map(|t| (t.pid, (t.allocator.clone(), t.allocator_info.clone())))
+            .collect();
     let periodic_text = cfg.format == Format::Text && viewer.is_none();
     let mut stop = viewer.map(|v| v.stop.clone());
     let mut end = End::TargetsExited;
@@ -760,7 +773,7 @@ pub async fn run(
                     // The target is stopped at exit: every event it made is in the ring.
                     drain(&mut reader, &mut state, DRAIN_ALL);
                     if let Ok(maps) = ProcMaps::read(pid) {
-                        if let Some(libc) = libc_of.get(&pid) {
+                        if let Some(libc) = libc_of.get(&pid).and_then(|a| a.0.objects.first()).map(|o| &o.path) {
                             if !maps_contain(&maps, libc) {
                                 state.side(Meta::Warning { text: format!(
                                     "pid {pid} does not map {} (probes were attached there): its heap was not traced",
@@ -780,14 +793,15 @@ pub async fn run(
                     drain(&mut reader, &mut state, DRAIN_ALL);
                     if let Some(libc) = libc_of.get(&parent).cloned() {
                         let baseline = Baseline::read(child, false);
-                        match tracer.add_target(child, &libc) {
-                            Ok(()) => {
+                        match tracer.add_target(child, &libc.0) {
+                            Ok(_) => {
                                 let comm = state.info.get(&parent).map(|i| i.comm.clone()).unwrap_or_default();
                                 state.side(Meta::NewTarget { target: TargetMeta {
                                     pid: child,
                                     comm,
                                     fds: baseline.fds,
                                     threads: baseline.threads,
+                                    allocator: Some(Box::new(libc.1.clone())),
                                 }});
                                 libc_of.insert(child, libc);
                                 alive.insert(child);
@@ -801,25 +815,26 @@ pub async fn run(
                     // A new program: its libc may be another file. Stopped right after exec,
                     // the loader has not mapped libc yet, so the program's interpreter tells.
                     drain(&mut reader, &mut state, DRAIN_ALL);
-                    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-                    let warning = match crate::target::elf_interpreter(&exe) {
-                        Ok(None) => Some(format!(
-                            "pid {pid} executed a statically linked program: its heap is not traced"
-                        )),
-                        Ok(Some(interp)) if crate::bpf::probes::is_libc_path(&interp) => {
-                            let libc = crate::bpf::probes::root_path(pid, &interp);
-                            let mut warning = None;
-                            if libc_of.get(&pid) != Some(&libc) {
-                                if let Err(e) = tracer.add_target(pid, &libc) {
-                                    warning = Some(format!("pid {pid} after exec: {e:#}"));
+                    let warning = match libc_of.get(&pid).map(|a| a.0.choice.clone()) {
+                        Some(choice) => {
+                            let alloc = crate::bpf::binding::after_exec(pid, &choice);
+                            let mut warning = alloc.warning.clone();
+                            if libc_of.get(&pid).map(|a| &a.0.objects) != Some(&alloc.objects) {
+                                match tracer.add_target(pid, &alloc) {
+                                    Ok(functions) => {
+                                        let info = alloc.info(functions);
+                                        state.side(Meta::Allocator {
+                                            pid,
+                                            allocator: Box::new(info.clone()),
+                                        });
+                                        libc_of.insert(pid, (alloc, info));
+                                    }
+                                    Err(e) => warning = Some(format!("pid {pid} after exec: {e:#}")),
                                 }
-                                libc_of.insert(pid, libc);
                             }
                             warning
                         }
-                        // glibc programs use the libc already probed.
-                        Ok(Some(_)) => None,
-                        Err(e) => Some(format!("pid {pid} after exec: {e:#}")),
+                        None => None,
                     };
                     if let Some(text) = warning {
                         state.side(Meta::Warning { text });

@@ -75,6 +75,8 @@ pub struct TargetReport {
     pub exited: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_status: Option<String>,
+    /// The allocator traced; `null` in reports of recordings made before tracer named it.
+    pub allocator: Option<AllocatorInfo>,
     pub heap: HeapTotals,
     pub mappings: MapTotals,
     pub fds: FdReport,
@@ -134,10 +136,23 @@ pub struct LeakReport {
     pub detail: Vec<String>,
 }
 
+/// The allocator a target's heap was traced in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AllocatorInfo {
+    /// Allocator families, the one `malloc` binds to first ("glibc", "jemalloc",
+    /// "glibc + libstdc++ (operator new)", "none").
+    pub name: String,
+    /// The file `malloc` binds to, as the process sees it.
+    pub module: Option<String>,
+    /// Every symbol probed.
+    pub functions: Vec<String>,
+}
+
 /// What the report needs to know about a target besides its snapshot.
 #[derive(Clone, Debug, Default)]
 pub struct TargetInfo {
     pub comm: String,
+    pub allocator: Option<AllocatorInfo>,
     pub exit_status: Option<String>,
     /// Resident set size read by the caller while the target lives.
     pub rss_bytes: Option<u64>,
@@ -260,6 +275,7 @@ pub fn build(
             comm: ti.comm,
             exited: p.exited,
             exit_status: ti.exit_status,
+            allocator: ti.allocator,
             heap: p.heap,
             mappings: p.maps,
             fds: FdReport {
