@@ -75,11 +75,11 @@ impl Cli {
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
     /// Process to attach to (repeat for several).
-    #[arg(long = "pid", value_name = "PID")]
+    #[arg(long = "pid", value_name = "PID", value_parser = parse_pid, allow_negative_numbers = true)]
     pub pids: Vec<u32>,
 
     /// Stop after this long (e.g. 500ms, 10s, 5m, 1h); default: until the targets exit or Ctrl-C.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
 
     /// An allocation live this long is a leak (everything still live at target exit is).
@@ -153,7 +153,7 @@ pub enum Command {
         #[arg(long, short = 'o', value_name = "FILE")]
         output: PathBuf,
         /// Store totals this often, for timelines.
-        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION")]
         snapshot_interval: Option<Duration>,
         #[command(flatten)]
         trace: TraceArgs,
@@ -234,7 +234,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("invalid duration '{s}'"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("duration '{s}' is too long"))
+}
+
+/// [`parse_duration`], more than zero (a run or period of no time would show nothing).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("duration '{s}' must be more than zero")),
+        d => Ok(d),
+    }
+}
+
+/// Parses a process id: a positive whole number.
+pub fn parse_pid(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(0) => Err("pid 0 is not a process: give the pid of a running process".into()),
+        Ok(pid) => Ok(pid),
+        Err(_) => Err(format!(
+            "'{s}' is not a pid: a pid is a positive whole number (see ps -e)"
+        )),
+    }
 }
 
 /// Parses `4096`, `64K`, `32M`, `1G`.
@@ -268,6 +287,10 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("99999999999999999999999h").is_err());
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_positive_duration("0").is_err_and(|e| e.contains("more than zero")));
+        assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("").is_err());
     }
@@ -290,6 +313,12 @@ mod tests {
         assert_eq!(cli.trace.leak_age, Duration::from_secs(1));
         let cli = Cli::try_parse_from(["tracer", "--pid", "1", "--pid", "2"]).expect("parses");
         assert_eq!(cli.trace.pids, vec![1, 2]);
+        for bad in ["-5", "x", "0", "1.5"] {
+            let err = Cli::try_parse_from(["tracer", "--pid", bad]).expect_err(bad);
+            let msg = err.to_string();
+            assert!(msg.contains("pid"), "{bad}: {msg}");
+            assert!(!msg.contains("-- -5"), "{bad}: {msg}");
+        }
         assert!(cli.command.is_none());
     }
 

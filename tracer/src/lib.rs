@@ -13,6 +13,7 @@ pub mod export;
 pub mod live;
 pub mod logger;
 pub mod offline;
+pub mod outfile;
 pub mod pipeline;
 pub mod record;
 pub mod report;

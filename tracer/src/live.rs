@@ -2,7 +2,7 @@
 
 use std::{io::Write, path::PathBuf, time::Duration};
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use thiserror::Error;
 
 use crate::{
@@ -65,9 +65,20 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     if cli.pids.contains(&me) || cli.pids.contains(&0) {
         return Err(usage("tracer cannot trace itself or pid 0"));
     }
-    for pid in &cli.pids {
+    for (i, pid) in cli.pids.iter().enumerate() {
+        if cli.pids[..i].contains(pid) {
+            return Err(usage(format!(
+                "--pid {pid} is given twice: give each process once"
+            )));
+        }
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(probes::LibcError::NoProcess(*pid).into());
+        }
+        if let Some(comm) = target::kernel_thread(*pid) {
+            bail!(
+                "pid {pid} ({comm}) is a kernel thread: it has no user memory, allocator, fds \
+                 or threads of its own to trace"
+            );
         }
     }
     let launch_alloc = if cli.command.is_empty() {
@@ -83,6 +94,11 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         ))
     };
     features::check_all()?;
+    // Created before any target starts or is attached to: a bad path ends the run first.
+    let recorder = match &opts.record {
+        Some(path) => Some(Recorder::create(path)?),
+        None => None,
+    };
     let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
     let allocs: Vec<(u32, binding::Allocator)> = cli
         .pids
@@ -165,16 +181,13 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     let launched_pid = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
         .flatten();
-    let record = match &opts.record {
-        Some(path) => Some(RecordOptions {
-            recorder: Recorder::create(path)?,
-            snapshot_interval: opts.snapshot_interval,
-            progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            // `tracer record` (quiet) exists for its file; a live run goes on without it.
-            stop_on_failure: opts.quiet,
-        }),
-        None => None,
-    };
+    let record = recorder.map(|recorder| RecordOptions {
+        recorder,
+        snapshot_interval: opts.snapshot_interval,
+        progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        // `tracer record` (quiet) exists for its file; a live run goes on without it.
+        stop_on_failure: opts.quiet,
+    });
     // Ends the launched command if the run ended first; once.
     let mut launched = launched_pid;
     let RunOutput {

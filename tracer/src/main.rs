@@ -74,8 +74,7 @@ fn run_live(
     rt.block_on(async {
         match output {
             Some(path) => {
-                let mut file = std::fs::File::create(path)
-                    .map_err(|e| anyhow::anyhow!("create {}: {e}", path.display()))?;
+                let mut file = tracer::outfile::create(path, tracer::outfile::REPORT_MODE)?;
                 live::run(trace, opts, &mut file).await
             }
             // Not locked for the whole run: the TUI draws on stdout from its own thread.

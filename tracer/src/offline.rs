@@ -35,6 +35,17 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
             format,
             output,
         } => {
+            if matches!(format, ExportFormat::Pprof)
+                && output.is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            {
+                return Err(crate::live::UsageError(
+                    "a pprof profile is gzip-compressed binary, not for a terminal: give -o \
+                     FILE (or redirect stdout)"
+                        .into(),
+                )
+                .into());
+            }
             let rep = load(file, Some(usize::MAX))?;
             with_output(output.as_deref(), |out| match format {
                 ExportFormat::Folded => Ok(export::folded::write(&rep.report, out)?),
@@ -127,8 +138,7 @@ fn with_output(
 ) -> anyhow::Result<()> {
     match path {
         Some(p) => {
-            let mut file = std::fs::File::create(p)
-                .map_err(|e| anyhow::anyhow!("create {}: {e}", p.display()))?;
+            let mut file = crate::outfile::create(p, crate::outfile::REPORT_MODE)?;
             f(&mut file)?;
             file.flush()?;
         }

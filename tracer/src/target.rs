@@ -61,16 +61,72 @@ impl Launched {
 pub fn resolve_command(cmd: &str) -> anyhow::Result<PathBuf> {
     if cmd.contains('/') {
         let p = PathBuf::from(cmd);
-        if p.is_file() {
-            return Ok(p);
+        if !p.exists() {
+            bail!("command {cmd} not found");
         }
-        bail!("command {cmd} not found");
+        check_executable(&p)?;
+        return Ok(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-    std::env::split_paths(&path)
+    let mut candidates = std::env::split_paths(&path)
         .map(|d| d.join(cmd))
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("command {cmd} not found in PATH"))
+        .filter(|p| p.is_file())
+        .peekable();
+    let first = candidates
+        .peek()
+        .cloned()
+        .ok_or_else(|| anyhow!("command {cmd} not found in PATH"))?;
+    // As execvp does: the first one that can be executed.
+    match candidates.find(|p| check_executable(p).is_ok()) {
+        Some(p) => Ok(p),
+        None => check_executable(&first).map(|()| first),
+    }
+}
+
+/// Checks, before anything starts, that the kernel can execute `path`: a regular file with
+/// execute permission for tracer's user, an ELF program or a `#!` script.
+pub fn check_executable(path: &Path) -> anyhow::Result<()> {
+    use std::{io::Read as _, os::unix::fs::PermissionsExt as _};
+    let shown = path.display();
+    let meta = std::fs::metadata(path).with_context(|| format!("command {shown}"))?;
+    if !meta.is_file() {
+        bail!("command {shown} is not a file");
+    }
+    let c = CString::new(path.as_os_str().as_bytes()).context("path contains a NUL byte")?;
+    // SAFETY: access(2) reads the NUL-terminated path, which outlives the call.
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
+        bail!(
+            "command {shown} is not executable (mode {:04o}): make it executable (chmod +x) \
+             or run it through its interpreter",
+            meta.permissions().mode() & 0o7777
+        );
+    }
+    let mut magic = [0u8; 4];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .with_context(|| format!("read {shown}"))?;
+    let head = &magic[..n];
+    if head != b"\x7fELF" && !head.starts_with(b"#!") {
+        bail!(
+            "command {shown} is neither an ELF program nor a #! script: the kernel cannot \
+             execute it"
+        );
+    }
+    Ok(())
+}
+
+/// The name of `pid` when it is a kernel thread (PF_KTHREAD in /proc/PID/stat's flags).
+pub fn kernel_thread(pid: u32) -> Option<String> {
+    kernel_thread_in(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn kernel_thread_in(stat: &str) -> Option<String> {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let (head, rest) = stat.rsplit_once(") ")?;
+    let comm = head.split_once(" (")?.1.to_string();
+    // After comm: state, ppid, pgrp, session, tty_nr, tpgid, flags.
+    let flags: u64 = rest.split_whitespace().nth(6)?.parse().ok()?;
+    (flags & PF_KTHREAD != 0).then_some(comm)
 }
 
 /// The program the kernel runs for `path`, as an absolute path: the file itself, or for a
@@ -392,4 +448,31 @@ fn watch_pidfd(pid: u32) -> Option<String> {
         libc::close(fd);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_threads_are_told_from_their_stat_flags() {
+        let kthreadd = "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 3 0 0";
+        assert_eq!(kernel_thread_in(kthreadd).as_deref(), Some("kthreadd"));
+        // A comm with spaces and parentheses; flags without PF_KTHREAD.
+        let user = "77 (a) b (c)) S 1 77 77 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 3 0 0";
+        assert_eq!(kernel_thread_in(user), None);
+        assert_eq!(kernel_thread_in("garbage"), None);
+        assert_eq!(kernel_thread(std::process::id()), None);
+    }
+
+    #[test]
+    fn only_programs_the_kernel_can_execute_are_launched() {
+        assert!(check_executable(Path::new("/bin/sh")).is_ok());
+        let err = check_executable(Path::new("/etc/passwd")).expect_err("not executable");
+        assert!(err.to_string().contains("not executable"), "{err}");
+        let err = check_executable(Path::new("/etc")).expect_err("a directory");
+        assert!(err.to_string().contains("not a file"), "{err}");
+        let err = resolve_command("/nonexistent/x").expect_err("missing");
+        assert!(err.to_string().contains("not found"), "{err}");
+    }
 }

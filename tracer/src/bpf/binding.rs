@@ -320,9 +320,13 @@ fn family(path: &str, defined: &dyn Fn(&str) -> bool, prefix: &str) -> String {
         "tcmalloc".into()
     } else if defined("mi_malloc") {
         "mimalloc".into()
-    } else if base.starts_with("ld-musl-") || base.starts_with("libc.musl-") {
+    } else if base.starts_with("ld-musl-")
+        || base.starts_with("libc.musl-")
+        || defined("__libc_malloc_impl")
+        || defined("__simple_malloc")
+    {
         "musl".into()
-    } else if is_libc_path(path) {
+    } else if is_libc_path(path) || defined("__libc_malloc") {
         "glibc".into()
     } else if base.starts_with("libstdc++") {
         "libstdc++".into()

@@ -13,10 +13,11 @@ pub const MIN_KERNEL: (u32, u32) = (5, 15);
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FeatureError {
     #[error(
-        "tracer needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE) to load eBPF programs; \
-         run it with sudo"
+        "tracer needs root, or the capabilities {}; it lacks {}: run it with sudo",
+        REQUIRED.iter().map(|c| c.name).collect::<Vec<_>>().join(" and "),
+        .missing.join(" and ")
     )]
-    NotPrivileged,
+    NotPrivileged { missing: Vec<&'static str> },
     #[error(
         "kernel {release} is too old: tracer needs Linux {}.{} or newer (BPF ring buffer, \
          task registers from BPF)",
@@ -28,28 +29,55 @@ pub enum FeatureError {
         "kernel has no BTF ({path} is missing): boot a kernel built with CONFIG_DEBUG_INFO_BTF=y"
     )]
     NoBtf { path: String },
+    #[error(
+        "kernel has no uprobe PMU ({path} is missing): boot a kernel built with \
+         CONFIG_UPROBE_EVENTS=y"
+    )]
+    NoUprobes { path: String },
     #[error("cannot read {what}: {err}")]
     Unreadable { what: String, err: String },
 }
 
-const CAP_SYS_PTRACE: u32 = 19;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
+/// A capability tracer needs, and what for.
+pub struct Capability {
+    pub name: &'static str,
+    bit: u32,
+}
 
-/// Checks the effective capabilities in the text of /proc/self/status.
+/// The capabilities tracer needs when it does not run as root, each checked up front.
+/// - CAP_SYS_ADMIN: attaching uprobes through the uprobe PMU (Linux 6.16 and the stable
+///   kernels it was backported to accept nothing less: `perf_uprobe_event_init`), loading the
+///   BPF programs (it covers CAP_BPF and CAP_PERFMON), reading `/proc/PID/map_files` (build
+///   ids) and mounting tracefs on a host that has none mounted.
+/// - CAP_SYS_PTRACE: reading `/proc/PID/{maps,fd,task}` of processes that have more
+///   privileges than tracer, and holding a launched command at its exit.
+pub const REQUIRED: [Capability; 2] = [
+    Capability {
+        name: "CAP_SYS_ADMIN",
+        bit: 21,
+    },
+    Capability {
+        name: "CAP_SYS_PTRACE",
+        bit: 19,
+    },
+];
+
+/// Checks the effective capabilities in the text of /proc/self/status, naming the missing ones.
 pub fn check_privileges(status: &str) -> Result<(), FeatureError> {
     let caps = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .unwrap_or(0);
-    let has = |c: u32| caps & (1u64 << c) != 0;
-    let bpf = has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
-    if bpf && has(CAP_SYS_PTRACE) {
+    let missing: Vec<&'static str> = REQUIRED
+        .iter()
+        .filter(|c| caps & (1u64 << c.bit) == 0)
+        .map(|c| c.name)
+        .collect();
+    if missing.is_empty() {
         Ok(())
     } else {
-        Err(FeatureError::NotPrivileged)
+        Err(FeatureError::NotPrivileged { missing })
     }
 }
 
@@ -68,6 +96,18 @@ pub fn check_kernel(release: &str) -> Result<(), FeatureError> {
         _ => Err(FeatureError::KernelTooOld {
             release: release.to_string(),
         }),
+    }
+}
+
+/// Checks that the kernel has the uprobe PMU (its type file at `path`), through which every
+/// allocator probe is attached.
+pub fn check_uprobes(path: &Path) -> Result<(), FeatureError> {
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(FeatureError::NoUprobes {
+            path: path.display().to_string(),
+        })
     }
 }
 
@@ -93,32 +133,53 @@ fn read(path: &str) -> Result<String, FeatureError> {
 pub fn check_all() -> Result<(), FeatureError> {
     check_privileges(&read("/proc/self/status")?)?;
     check_kernel(read("/proc/sys/kernel/osrelease")?.trim())?;
-    check_btf(Path::new("/sys/kernel/btf/vmlinux"))
+    check_btf(Path::new("/sys/kernel/btf/vmlinux"))?;
+    check_uprobes(Path::new(UPROBE_PMU))
 }
+
+/// The uprobe PMU's type, which aya reads to attach every uprobe.
+const UPROBE_PMU: &str = "/sys/bus/event_source/devices/uprobe/type";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn status(caps: u64) -> String {
+        format!("Name: x\nCapEff:\t{caps:016x}\n")
+    }
+
     #[test]
-    fn privileges() {
+    fn root_and_the_documented_capabilities_are_enough() {
         assert_eq!(check_privileges("CapEff:\t000001ffffffffff\n"), Ok(()));
-        assert_eq!(
-            check_privileges("Name: x\nCapEff:\t0000000000000000\n"),
-            Err(FeatureError::NotPrivileged)
+        assert_eq!(check_privileges(&status((1 << 21) | (1 << 19))), Ok(()));
+    }
+
+    #[test]
+    fn each_missing_capability_is_named() {
+        let err = |caps| {
+            check_privileges(&status(caps))
+                .expect_err("missing")
+                .to_string()
+        };
+        // CAP_BPF + CAP_PERFMON + CAP_SYS_PTRACE: uprobes need CAP_SYS_ADMIN now.
+        let msg = err((1 << 39) | (1 << 38) | (1 << 19));
+        assert!(msg.contains("lacks CAP_SYS_ADMIN:"), "{msg}");
+        assert!(msg.contains("needs root") && msg.contains("sudo"), "{msg}");
+        let msg = err(1 << 21);
+        assert!(msg.contains("lacks CAP_SYS_PTRACE:"), "{msg}");
+        let msg = err(0);
+        assert!(
+            msg.contains("lacks CAP_SYS_ADMIN and CAP_SYS_PTRACE"),
+            "{msg}"
         );
-        // CAP_BPF + CAP_PERFMON + CAP_SYS_PTRACE without CAP_SYS_ADMIN
-        let caps = (1u64 << CAP_BPF) | (1u64 << CAP_PERFMON) | (1u64 << CAP_SYS_PTRACE);
-        assert_eq!(check_privileges(&format!("CapEff:\t{caps:016x}\n")), Ok(()));
-        let caps = (1u64 << CAP_BPF) | (1u64 << CAP_SYS_PTRACE);
-        assert_eq!(
-            check_privileges(&format!("CapEff:\t{caps:016x}\n")),
-            Err(FeatureError::NotPrivileged)
-        );
-        assert_eq!(
-            check_privileges("garbage"),
-            Err(FeatureError::NotPrivileged)
-        );
+        assert!(check_privileges("garbage").is_err());
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn a_kernel_without_uprobes_is_named() {
+        let err = check_uprobes(Path::new("/nonexistent/uprobe/type")).expect_err("missing");
+        assert!(err.to_string().contains("CONFIG_UPROBE_EVENTS"));
     }
 
     #[test]

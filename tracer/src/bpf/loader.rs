@@ -19,6 +19,7 @@ use super::{
     binding::Allocator,
     features,
     probes::{self, LibcProbes, ObjectKey},
+    tracefs,
 };
 
 /// Tunables of one run.
@@ -127,6 +128,13 @@ impl Tracer {
     /// traced until [`Tracer::add_target`].
     pub fn load(opts: &LoadOptions) -> anyhow::Result<Self> {
         features::check_all()?;
+        match tracefs::ensure()? {
+            tracefs::Found::MountedByTracer => log::info!(
+                "tracefs was not mounted: mounted it at {} (it stays mounted)",
+                tracefs::TRACEFS
+            ),
+            tracefs::Found::Mounted(path) => log::debug!("tracefs at {}", path.display()),
+        }
         let config = TraceConfig {
             self_tgid: std::process::id(),
             // Wake userspace only when a quarter of the ring is used; it polls otherwise.
@@ -143,7 +151,7 @@ impl Tracer {
                 env!("OUT_DIR"),
                 "/tracer"
             )))
-            .context("load the eBPF programs into the kernel")?;
+            .map_err(|e| refused_or(e.into(), "load the eBPF programs into the kernel"))?;
         let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
         for name in &names {
             let prog = ebpf
@@ -154,7 +162,7 @@ impl Tracer {
                 aya::programs::Program::TracePoint(t) => t.load(),
                 _ => continue,
             }
-            .with_context(|| format!("verify program {name}"))?;
+            .map_err(|e| refused_or(e.into(), &format!("verify program {name}")))?;
         }
         let mut links = Vec::new();
         for (prog, category, event) in probes::TRACEPOINTS {
@@ -302,6 +310,28 @@ impl Tracer {
             free_null: sum(counter::FREE_NULL),
         })
     }
+}
+
+/// `err` with `what` as its context, or, when the kernel said EPERM/EACCES although the
+/// capabilities were checked, the line that names who refuses BPF.
+fn refused_or(err: anyhow::Error, what: &str) -> anyhow::Error {
+    let refused = err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(|n| n == libc::EPERM || n == libc::EACCES)
+    });
+    if !refused {
+        return err.context(what.to_string());
+    }
+    let lockdown = std::fs::read_to_string("/sys/kernel/security/lockdown")
+        .map(|l| format!("lockdown is {}", l.trim()))
+        .unwrap_or_else(|_| "lockdown state unknown".into());
+    anyhow!(
+        "{what}: the kernel refused ({}) although tracer has the capabilities it needs: kernel \
+         lockdown ({lockdown}) or a security module (SELinux, AppArmor, the BPF LSM) forbids \
+         eBPF here; `dmesg` names which",
+        err.root_cause()
+    )
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {

@@ -6,3 +6,4 @@ pub mod loader;
 pub mod placement;
 pub mod probes;
 pub mod reader;
+pub mod tracefs;

@@ -116,16 +116,11 @@ pub struct Recorder {
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 impl Recorder {
-    /// Creates `path` (mode 0600, replacing a previous file) and writes the header.
+    /// Creates `path` (mode 0600, or empties tracer's own previous file; see
+    /// [`crate::outfile`]) and writes the header.
     pub fn create(path: &Path) -> anyhow::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let _ = std::fs::remove_file(path);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| anyhow::anyhow!("create recording {}: {e}", path.display()))?;
+        let file = crate::outfile::create(path, crate::outfile::RECORDING_MODE)
+            .map_err(|e| anyhow::anyhow!("recording: {e}"))?;
         let writer = format::Writer::new(file, tracer_common::ABI_VERSION)
             .map_err(|e| anyhow::anyhow!("write recording {}: {e}", path.display()))?;
         Ok(Self {

@@ -68,7 +68,16 @@ fn check_leaks(t: &Value) {
 #[test]
 fn a_launched_command_leaks_exactly_its_unclosed_fds_and_unjoined_threads() {
     require_root();
-    let (_, doc) = trace_json(&["--", &workload(FDS_THREADS)], Duration::from_secs(120));
+    launch_case(&[]);
+}
+
+/// The launched `fds_threads` case, with tracer run through `prefix` (see `tracer_command`).
+pub fn launch_case(prefix: &[&str]) {
+    let (_, doc) = trace_json_as(
+        prefix,
+        &["--", &workload(FDS_THREADS)],
+        Duration::from_secs(120),
+    );
     let t = only_target(&doc);
     assert_eq!(t["exited"], true);
     check_leaks(t);
@@ -85,6 +94,11 @@ fn a_launched_command_leaks_exactly_its_unclosed_fds_and_unjoined_threads() {
 #[test]
 fn attached_counts_are_exact_and_the_baseline_is_neither_leak_nor_unknown() {
     require_root();
+    attach_case(&[]);
+}
+
+/// The attached `fds_threads` case, with tracer run through `prefix` (see `tracer_command`).
+pub fn attach_case(prefix: &[&str]) {
     let mut target = Guard(
         Command::new(workload(FDS_THREADS))
             .arg("--hold")
@@ -100,7 +114,7 @@ fn attached_counts_are_exact_and_the_baseline_is_neither_leak_nor_unknown() {
         .count() as u64;
     let dir = TempDir::new("fds");
     let report = dir.file("r.json");
-    let tracer = start_tracer(&["--pid", &pid.to_string()], &report);
+    let tracer = start_tracer_as(prefix, &["--pid", &pid.to_string()], &report);
     let mut stdin = target.0.stdin.take().expect("stdin");
     stdin.write_all(b"g").expect("release");
     let mut done = [0u8; 1];

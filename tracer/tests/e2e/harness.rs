@@ -88,9 +88,27 @@ pub fn wait_output(child: Child, limit: Duration, what: &str) -> Output {
     }
 }
 
+/// The command that runs tracer: `TRACER`, or `PREFIX… TRACER` (e.g. setpriv with fewer
+/// capabilities) when `prefix` is not empty.
+pub fn tracer_command(prefix: &[&str]) -> Command {
+    match prefix.split_first() {
+        None => Command::new(TRACER),
+        Some((program, rest)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(rest).arg(TRACER);
+            cmd
+        }
+    }
+}
+
 /// Runs `tracer ARGS` to completion within `limit`, asserting success.
 pub fn tracer_ok(args: &[&str], limit: Duration) -> Output {
-    let child = Command::new(TRACER)
+    tracer_ok_as(&[], args, limit)
+}
+
+/// [`tracer_ok`] through `prefix` (see [`tracer_command`]).
+pub fn tracer_ok_as(prefix: &[&str], args: &[&str], limit: Duration) -> Output {
+    let child = tracer_command(prefix)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -109,12 +127,17 @@ pub fn tracer_ok(args: &[&str], limit: Duration) -> Output {
 
 /// Runs `tracer ARGS --format json -o FILE` to completion and returns (output, document).
 pub fn trace_json(args: &[&str], limit: Duration) -> (Output, Value) {
+    trace_json_as(&[], args, limit)
+}
+
+/// [`trace_json`] through `prefix` (see [`tracer_command`]).
+pub fn trace_json_as(prefix: &[&str], args: &[&str], limit: Duration) -> (Output, Value) {
     let dir = TempDir::new("json");
     let out_file = dir.file("report.json");
     let out_arg = out_file.display().to_string();
     let mut all = vec!["--format", "json", "-o", &out_arg];
     all.extend_from_slice(args);
-    let out = tracer_ok(&all, limit);
+    let out = tracer_ok_as(prefix, &all, limit);
     let text = std::fs::read_to_string(&out_file).expect("read report");
     let doc: Value = serde_json::from_str(&text).expect("report is JSON");
     (out, doc)
@@ -122,7 +145,12 @@ pub fn trace_json(args: &[&str], limit: Duration) -> (Output, Value) {
 
 /// Starts the tracer in the background with `-v`, and returns once it says it is tracing.
 pub fn start_tracer(args: &[&str], out_file: &std::path::Path) -> Guard {
-    let mut child = Command::new(TRACER)
+    start_tracer_as(&[], args, out_file)
+}
+
+/// [`start_tracer`] through `prefix` (see [`tracer_command`]).
+pub fn start_tracer_as(prefix: &[&str], args: &[&str], out_file: &std::path::Path) -> Guard {
+    let mut child = tracer_command(prefix)
         .args(["-v", "--format", "json", "-o"])
         .arg(out_file)
         .args(args)

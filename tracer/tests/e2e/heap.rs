@@ -15,7 +15,12 @@ const LIMIT: Duration = Duration::from_secs(120);
 #[test]
 fn each_entry_point_leaks_exactly_one_block_from_its_own_function() {
     require_root();
-    let (_, doc) = trace_json(&["--", &workload(ALLOC_EACH)], LIMIT);
+    each_entry_point_case(&[]);
+}
+
+/// The `alloc_each` launch case, with tracer run through `prefix` (see `tracer_command`).
+pub fn each_entry_point_case(prefix: &[&str]) {
+    let (_, doc) = trace_json_as(prefix, &["--", &workload(ALLOC_EACH)], LIMIT);
     assert_eq!(doc["schema"], 1);
     assert_eq!(u(&doc["health"]["dropped"]), 0, "{:#}", doc["health"]);
     let t = only_target(&doc);
@@ -118,6 +123,11 @@ fn a_run_that_frees_everything_reports_no_leak() {
 #[test]
 fn attaching_to_a_running_process_counts_what_it_does_after() {
     require_root();
+    attach_case(&[]);
+}
+
+/// The attach case, with tracer run through `prefix` (see `tracer_command`).
+pub fn attach_case(prefix: &[&str]) {
     let target = Command::new(workload(ATTACH_TARGET))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -129,7 +139,7 @@ fn attaching_to_a_running_process_counts_what_it_does_after() {
     let pid = target.pid().to_string();
     let dir = TempDir::new("attach");
     let report = dir.file("report.json");
-    let tracer = start_tracer(&["--pid", &pid], &report);
+    let tracer = start_tracer_as(prefix, &["--pid", &pid], &report);
 
     // Attached: let the target allocate, free and exit.
     target
