@@ -109,7 +109,7 @@ pub struct TraceArgs {
 
     /// Which allocator to probe: auto (the one each process binds malloc and operator new
     /// to), libc, or an absolute PATH[:PREFIX] (e.g. /usr/lib/libjemalloc.so.2:je_).
-    #[arg(long, value_name = "auto|libc|PATH[:PREFIX]", default_value = "auto")]
+    #[arg(long, value_name = "WHICH", default_value = "auto")]
     pub allocator: crate::bpf::binding::Choice,
 
     /// Log what is attached where.
