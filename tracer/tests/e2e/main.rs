@@ -16,5 +16,6 @@ mod host;
 mod live;
 mod mmap;
 mod record;
+mod redis;
 mod ring;
 mod tui;
