@@ -318,7 +318,7 @@ fn family(path: &str, defined: &dyn Fn(&str) -> bool, prefix: &str) -> String {
         "jemalloc".into()
     } else if defined("tc_malloc") || defined("TCMallocInternalMalloc") {
         "tcmalloc".into()
-    } else if defined("mi_malloc") {
+    } else if defined("mi_free") {
         "mimalloc".into()
     } else if base.starts_with("ld-musl-")
         || base.starts_with("libc.musl-")
@@ -340,7 +340,7 @@ fn family(path: &str, defined: &dyn Fn(&str) -> bool, prefix: &str) -> String {
 /// Prefixes under which a static allocator may sit in an executable, with the symbol that
 /// shows it: jemalloc built for Rust (`_rjem_`) or with `je_`, mimalloc's own API.
 const STATIC_PREFIXES: &[(&str, &str)] =
-    &[("_rjem_", "malloc"), ("je_", "malloc"), ("", "mi_malloc")];
+    &[("_rjem_", "malloc"), ("je_", "malloc"), ("", "mi_free")];
 
 /// Chooses the allocator of the program `exe` (a path as the process sees it).
 /// `mapped`, for a running process, keeps only objects it maps (by device and inode).
@@ -389,7 +389,7 @@ pub fn choose(ctx: &Context, exe: &str, choice: &Choice, mapped: Option<&[PathBu
                     out.objects.push(ObjectKey {
                         path: ctx.here(&obj.path),
                         prefix: prefix.to_string(),
-                        role: Role::C,
+                        role: Role::Extra,
                         static_syms: true,
                     });
                     names.push(format!(

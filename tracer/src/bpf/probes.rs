@@ -339,6 +339,9 @@ pub enum Role {
     Cxx,
     /// Both: the object is where malloc and operator new bind.
     Both,
+    /// The C API of an allocator linked into the executable besides the one `malloc` binds
+    /// to (Rust's static jemalloc or mimalloc): whatever of it is there, nothing required.
+    Extra,
 }
 
 /// One object to probe: which file, under which symbol prefix, for which entry points.
@@ -413,7 +416,7 @@ pub fn plan(key: &ObjectKey) -> Result<LibcProbes, LibcError> {
     let file = object::File::parse(&*data).map_err(|e| read_err(path, e))?;
     let addrs = defined_text(&file, key.static_syms);
     let specs: Vec<&ProbeSpec> = match key.role {
-        Role::C => C_PROBES.iter().collect(),
+        Role::C | Role::Extra => C_PROBES.iter().collect(),
         Role::Cxx => CXX_PROBES.iter().collect(),
         Role::Both => C_PROBES.iter().chain(CXX_PROBES).collect(),
     };
@@ -426,14 +429,17 @@ pub fn plan(key: &ObjectKey) -> Result<LibcProbes, LibcError> {
             spec.symbol.to_string()
         };
         let Some(&addr) = addrs.get(&symbol) else {
-            if spec.required {
+            if spec.required && key.role != Role::Extra {
                 return Err(LibcError::MissingSymbol {
                     path: path.display().to_string(),
                     symbol,
                 });
             }
             // Only the standard C functions a libc may lack are worth a mention.
-            if spec.prefixed && C_PROBES[..STANDARD].iter().any(|s| s.symbol == spec.symbol) {
+            if spec.prefixed
+                && key.role != Role::Extra
+                && C_PROBES[..STANDARD].iter().any(|s| s.symbol == spec.symbol)
+            {
                 missing.push(symbol);
             }
             continue;

@@ -181,3 +181,60 @@ fn programs_linked_with_jemalloc_tcmalloc_or_mimalloc_are_traced_in_it() {
         check_cxx(&linked(CXX_NEW, allocator), allocator);
     }
 }
+
+/// Builds the Rust workload with mimalloc as its static global allocator; returns its path.
+fn build_rust_mimalloc() -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "rust-mimalloc"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .expect("run cargo build -p rust-mimalloc");
+    assert!(status.success(), "cargo build -p rust-mimalloc failed");
+    let exe = std::env::current_exe().expect("test binary");
+    // target/release/deps/e2e-… → target/release/rust-mimalloc
+    let release = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/release");
+    release.join("rust-mimalloc").display().to_string()
+}
+
+#[test]
+fn a_rust_release_binary_with_a_static_mimalloc_is_traced_in_it() {
+    require_root();
+    let exe = build_rust_mimalloc();
+    let (_, doc) = trace_json(&["--top", "1000", "--", &exe], LIMIT);
+    assert_eq!(u(&doc["health"]["dropped"]), 0, "{:#}", doc["health"]);
+    let t = only_target(&doc);
+    let a = &t["allocator"];
+    assert!(
+        a["name"]
+            .as_str()
+            .is_some_and(|n| n.contains("mimalloc (static)")),
+        "{a:#}"
+    );
+    assert!(
+        a["functions"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|s| s == "mi_malloc_aligned")),
+        "{a:#}"
+    );
+    assert_eq!(u(&t["heap"]["unknown_frees"]), 0, "{:#}", t["heap"]);
+    // rust_leak's block (the crate's LEAK_SIZE), and rust_churn's 100 blocks of 3333 bytes,
+    // all freed.
+    let heap_leaks = leaks(t, "heap");
+    assert!(
+        heap_leaks.iter().any(|l| u(&l["bytes"]) == 40_961),
+        "{heap_leaks:#?}"
+    );
+    let churn = t["hotspots"]
+        .as_array()
+        .expect("hotspots")
+        .iter()
+        .filter(|h| u(&h["bytes"]) == u(&h["allocs"]) * 3_333)
+        .fold((0, 0), |(a, f), h| {
+            (a + u(&h["allocs"]), f + u(&h["frees"]))
+        });
+    assert_eq!(churn, (100, 100), "{:#}", t["hotspots"]);
+}
