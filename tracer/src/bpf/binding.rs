@@ -342,19 +342,110 @@ fn family(path: &str, defined: &dyn Fn(&str) -> bool, prefix: &str) -> String {
 const STATIC_PREFIXES: &[(&str, &str)] =
     &[("_rjem_", "malloc"), ("je_", "malloc"), ("", "mi_free")];
 
+/// Keeps the objects of `order` that the process maps (compared by device and inode).
+fn keep_mapped(ctx: &Context, order: &mut Vec<Loaded>, mapped: &[PathBuf]) {
+    let ids: HashSet<(u64, u64)> = mapped
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    order.retain(|o| {
+        std::fs::metadata(ctx.here(&o.path)).is_ok_and(|m| ids.contains(&(m.dev(), m.ino())))
+    });
+}
+
+/// An allocator linked into the executable at `path` under its own names, besides `malloc`.
+fn static_allocator(
+    ctx: &Context,
+    path: &str,
+    defined: &dyn Fn(&str) -> bool,
+) -> Option<(ObjectKey, String)> {
+    STATIC_PREFIXES.iter().find_map(|(prefix, marker)| {
+        let libc_like = prefix.is_empty() && defined("malloc");
+        (defined(&format!("{prefix}{marker}")) && !libc_like).then(|| {
+            let key = ObjectKey {
+                path: ctx.here(path),
+                prefix: prefix.to_string(),
+                role: Role::Extra,
+                static_syms: true,
+            };
+            let shown = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!(", {prefix}")
+            };
+            (
+                key,
+                format!("{} (static{shown})", family(path, defined, prefix)),
+            )
+        })
+    })
+}
+
+/// Why the heap of the program `exe` cannot be (fully) seen, when it cannot.
+fn heap_warning(
+    exe: &str,
+    malloc_at: Option<(&str, &str)>,
+    go: bool,
+    nothing: bool,
+) -> Option<String> {
+    match malloc_at {
+        None if go => Some(format!(
+            "{exe} is a Go program: its runtime allocates without malloc, so its heap is not \
+             traced (mappings, fds and threads are)"
+        )),
+        None if nothing => Some(format!(
+            "no malloc found in {exe} or the libraries it loads (a static binary without \
+             symbols?): its heap is not traced (mappings, fds and threads are)"
+        )),
+        Some((path, fam)) if fam.starts_with("unknown") => Some(format!(
+            "malloc binds to {path}, an allocator tracer does not know: only its standard entry \
+             points are traced"
+        )),
+        _ => None,
+    }
+}
+
+/// Puts the objects `malloc` (index and family) and `operator new` bind to first and last in
+/// `objects`, one object when they are the same, and their names in `names`.
+fn bind(
+    ctx: &Context,
+    order: &[Loaded],
+    malloc_at: &Option<(usize, String)>,
+    new_at: &Option<(usize, String)>,
+    objects: &mut Vec<ObjectKey>,
+    names: &mut Vec<String>,
+) {
+    let key = |i: usize, role: Role| ObjectKey {
+        path: ctx.here(&order[i].path),
+        prefix: String::new(),
+        role,
+        static_syms: i == 0,
+    };
+    match (&malloc_at, &new_at) {
+        (Some((m, fam)), Some((n, _))) if m == n => {
+            objects.insert(0, key(*m, Role::Both));
+            names.insert(0, fam.clone());
+        }
+        _ => {
+            if let Some((m, fam)) = &malloc_at {
+                objects.insert(0, key(*m, Role::C));
+                names.insert(0, fam.clone());
+            }
+            if let Some((n, fam)) = &new_at {
+                objects.push(key(*n, Role::Cxx));
+                names.push(format!("{fam} (operator new)"));
+            }
+        }
+    }
+}
+
 /// Chooses the allocator of the program `exe` (a path as the process sees it).
 /// `mapped`, for a running process, keeps only objects it maps (by device and inode).
 pub fn choose(ctx: &Context, exe: &str, choice: &Choice, mapped: Option<&[PathBuf]>) -> Allocator {
     let mut order = lookup_order(ctx, exe);
     if let Some(mapped) = mapped {
-        let ids: HashSet<(u64, u64)> = mapped
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| (m.dev(), m.ino()))
-            .collect();
-        order.retain(|o| {
-            std::fs::metadata(ctx.here(&o.path)).is_ok_and(|m| ids.contains(&(m.dev(), m.ino())))
-        });
+        keep_mapped(ctx, &mut order, mapped);
     }
     let mut out = Allocator {
         choice: choice.clone(),
@@ -383,26 +474,9 @@ pub fn choose(ctx: &Context, exe: &str, choice: &Choice, mapped: Option<&[PathBu
         let defined = |s: &str| syms.contains_key(s);
         if i == 0 {
             go = defined("runtime.mallocgc");
-            for (prefix, marker) in STATIC_PREFIXES {
-                let libc_like = prefix.is_empty() && defined("malloc");
-                if defined(&format!("{prefix}{marker}")) && !libc_like {
-                    out.objects.push(ObjectKey {
-                        path: ctx.here(&obj.path),
-                        prefix: prefix.to_string(),
-                        role: Role::Extra,
-                        static_syms: true,
-                    });
-                    names.push(format!(
-                        "{} (static{})",
-                        family(&obj.path, &defined, prefix),
-                        if prefix.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", {prefix}")
-                        }
-                    ));
-                    break;
-                }
+            if let Some((key, name)) = static_allocator(ctx, &obj.path, &defined) {
+                out.objects.push(key);
+                names.push(name);
             }
         }
         let is_libc = is_libc_path(&obj.path);
@@ -417,45 +491,23 @@ pub fn choose(ctx: &Context, exe: &str, choice: &Choice, mapped: Option<&[PathBu
             new_at = Some((i, family(&obj.path, &defined, "")));
         }
     }
-    let key = |i: usize, role: Role| ObjectKey {
-        path: ctx.here(&order[i].path),
-        prefix: String::new(),
-        role,
-        static_syms: i == 0,
-    };
-    match (&malloc_at, &new_at) {
-        (Some((m, fam)), Some((n, _))) if m == n => {
-            out.objects.insert(0, key(*m, Role::Both));
-            names.insert(0, fam.clone());
-        }
-        _ => {
-            if let Some((m, fam)) = &malloc_at {
-                out.objects.insert(0, key(*m, Role::C));
-                names.insert(0, fam.clone());
-            }
-            if let Some((n, fam)) = &new_at {
-                out.objects.push(key(*n, Role::Cxx));
-                names.push(format!("{fam} (operator new)"));
-            }
-        }
-    }
+    bind(
+        ctx,
+        &order,
+        &malloc_at,
+        &new_at,
+        &mut out.objects,
+        &mut names,
+    );
     out.module = malloc_at.as_ref().map(|(m, _)| order[*m].path.clone());
-    out.warning = match &malloc_at {
-        None if go => Some(format!(
-            "{exe} is a Go program: its runtime allocates without malloc, so its heap is not \
-             traced (mappings, fds and threads are)"
-        )),
-        None if out.objects.is_empty() => Some(format!(
-            "no malloc found in {exe} or the libraries it loads (a static binary without \
-             symbols?): its heap is not traced (mappings, fds and threads are)"
-        )),
-        Some((m, fam)) if fam.starts_with("unknown") => Some(format!(
-            "malloc binds to {}, an allocator tracer does not know: only its standard entry \
-             points are traced",
-            order[*m].path
-        )),
-        _ => None,
-    };
+    out.warning = heap_warning(
+        exe,
+        malloc_at
+            .as_ref()
+            .map(|(m, fam)| (order[*m].path.as_str(), fam.as_str())),
+        go,
+        out.objects.is_empty(),
+    );
     out.name = if names.is_empty() {
         "none".into()
     } else {
