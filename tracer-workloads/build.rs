@@ -37,6 +37,9 @@ const ALLOCATORS: &[(&str, &str)] = &[
 /// Programs also built against each of [`ALLOCATORS`].
 const LINKED: &[&str] = &["cxx_new", "alloc_std"];
 
+/// Programs of one allocator's own API, built linked with it only: (program, linker flag).
+const ONLY_WITH: &[(&str, &str)] = &[("jemalloc_api", "-ljemalloc")];
+
 fn main() {
     println!("cargo:rerun-if-changed=c");
     println!("cargo:rerun-if-changed=build.rs");
@@ -57,7 +60,8 @@ fn main() {
             .and_then(|s| s.to_str())
             .unwrap_or_else(|| panic!("{}: file name is not UTF-8", source.display()));
         let is_cxx = source.extension().is_some_and(|e| e == "cc");
-        let mut builds = vec![(name.to_string(), None)];
+        let only = ONLY_WITH.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
+        let mut builds = vec![(name.to_string(), only)];
         if LINKED.contains(&name) {
             for (suffix, flag) in ALLOCATORS {
                 builds.push((format!("{name}_{suffix}"), Some(*flag)));

@@ -217,6 +217,17 @@ _Static_assert(FDS_LEAKED ==
 /* 7 frees in churn_std + the seed freed by realloc */
 #define ALLOC_STD_FREED_BLOCKS 8
 
+/* ---- jemalloc_api: mallocx, rallocx, sdallocx, dallocx ---------------------------------- */
+
+/* leak_mallocx: mallocx(JE_MALLOCX_SIZE, MALLOCX_ZERO | MALLOCX_ALIGN(64)) */
+#define JE_MALLOCX_SIZE 5001
+/* rallocx_seed: mallocx(JE_RALLOCX_SEED_SIZE, 0), freed by the rallocx in leak_rallocx */
+#define JE_RALLOCX_SEED_SIZE 50
+/* leak_rallocx: rallocx(seed, JE_RALLOCX_SIZE, MALLOCX_ZERO) */
+#define JE_RALLOCX_SIZE 7003
+/* churn_x: three blocks, freed by sdallocx, dallocx and free */
+#define JE_CHURN_SIZE 90
+
 /* ---- cxx_new: every variant of operator new and delete ----------------------------- */
 
 /* leak_new: new Plain */

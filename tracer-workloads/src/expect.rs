@@ -223,6 +223,16 @@ constants! {
     /// `alloc_std`: blocks freed (by free or realloc).
     ALLOC_STD_FREED_BLOCKS = 8;
 
+    // ---- jemalloc_api ------------------------------------------------------------------
+    /// `leak_mallocx`: bytes (zeroed, 64-byte aligned: the flags do not change the size).
+    JE_MALLOCX_SIZE = 5001;
+    /// `rallocx_seed`: bytes, freed by the rallocx.
+    JE_RALLOCX_SEED_SIZE = 50;
+    /// `leak_rallocx`: bytes.
+    JE_RALLOCX_SIZE = 7003;
+    /// `churn_x`: bytes of each of its three blocks.
+    JE_CHURN_SIZE = 90;
+
     // ---- cxx_new ----------------------------------------------------------------------
     /// `leak_new`: `new Plain`.
     CXX_NEW_SIZE = 104;

@@ -52,6 +52,8 @@ pub fn linked(name: &str, allocator: &str) -> String {
     format!("{name}_{allocator}")
 }
 
+/// `jemalloc_api`: mallocx, rallocx, sdallocx and dallocx (linked with jemalloc).
+pub const JEMALLOC_API: &str = "jemalloc_api";
 /// `attach_target`: waits on stdin, then allocates and partly frees.
 pub const ATTACH_TARGET: &str = "attach_target";
 /// `churn`: malloc + free in a tight loop, optionally on several threads.
@@ -70,6 +72,7 @@ pub const NAMES: &[&str] = &[
     ALLOC_EACH,
     ALLOC_STD,
     CXX_NEW,
+    JEMALLOC_API,
     ATTACH_TARGET,
     CHURN,
     DEMO,
@@ -123,6 +126,14 @@ pub mod symbol {
     pub const CHURN_EACH: &str = "churn_each";
     /// `alloc_each --no-leak`: frees the nine leaked blocks.
     pub const FREE_LEAKS: &str = "free_leaks";
+    /// `jemalloc_api`: mallocx with flags, leaked.
+    pub const LEAK_MALLOCX: &str = "leak_mallocx";
+    /// `jemalloc_api`: the block `leak_rallocx` reallocates.
+    pub const RALLOCX_SEED: &str = "rallocx_seed";
+    /// `jemalloc_api`: rallocx, leaked.
+    pub const LEAK_RALLOCX: &str = "leak_rallocx";
+    /// `jemalloc_api`: three blocks freed by sdallocx, dallocx and free.
+    pub const CHURN_X: &str = "churn_x";
     /// `cxx_new`: `new Plain`, leaked.
     pub const LEAK_NEW: &str = "leak_new";
     /// `cxx_new`: `new char[]`, leaked.
@@ -197,6 +208,10 @@ pub mod symbol {
         (super::ALLOC_EACH, CHURN_EACH),
         (super::ALLOC_EACH, FREE_LEAKS),
         (super::ALLOC_STD, CHURN_STD),
+        (super::JEMALLOC_API, LEAK_MALLOCX),
+        (super::JEMALLOC_API, RALLOCX_SEED),
+        (super::JEMALLOC_API, LEAK_RALLOCX),
+        (super::JEMALLOC_API, CHURN_X),
         (super::CXX_NEW, LEAK_NEW),
         (super::CXX_NEW, LEAK_NEW_ARRAY),
         (super::CXX_NEW, LEAK_NEW_NOTHROW),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tracer_workloads::{expect, linked, symbol, ALLOCATORS, ALLOC_STD, CXX_NEW};
+use tracer_workloads::{expect, linked, symbol, ALLOCATORS, ALLOC_STD, CXX_NEW, JEMALLOC_API};
 
 use crate::harness::*;
 
@@ -180,6 +180,30 @@ fn programs_linked_with_jemalloc_tcmalloc_or_mimalloc_are_traced_in_it() {
         check_std(&linked(ALLOC_STD, allocator), allocator);
         check_cxx(&linked(CXX_NEW, allocator), allocator);
     }
+}
+
+#[test]
+fn jemalloc_s_own_api_counts_like_malloc_and_free() {
+    require_root();
+    let t = trace(JEMALLOC_API, "jemalloc");
+    let functions = &t["allocator"]["functions"];
+    for f in ["mallocx", "rallocx", "sdallocx", "dallocx"] {
+        assert!(
+            functions
+                .as_array()
+                .is_some_and(|a| a.iter().any(|s| s == f)),
+            "{f} probed: {functions:#}"
+        );
+    }
+    // Zeroing and alignment flags do not change the size counted.
+    let mallocx = expect::JE_MALLOCX_SIZE;
+    assert_eq!(site_totals(&t, symbol::LEAK_MALLOCX), (1, 0, 1, mallocx));
+    // rallocx frees its block and allocates the new one.
+    assert_eq!(site_totals(&t, symbol::RALLOCX_SEED), (1, 1, 0, 0));
+    let rallocx = expect::JE_RALLOCX_SIZE;
+    assert_eq!(site_totals(&t, symbol::LEAK_RALLOCX), (1, 0, 1, rallocx));
+    // sdallocx and dallocx free like free.
+    assert_eq!(site_totals(&t, symbol::CHURN_X), (3, 3, 0, 0));
 }
 
 /// Builds the Rust workload with mimalloc as its static global allocator; returns its path.
