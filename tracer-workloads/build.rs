@@ -35,7 +35,7 @@ const ALLOCATORS: &[(&str, &str)] = &[
 ];
 
 /// Programs also built against each of [`ALLOCATORS`].
-const LINKED: &[&str] = &["cxx_new", "alloc_std"];
+const LINKED: &[&str] = &["cxx_new", "alloc_std", "churn"];
 
 /// Programs of one allocator's own API, built linked with it only: (program, linker flag).
 const ONLY_WITH: &[(&str, &str)] = &[("jemalloc_api", "-ljemalloc")];
