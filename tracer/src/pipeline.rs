@@ -812,8 +812,8 @@ pub async fn run(
                     let _ = ack.send(());
                 }
                 Some(TargetMsg::Execed { pid, ack }) => {
-                    // A new program: its libc may be another file. Stopped right after exec,
-                    // the loader has not mapped libc yet, so the program's interpreter tells.
+                    // A new program: its allocator may be another. Stopped right after exec,
+                    // the loader has mapped nothing yet: its needed libraries tell.
                     drain(&mut reader, &mut state, DRAIN_ALL);
                     let warning = match libc_of.get(&pid).map(|a| a.0.choice.clone()) {
                         Some(choice) => {

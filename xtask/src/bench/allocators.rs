@@ -12,6 +12,9 @@ use crate::util;
 /// Allocators measured besides glibc.
 const ALLOCATORS: &[&str] = &["jemalloc", "mimalloc"];
 
+/// Why the other allocators cost more per pair.
+const NOTE: &str = "Where an allocator's malloc or free does not begin with instructions the kernel emulates (jemalloc's free, mimalloc's malloc and free start with loads the placement decoder does not skip), its probes are single-stepped: `tracer -v` shows each probe's place and whether it is emulated.";
+
 /// Samples of one allocator, ns per pair.
 pub struct Samples {
     pub allocator: &'static str,
