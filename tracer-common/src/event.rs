@@ -189,8 +189,11 @@ pub struct FdOpenRecord {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FdCloseData {
+    /// close, close_range, or fcntl for `F_SETFD` (which closes nothing: it sets or clears
+    /// close-on-exec on `first`).
     pub nr: u32,
-    /// close_range flags (`CLOSE_RANGE_CLOEXEC` closes nothing).
+    /// close_range flags (`CLOSE_RANGE_CLOEXEC` closes nothing); for fcntl, the fd flags set
+    /// (`FD_CLOEXEC`).
     pub flags: u32,
     pub first: u32,
     pub last: u32,

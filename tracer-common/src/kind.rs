@@ -35,6 +35,10 @@ pub mod nr {
     /// fcntl commands that duplicate.
     pub const F_DUPFD: u64 = 0;
     pub const F_DUPFD_CLOEXEC: u64 = 1030;
+    /// fcntl command that sets an fd's flags (`FD_CLOEXEC`).
+    pub const F_SETFD: u64 = 2;
+    /// The close-on-exec fd flag.
+    pub const FD_CLOEXEC: u32 = 1;
 }
 
 /// Kind of one ring-buffer record.

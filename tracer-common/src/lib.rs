@@ -9,12 +9,14 @@ pub mod config;
 pub mod event;
 pub mod kind;
 pub mod names;
+pub mod stack;
 #[cfg(feature = "user")]
 pub mod user;
 
 pub use config::TraceConfig;
 pub use event::*;
 pub use kind::EventKind;
+pub use stack::{stack_hash, stack_hash_seal, stack_hash_step, STACK_HASH_SEED};
 
 /// Bumped on any change to a layout or a kind number; recordings carry it and a mismatch is
 /// rejected.

@@ -33,22 +33,21 @@
 
 use aya_ebpf::{
     bindings::pt_regs,
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, bpf_probe_read_user_buf},
+    helpers::{bpf_probe_read_user, bpf_probe_read_user_buf},
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
 use tracer_common::{
-    counter, kind::AllocFunc, names::STACK_CACHE_SLOTS, AllocData, EventHeader, EventKind,
-    FreeData, PendingAlloc, ALLOC_FIXED_BYTES, ALLOC_NO_STACK, ALLOC_STACK_CACHED,
-    ALLOC_STACK_TRUNCATED, MAX_FRAMES,
+    counter, kind::AllocFunc, names::STACK_CACHE_SLOTS, stack_hash_seal, stack_hash_step,
+    AllocData, EventKind, FreeData, PendingAlloc, ALLOC_FIXED_BYTES, ALLOC_NO_STACK,
+    ALLOC_STACK_CACHED, ALLOC_STACK_TRUNCATED, MAX_FRAMES, STACK_HASH_SEED,
 };
 
 use crate::{
-    emit::{emit, submit_flags},
+    emit::{copy_prefix_to_ring, emit, header},
     filter::current,
     maps::{
-        bump, StackTop, CONFIG, EVENTS, PENDING, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES,
-        STACK_TOP_WORDS,
+        bump, StackTop, CONFIG, PENDING, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES, STACK_TOP_WORDS,
     },
 };
 
@@ -82,7 +81,7 @@ fn walk(
     frames: &mut [u64; MAX_FRAMES],
 ) -> (u32, u64, bool) {
     let mut n: usize = 0;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash: u64 = STACK_HASH_SEED;
     let mut ended = false;
     for (i, slot) in frames.iter_mut().enumerate() {
         let Some((next, ret)) = frame_at(fp, sp, top) else {
@@ -95,7 +94,7 @@ fn walk(
         }
         *slot = ret;
         n = i + 1;
-        hash = (hash ^ ret).wrapping_mul(0x0000_0100_0000_01b3);
+        hash = stack_hash_step(hash, ret);
         // Frames live at increasing addresses; anything else is not a frame chain.
         if next <= fp {
             ended = true;
@@ -105,7 +104,11 @@ fn walk(
     }
     // Every slot is used and the chain goes on: the stack is cut.
     let truncated = !ended && frame_at(fp, sp, top).is_some_and(|(_, ret)| ret != 0);
-    (n as u32, if n == 0 { 0 } else { hash | 1 }, truncated)
+    (
+        n as u32,
+        if n == 0 { 0 } else { stack_hash_seal(hash) },
+        truncated,
+    )
 }
 
 #[inline(always)]
@@ -227,14 +230,7 @@ fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
         unsafe { bpf_probe_read_user(p.out_ptr as *const u64) }.unwrap_or(0)
     };
     let rec = &mut p.record;
-    rec.header = EventHeader {
-        kind: EventKind::Alloc as u32,
-        pid,
-        tid,
-        _pad: 0,
-        // SAFETY: no preconditions.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-    };
+    rec.header = header(EventKind::Alloc, pid, tid);
     rec.data.ptr = ptr;
     let hash = rec.data.stack_hash;
     let slot = STACK_SEEN.get_ptr_mut((hash >> 20) as u32 & (STACK_CACHE_SLOTS - 1));
@@ -251,11 +247,7 @@ fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
     if n > MAX_FRAMES {
         n = MAX_FRAMES;
     }
-    let len = ALLOC_FIXED_BYTES + n * 8;
-    // SAFETY: `rec` is a whole AllocRecord in a map value and `len` never exceeds its size.
-    let bytes = unsafe { core::slice::from_raw_parts((rec as *const _) as *const u8, len) };
-    if EVENTS.output::<[u8]>(bytes, submit_flags()).is_err() {
-        bump(counter::DROPPED);
+    if !copy_prefix_to_ring(rec, ALLOC_FIXED_BYTES + n * 8) {
         return 0;
     }
     rec.data.flags &= !ALLOC_STACK_CACHED;

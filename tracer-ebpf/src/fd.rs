@@ -1,4 +1,5 @@
-//! File descriptors: every syscall that creates one, and close/close_range.
+//! File descriptors: every syscall that creates one, close/close_range, and fcntl(F_SETFD),
+//! which sets or clears close-on-exec (what exec closes).
 //!
 //! One program, attached to the `syscalls:sys_exit_*` tracepoint of each of those syscalls
 //! (so the rest of the system's syscalls never run it), sees the result; the arguments are
@@ -15,12 +16,12 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use tracer_common::{counter, kind::nr, EventHeader, EventKind, FdCloseData, FdOpenRecord};
+use tracer_common::{counter, kind::nr, EventKind, FdCloseData, FdOpenRecord};
 
 use crate::{
-    emit::{emit, submit_flags},
+    emit::{copy_to_ring, emit, header},
     filter::{current, should_trace},
-    maps::{bump, EVENTS, FD_SCRATCH},
+    maps::{bump, FD_SCRATCH},
     sysstack::{capture, reg, user_regs},
 };
 
@@ -78,7 +79,7 @@ pub fn fd_sys_exit(ctx: TracePointContext) -> u32 {
     if ret < 0 {
         return 0;
     }
-    if is_close {
+    if is_close || (id == nr::FCNTL && args()[1] == nr::F_SETFD) {
         close(id, pid, tid);
     } else if is_fd {
         open(id, ret, pid, tid);
@@ -104,10 +105,11 @@ fn args() -> [u64; 4] {
 #[inline(always)]
 fn close(id: u32, pid: u32, tid: u32) {
     let a = args();
-    let (first, last, flags) = if id == nr::CLOSE {
-        (a[0] as u32, a[0] as u32, 0)
-    } else {
-        (a[0] as u32, a[1] as u32, a[2] as u32)
+    let (first, last, flags) = match id {
+        nr::CLOSE => (a[0] as u32, a[0] as u32, 0),
+        // fcntl(fd, F_SETFD, flags)
+        nr::FCNTL => (a[0] as u32, a[0] as u32, a[2] as u32),
+        _ => (a[0] as u32, a[1] as u32, a[2] as u32),
     };
     emit::<FdCloseData>(EventKind::FdClose, pid, tid, |d| {
         *d = FdCloseData {
@@ -181,14 +183,7 @@ fn open(id: u32, ret: i64, pid: u32, tid: u32) {
     } else {
         0
     };
-    rec.header = EventHeader {
-        kind: EventKind::FdOpen as u32,
-        pid,
-        tid,
-        _pad: 0,
-        // SAFETY: no preconditions.
-        ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
-    };
+    rec.header = header(EventKind::FdOpen, pid, tid);
     rec.data.nr = id;
     rec.data.fd = fd;
     rec.data.fd2 = fd2;
@@ -196,10 +191,5 @@ fn open(id: u32, ret: i64, pid: u32, tid: u32) {
     rec.data.arg0 = arg0;
     rec.data.path_len = path_len;
     capture(&mut rec.stack);
-    if EVENTS
-        .output::<FdOpenRecord>(&*rec, submit_flags())
-        .is_err()
-    {
-        bump(counter::DROPPED);
-    }
+    copy_to_ring::<FdOpenRecord>(rec);
 }

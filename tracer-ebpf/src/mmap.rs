@@ -13,14 +13,14 @@
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use tracer_common::{
-    counter, kind::MapOp, EventHeader, EventKind, MapData, PendingMap, MAP_FIXED_BYTES,
-    MAP_HAS_STACK, MAP_IN_ALLOCATOR,
+    counter, kind::MapOp, EventKind, MapData, PendingMap, MAP_FIXED_BYTES, MAP_HAS_STACK,
+    MAP_IN_ALLOCATOR,
 };
 
 use crate::{
-    emit::submit_flags,
+    emit::{copy_prefix_to_ring, header},
     filter::{current, should_trace},
-    maps::{bump, CONFIG, EVENTS, MAP_SCRATCH, PENDING, PENDING_MAP},
+    maps::{bump, CONFIG, MAP_SCRATCH, PENDING, PENDING_MAP},
     sysstack::capture,
 };
 
@@ -121,25 +121,14 @@ fn exit(ctx: &TracePointContext) -> u32 {
         data.flags |= MAP_HAS_STACK;
         capture(&mut rec.stack);
     }
-    rec.header = EventHeader {
-        kind: EventKind::Map as u32,
-        pid,
-        tid,
-        _pad: 0,
-        // SAFETY: no preconditions.
-        ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
-    };
+    rec.header = header(EventKind::Map, pid, tid);
     rec.data = data;
     let len = if with_stack {
         core::mem::size_of::<tracer_common::MapRecord>()
     } else {
         MAP_FIXED_BYTES
     };
-    // SAFETY: `rec` is a whole MapRecord in a map value; `len` never exceeds its size.
-    let bytes = unsafe { core::slice::from_raw_parts((rec as *const _) as *const u8, len) };
-    if EVENTS.output::<[u8]>(bytes, submit_flags()).is_err() {
-        bump(counter::DROPPED);
-    }
+    copy_prefix_to_ring(rec, len);
     0
 }
 

@@ -11,14 +11,12 @@
 //! own events always come after its creation.
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use tracer_common::{
-    counter, EventHeader, EventKind, ExitData, TaskNewData, TaskNewRecord, TaskRenameData,
-};
+use tracer_common::{counter, EventKind, ExitData, TaskNewData, TaskNewRecord, TaskRenameData};
 
 use crate::{
-    emit::{emit, submit_flags},
+    emit::{copy_to_ring, emit, header},
     filter::{current, should_trace},
-    maps::{bump, CONFIG, EVENTS, PENDING, PENDING_MAP, TARGETS, TASK_SCRATCH},
+    maps::{bump, CONFIG, PENDING, PENDING_MAP, TARGETS, TASK_SCRATCH},
     sysstack::capture,
 };
 
@@ -54,14 +52,7 @@ pub fn task_task_newtask(ctx: TracePointContext) -> u32 {
     };
     // SAFETY: this CPU's own scratch slot; tracepoint programs do not nest on one CPU.
     let rec = unsafe { &mut *rec };
-    rec.header = EventHeader {
-        kind: EventKind::TaskNew as u32,
-        pid,
-        tid,
-        _pad: 0,
-        // SAFETY: no preconditions.
-        ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
-    };
+    rec.header = header(EventKind::TaskNew, pid, tid);
     rec.data = TaskNewData {
         child,
         _pad: 0,
@@ -69,12 +60,7 @@ pub fn task_task_newtask(ctx: TracePointContext) -> u32 {
         comm,
     };
     capture(&mut rec.stack);
-    if EVENTS
-        .output::<TaskNewRecord>(&*rec, submit_flags())
-        .is_err()
-    {
-        bump(counter::DROPPED);
-    }
+    copy_to_ring::<TaskNewRecord>(rec);
     0
 }
 

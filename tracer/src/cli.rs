@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::Parser;
 
-use crate::pipeline::Format;
+use crate::export::Format;
 
 const EXAMPLES: &str = "\
 Examples:

@@ -11,7 +11,7 @@ use tracer_common::{
     MAP_IN_ALLOCATOR, MAX_FRAMES, PATH_BYTES, STACK_COPY_BYTES,
 };
 
-use crate::event::{Alloc, Body, Event, FdOpen, HeapSite, Map, StackRef, SysStack, TaskNew};
+use crate::event::{Alloc, Body, CallSite, Event, FdOpen, Map, StackRef, SysStack, TaskNew};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -128,23 +128,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let kind = EventKind::try_from(header.kind).map_err(|e| DecodeError::UnknownKind(e.0))?;
     let payload = &bytes[size_of::<EventHeader>()..];
     let body = match kind {
-        EventKind::Alloc => {
-            let d: AllocData = read(payload, "alloc payload")?;
-            let func = AllocFunc::from_u32(d.func).ok_or(DecodeError::UnknownFunc(d.func))?;
-            let frames = frames(&payload[size_of::<AllocData>()..], &d)?;
-            Body::Alloc(Alloc {
-                func,
-                ptr: d.ptr,
-                size: d.size.checked_mul(d.count),
-                old_ptr: d.old_ptr,
-                site: HeapSite {
-                    caller: d.caller,
-                    stack: (d.flags & ALLOC_NO_STACK == 0 && d.stack_hash != 0)
-                        .then_some(StackRef::Hash(d.stack_hash)),
-                },
-                frames,
-            })
-        }
+        EventKind::Alloc => Body::Alloc(alloc(payload)?),
         EventKind::Free | EventKind::Delete => {
             let d: FreeData = read(payload, "free payload")?;
             Body::Free {
@@ -152,32 +136,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 outer: kind == EventKind::Delete,
             }
         }
-        EventKind::Map => {
-            let d: MapData = read(payload, "map payload")?;
-            let op = MapOp::from_u32(d.op).ok_or(DecodeError::UnknownMapOp(d.op))?;
-            let stack = if d.flags & MAP_HAS_STACK != 0 {
-                Some(sys_stack(&payload[size_of::<MapData>()..])?)
-            } else {
-                None
-            };
-            Body::Map(Map {
-                op,
-                addr: d.addr,
-                len: d.len,
-                old_addr: d.old_addr,
-                old_len: d.old_len,
-                prot: d.prot,
-                map_flags: d.map_flags,
-                fd: d.fd,
-                in_allocator: d.flags & MAP_IN_ALLOCATOR != 0,
-                from_loader: false,
-                stack,
-                site: HeapSite {
-                    caller: 0,
-                    stack: None,
-                },
-            })
-        }
+        EventKind::Map => Body::Map(map(payload)?),
         EventKind::TaskExit => {
             let d: ExitData = read(payload, "exit payload")?;
             Body::TaskExit {
@@ -186,33 +145,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         EventKind::GroupExit => Body::GroupExit,
         EventKind::Exec => Body::Exec,
-        EventKind::FdOpen => {
-            let d: FdOpenData = read(payload, "fd payload")?;
-            let rest = &payload[size_of::<FdOpenData>()..];
-            if rest.len() < PATH_BYTES {
-                return Err(DecodeError::Short {
-                    what: "fd path",
-                    len: rest.len(),
-                    need: PATH_BYTES,
-                });
-            }
-            let path_len = (d.path_len as usize).min(PATH_BYTES);
-            let path = (path_len > 0).then(|| c_string(&rest[..path_len]));
-            let stack = sys_stack(&rest[PATH_BYTES..])?;
-            Body::FdOpen(FdOpen {
-                nr: d.nr,
-                fd: d.fd,
-                fd2: d.fd2,
-                flags: d.flags,
-                arg0: d.arg0,
-                path,
-                site: HeapSite {
-                    caller: stack.ip,
-                    stack: None,
-                },
-                stack,
-            })
-        }
+        EventKind::FdOpen => Body::FdOpen(fd_open(payload)?),
         EventKind::FdClose => {
             let d: FdCloseData = read(payload, "close payload")?;
             Body::FdClose {
@@ -222,20 +155,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 flags: d.flags,
             }
         }
-        EventKind::TaskNew => {
-            let d: TaskNewData = read(payload, "task payload")?;
-            let stack = sys_stack(&payload[size_of::<TaskNewData>()..])?;
-            Body::TaskNew(TaskNew {
-                child: d.child,
-                clone_flags: d.clone_flags,
-                comm: c_string(&d.comm),
-                site: HeapSite {
-                    caller: stack.ip,
-                    stack: None,
-                },
-                stack,
-            })
-        }
+        EventKind::TaskNew => Body::TaskNew(task_new(payload)?),
         EventKind::TaskRename => {
             let d: TaskRenameData = read(payload, "rename payload")?;
             Body::TaskRename {
@@ -249,6 +169,98 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         tid: header.tid,
         ts_ns: header.ts_ns,
         body,
+    })
+}
+
+fn alloc(payload: &[u8]) -> Result<Alloc, DecodeError> {
+    let d: AllocData = read(payload, "alloc payload")?;
+    let func = AllocFunc::from_u32(d.func).ok_or(DecodeError::UnknownFunc(d.func))?;
+    let frames = frames(&payload[size_of::<AllocData>()..], &d)?;
+    Ok(Alloc {
+        func,
+        ptr: d.ptr,
+        size: d.size.checked_mul(d.count),
+        old_ptr: d.old_ptr,
+        site: CallSite {
+            caller: d.caller,
+            stack: (d.flags & ALLOC_NO_STACK == 0 && d.stack_hash != 0)
+                .then_some(StackRef::Hash(d.stack_hash)),
+        },
+        frames,
+    })
+}
+
+/// A mapping call. Its call site and whether the loader made it are known only once the
+/// pipeline has unwound its stack (`pipeline::state`); until then they are empty.
+fn map(payload: &[u8]) -> Result<Map, DecodeError> {
+    let d: MapData = read(payload, "map payload")?;
+    let op = MapOp::from_u32(d.op).ok_or(DecodeError::UnknownMapOp(d.op))?;
+    let stack = if d.flags & MAP_HAS_STACK != 0 {
+        Some(sys_stack(&payload[size_of::<MapData>()..])?)
+    } else {
+        None
+    };
+    Ok(Map {
+        op,
+        addr: d.addr,
+        len: d.len,
+        old_addr: d.old_addr,
+        old_len: d.old_len,
+        prot: d.prot,
+        map_flags: d.map_flags,
+        fd: d.fd,
+        in_allocator: d.flags & MAP_IN_ALLOCATOR != 0,
+        from_loader: false,
+        stack,
+        site: CallSite {
+            caller: 0,
+            stack: None,
+        },
+    })
+}
+
+/// A new fd; its call site is the instruction pointer until the pipeline unwinds the stack.
+fn fd_open(payload: &[u8]) -> Result<FdOpen, DecodeError> {
+    let d: FdOpenData = read(payload, "fd payload")?;
+    let rest = &payload[size_of::<FdOpenData>()..];
+    if rest.len() < PATH_BYTES {
+        return Err(DecodeError::Short {
+            what: "fd path",
+            len: rest.len(),
+            need: PATH_BYTES,
+        });
+    }
+    let path_len = (d.path_len as usize).min(PATH_BYTES);
+    let path = (path_len > 0).then(|| c_string(&rest[..path_len]));
+    let stack = sys_stack(&rest[PATH_BYTES..])?;
+    Ok(FdOpen {
+        nr: d.nr,
+        fd: d.fd,
+        fd2: d.fd2,
+        flags: d.flags,
+        arg0: d.arg0,
+        path,
+        site: CallSite {
+            caller: stack.ip,
+            stack: None,
+        },
+        stack,
+    })
+}
+
+/// A new task; its call site is the instruction pointer until the pipeline unwinds the stack.
+fn task_new(payload: &[u8]) -> Result<TaskNew, DecodeError> {
+    let d: TaskNewData = read(payload, "task payload")?;
+    let stack = sys_stack(&payload[size_of::<TaskNewData>()..])?;
+    Ok(TaskNew {
+        child: d.child,
+        clone_flags: d.clone_flags,
+        comm: c_string(&d.comm),
+        site: CallSite {
+            caller: stack.ip,
+            stack: None,
+        },
+        stack,
     })
 }
 
@@ -320,7 +332,7 @@ mod tests {
         assert_eq!(a.size, Some(72));
         assert_eq!(
             a.site,
-            HeapSite {
+            CallSite {
                 caller: 0x55,
                 stack: Some(StackRef::Hash(7))
             }

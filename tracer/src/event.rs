@@ -69,7 +69,7 @@ pub struct FdOpen {
     pub path: Option<String>,
     pub stack: SysStack,
     /// Where the call was made: set by the pipeline once the stack is unwound.
-    pub site: HeapSite,
+    pub site: CallSite,
 }
 
 /// A traced process created a thread or process.
@@ -80,7 +80,7 @@ pub struct TaskNew {
     pub comm: String,
     pub stack: SysStack,
     /// Where the creating call was made: set by the pipeline once the stack is unwound.
-    pub site: HeapSite,
+    pub site: CallSite,
 }
 
 /// `CLONE_THREAD`.
@@ -99,10 +99,11 @@ pub enum StackRef {
     Hash(u64),
 }
 
-/// Where an allocation was made: the return address into malloc's caller, plus the frames
-/// above it (`None` when no stack was recorded).
+/// Where a traced call (an allocation, an fd or thread creation, a mapping) was made: the
+/// return address into the caller, plus the frames above it (`None` when no stack was
+/// recorded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HeapSite {
+pub struct CallSite {
     pub caller: u64,
     pub stack: Option<StackRef>,
 }
@@ -117,7 +118,7 @@ pub struct Alloc {
     pub size: Option<u64>,
     /// realloc/reallocarray: the block passed in.
     pub old_ptr: u64,
-    pub site: HeapSite,
+    pub site: CallSite,
     /// Frames of `site.stack` when this record carried them (the first record of a stack on
     /// its CPU), innermost first; empty otherwise.
     pub frames: Vec<u64>,
@@ -141,7 +142,7 @@ pub struct Map {
     /// The user stack at the call (absent for brk and the allocator's own mappings).
     pub stack: Option<SysStack>,
     /// Where the call was made: set by the pipeline once the stack is unwound.
-    pub site: HeapSite,
+    pub site: CallSite,
 }
 
 /// `MAP_ANONYMOUS`.

@@ -5,7 +5,8 @@ use std::{io::Write as _, path::Path, process::ExitCode};
 use clap::Parser as _;
 use tracer::{
     cli::{Cli, Command},
-    live, offline,
+    cmd::{live, offline},
+    usage::UsageError,
 };
 
 fn main() -> ExitCode {
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
             trace,
         }) => {
             let opts = live::Options {
-                format: tracer::pipeline::Format::Json,
+                format: tracer::export::Format::Json,
                 interval: std::time::Duration::from_secs(5),
                 record: Some(output.clone()),
                 snapshot_interval: *snapshot_interval,
@@ -94,7 +95,7 @@ fn fail(e: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let _ = writeln!(std::io::stderr(), "tracer: error: {e:#}");
-    if e.downcast_ref::<live::UsageError>().is_some() {
+    if e.downcast_ref::<UsageError>().is_some() {
         ExitCode::from(1)
     } else {
         ExitCode::from(2)

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::{
     aggregate::{FdTotals, HeapTotals, Hotspot, LeakKind, MapTotals, Site, Snapshot, ThreadTotals},
-    bpf::loader::KernelCounters,
-    event::{HeapSite, StackRef},
+    counters::KernelCounters,
+    event::{CallSite, StackRef},
     symbolize::{Frame, Symbolizer},
 };
 
@@ -65,11 +65,12 @@ impl Health {
 pub struct Report {
     pub schema: u32,
     pub health: Health,
-    pub targets: Vec<TargetReport>,
+    pub targets: Vec<ProcessReport>,
 }
 
+/// One traced process in a report (an element of the JSON `targets`).
 #[derive(Clone, Debug, Serialize)]
-pub struct TargetReport {
+pub struct ProcessReport {
     pub pid: u32,
     pub comm: String,
     pub exited: bool,
@@ -90,6 +91,21 @@ pub struct TargetReport {
     /// Heap footprint per module (shared object or executable) of the allocating caller,
     /// most live bytes first. Covers every call site, not only the listed hotspots.
     pub modules: Vec<ModuleReport>,
+    /// The file mappings the hotspots' frames lie in, by address: for exporters whose
+    /// consumers symbolize by themselves (pprof). Not part of the JSON report.
+    #[serde(skip)]
+    pub code: Vec<CodeMapping>,
+}
+
+/// A file mapped into a process where report frames lie: its address range, the file offset
+/// the range starts at, the file and its GNU build id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodeMapping {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub path: String,
+    pub build_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -148,9 +164,10 @@ pub struct AllocatorInfo {
     pub functions: Vec<String>,
 }
 
-/// What the report needs to know about a target besides its snapshot.
+/// What the report needs to know about a traced process besides its snapshot: its name,
+/// allocator, exit status and resident set size.
 #[derive(Clone, Debug, Default)]
-pub struct TargetInfo {
+pub struct ProcessStatus {
     pub comm: String,
     pub allocator: Option<AllocatorInfo>,
     pub exit_status: Option<String>,
@@ -188,7 +205,7 @@ pub fn modules_of(
 }
 
 /// Return addresses of a heap site, innermost first: malloc's caller, then the frames above.
-pub fn heap_addrs(site: &HeapSite, stacks: &StackTable) -> Vec<u64> {
+pub fn heap_addrs(site: &CallSite, stacks: &StackTable) -> Vec<u64> {
     let mut out = vec![site.caller];
     if let Some(frames) = site.stack.and_then(|id| stacks.get(&id)) {
         // Kernels that see the probe at a function entry add the caller themselves.
@@ -225,7 +242,7 @@ fn ranked(all: &[Hotspot], top: usize, every_sort: bool) -> Vec<&Hotspot> {
 /// `every_sort` adds the leaders by allocations and by live bytes (for the TUI's sort keys).
 pub fn build(
     snap: &Snapshot,
-    info: &HashMap<u32, TargetInfo>,
+    info: &HashMap<u32, ProcessStatus>,
     stacks: &StackTable,
     sym: &mut Symbolizer,
     health: Health,
@@ -233,62 +250,11 @@ pub fn build(
     every_sort: bool,
 ) -> Report {
     let unknown_before = sym.unknown_frames;
-    let mut targets = Vec::new();
-    for p in &snap.procs {
-        let pid = p.pid;
-        let heap_stack = |site: &HeapSite, sym: &mut Symbolizer| -> Vec<Frame> {
-            heap_addrs(site, stacks)
-                .into_iter()
-                .map(|a| sym.resolve(pid, a, true))
-                .collect()
-        };
-        let hotspots = ranked(&p.hotspots, top, every_sort)
-            .into_iter()
-            .map(|h| HotspotReport {
-                allocs: h.stats.allocs,
-                bytes: h.stats.bytes,
-                live_blocks: h.stats.live_blocks,
-                live_bytes: h.stats.live_bytes,
-                frees: h.stats.frees,
-                stack: heap_stack(&h.site, sym),
-            })
-            .collect();
-        let leaks = p
-            .leaks
-            .iter()
-            .map(|l| LeakReport {
-                kind: l.kind,
-                count: l.count,
-                bytes: l.bytes,
-                oldest_age_ms: l.oldest_age_ns / 1_000_000,
-                fd_kind: l.label.clone(),
-                detail: l.detail.clone(),
-                stack: match &l.site {
-                    Site::Call(s) => heap_stack(s, sym),
-                },
-            })
-            .collect();
-        let modules = modules_of(pid, &p.hotspots, sym);
-        let ti = info.get(&pid).cloned().unwrap_or_default();
-        targets.push(TargetReport {
-            pid,
-            comm: ti.comm,
-            exited: p.exited,
-            exit_status: ti.exit_status,
-            allocator: ti.allocator,
-            heap: p.heap,
-            mappings: p.maps,
-            fds: FdReport {
-                totals: p.fds,
-                by_kind: p.fds_by_kind.clone(),
-            },
-            threads: p.threads,
-            rss_bytes: if p.exited { None } else { ti.rss_bytes },
-            hotspots,
-            leaks,
-            modules,
-        });
-    }
+    let targets: Vec<ProcessReport> = snap
+        .procs
+        .iter()
+        .map(|p| process_report(p, info, stacks, sym, top, every_sort))
+        .collect();
     let mut health = health;
     health.unknown_frames = sym.unknown_frames - unknown_before;
     let untracked: u64 = targets.iter().map(|t| t.heap.untracked_blocks).sum();
@@ -310,6 +276,92 @@ pub fn build(
     }
 }
 
+/// The report of one process of a snapshot.
+fn process_report(
+    p: &crate::aggregate::ProcSnapshot,
+    info: &HashMap<u32, ProcessStatus>,
+    stacks: &StackTable,
+    sym: &mut Symbolizer,
+    top: usize,
+    every_sort: bool,
+) -> ProcessReport {
+    let pid = p.pid;
+    let heap_stack = |site: &CallSite, sym: &mut Symbolizer| -> Vec<Frame> {
+        heap_addrs(site, stacks)
+            .into_iter()
+            .map(|a| sym.resolve(pid, a, true))
+            .collect()
+    };
+    let hotspots: Vec<HotspotReport> = ranked(&p.hotspots, top, every_sort)
+        .into_iter()
+        .map(|h| HotspotReport {
+            allocs: h.stats.allocs,
+            bytes: h.stats.bytes,
+            live_blocks: h.stats.live_blocks,
+            live_bytes: h.stats.live_bytes,
+            frees: h.stats.frees,
+            stack: heap_stack(&h.site, sym),
+        })
+        .collect();
+    let leaks = p
+        .leaks
+        .iter()
+        .map(|l| LeakReport {
+            kind: l.kind,
+            count: l.count,
+            bytes: l.bytes,
+            oldest_age_ms: l.oldest_age_ns / 1_000_000,
+            fd_kind: l.label.clone(),
+            detail: l.detail.clone(),
+            stack: match &l.site {
+                Site::Call(s) => heap_stack(s, sym),
+            },
+        })
+        .collect();
+    let modules = modules_of(pid, &p.hotspots, sym);
+    let code = code_mappings(pid, &hotspots, sym);
+    let ti = info.get(&pid).cloned().unwrap_or_default();
+    ProcessReport {
+        pid,
+        comm: ti.comm,
+        exited: p.exited,
+        exit_status: ti.exit_status,
+        allocator: ti.allocator,
+        heap: p.heap,
+        mappings: p.maps,
+        fds: FdReport {
+            totals: p.fds,
+            by_kind: p.fds_by_kind.clone(),
+        },
+        threads: p.threads,
+        rss_bytes: if p.exited { None } else { ti.rss_bytes },
+        hotspots,
+        leaks,
+        modules,
+        code,
+    }
+}
+
+/// The file mappings of `pid` that frames of `hotspots` lie in, by start address.
+fn code_mappings(pid: u32, hotspots: &[HotspotReport], sym: &Symbolizer) -> Vec<CodeMapping> {
+    let Some(maps) = sym.maps(pid) else {
+        return Vec::new();
+    };
+    let mut found: std::collections::BTreeMap<u64, CodeMapping> = Default::default();
+    for f in hotspots.iter().flat_map(|h| &h.stack) {
+        let Some(e) = maps.find(f.addr) else { continue };
+        let Some(path) = &e.path else { continue };
+        found.entry(e.start).or_insert_with(|| CodeMapping {
+            start: e.start,
+            end: e.end,
+            offset: e.offset,
+            path: path.clone(),
+            build_id: maps.build_ids.get(path).cloned(),
+        });
+    }
+    found.into_values().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,7 +369,7 @@ mod tests {
 
     fn spot(caller: u64, bytes: u64, allocs: u64, live_bytes: u64) -> Hotspot {
         Hotspot {
-            site: HeapSite {
+            site: CallSite {
                 caller,
                 stack: None,
             },

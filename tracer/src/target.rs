@@ -24,9 +24,9 @@ use tokio::sync::mpsc::UnboundedSender;
 /// Longest the watcher holds an exiting target for the pipeline.
 const EXIT_HOLD: Duration = Duration::from_secs(10);
 
-/// What watchers tell the pipeline.
+/// What a target's watcher tells the pipeline (exits, forks, execs).
 #[derive(Debug)]
-pub enum TargetMsg {
+pub enum WatcherMsg {
     /// The target is stopped at exit; reply on `ack` once its events are drained and its maps
     /// captured.
     Exiting { pid: u32, ack: mpsc::SyncSender<()> },
@@ -164,11 +164,11 @@ pub fn elf_interpreter(path: &Path) -> anyhow::Result<Option<String>> {
 }
 
 /// Forks `argv`, blocked before exec, held by a watcher thread. With `follow`, the processes
-/// it forks are held too and announced with [`TargetMsg::Forked`].
+/// it forks are held too and announced with [`WatcherMsg::Forked`].
 pub fn launch(
     argv: &[String],
     follow: bool,
-    tx: UnboundedSender<TargetMsg>,
+    tx: UnboundedSender<WatcherMsg>,
 ) -> anyhow::Result<Launched> {
     let program = argv.first().ok_or_else(|| anyhow!("no command given"))?;
     let path = resolve_command(program)?;
@@ -212,7 +212,7 @@ pub fn launch(
 }
 
 /// Starts watching an existing process (and, with `follow`, the processes it forks).
-pub fn attach(pid: u32, follow: bool, tx: UnboundedSender<TargetMsg>) -> anyhow::Result<()> {
+pub fn attach(pid: u32, follow: bool, tx: UnboundedSender<WatcherMsg>) -> anyhow::Result<()> {
     let (ok_tx, ok_rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name(format!("tracer-watch-{pid}"))
@@ -310,12 +310,12 @@ fn seize(pid: u32, follow: bool) -> bool {
     r == 0
 }
 
-fn watch(pid: u32, seized: bool, tx: &UnboundedSender<TargetMsg>) {
+fn watch(pid: u32, seized: bool, tx: &UnboundedSender<WatcherMsg>) {
     if seized {
         watch_ptrace(pid, tx);
     } else {
         let status = watch_pidfd(pid);
-        let _ = tx.send(TargetMsg::Exited { pid, status });
+        let _ = tx.send(WatcherMsg::Exited { pid, status });
     }
 }
 
@@ -330,7 +330,7 @@ fn describe(status: i32) -> String {
 }
 
 /// Sends `msg` (built around a fresh ack channel) and waits for the pipeline's ack.
-fn ask(tx: &UnboundedSender<TargetMsg>, msg: impl FnOnce(mpsc::SyncSender<()>) -> TargetMsg) {
+fn ask(tx: &UnboundedSender<WatcherMsg>, msg: impl FnOnce(mpsc::SyncSender<()>) -> WatcherMsg) {
     let (ack_tx, ack_rx) = mpsc::sync_channel(1);
     if tx.send(msg(ack_tx)).is_ok() {
         let _ = ack_rx.recv_timeout(EXIT_HOLD);
@@ -344,7 +344,7 @@ fn resume(pid: u32, request: libc::c_uint, sig: usize) {
 
 /// Waits for every tracee of this thread (the seized target and, with --follow, the processes
 /// it forks) until all are gone, reporting each one's exit.
-fn watch_ptrace(root: u32, tx: &UnboundedSender<TargetMsg>) {
+fn watch_ptrace(root: u32, tx: &UnboundedSender<WatcherMsg>) {
     let mut tracees: HashSet<u32> = HashSet::from([root]);
     // Forked children whose first stop came before their parent's fork event.
     let mut stopped_early: HashSet<u32> = HashSet::new();
@@ -358,14 +358,14 @@ fn watch_ptrace(root: u32, tx: &UnboundedSender<TargetMsg>) {
                 continue;
             }
             for pid in tracees.drain() {
-                let _ = tx.send(TargetMsg::Exited { pid, status: None });
+                let _ = tx.send(WatcherMsg::Exited { pid, status: None });
             }
             return;
         }
         let pid = r as u32;
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             if tracees.remove(&pid) {
-                let _ = tx.send(TargetMsg::Exited {
+                let _ = tx.send(WatcherMsg::Exited {
                     pid,
                     status: Some(describe(status)),
                 });
@@ -384,43 +384,15 @@ fn watch_ptrace(root: u32, tx: &UnboundedSender<TargetMsg>) {
         }
         match event {
             libc::PTRACE_EVENT_EXIT => {
-                ask(tx, |ack| TargetMsg::Exiting { pid, ack });
+                ask(tx, |ack| WatcherMsg::Exiting { pid, ack });
                 resume(pid, libc::PTRACE_CONT, 0);
             }
             libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => {
-                let mut child: libc::c_ulong = 0;
-                // SAFETY: GETEVENTMSG writes one unsigned long.
-                unsafe {
-                    libc::ptrace(
-                        libc::PTRACE_GETEVENTMSG,
-                        pid as libc::pid_t,
-                        0usize,
-                        &mut child as *mut libc::c_ulong,
-                    )
-                };
-                let child = child as u32;
-                if !stopped_early.remove(&child) {
-                    let mut st = 0i32;
-                    // SAFETY: as above, for the new tracee's first stop.
-                    unsafe {
-                        libc::waitpid(
-                            child as libc::pid_t,
-                            &mut st,
-                            libc::__WALL | libc::__WNOTHREAD,
-                        )
-                    };
-                }
+                let child = on_fork(pid, tx, &mut stopped_early);
                 tracees.insert(child);
-                ask(tx, |ack| TargetMsg::Forked {
-                    parent: pid,
-                    child,
-                    ack,
-                });
-                resume(child, libc::PTRACE_CONT, 0);
-                resume(pid, libc::PTRACE_CONT, 0);
             }
             libc::PTRACE_EVENT_EXEC => {
-                ask(tx, |ack| TargetMsg::Execed { pid, ack });
+                ask(tx, |ack| WatcherMsg::Execed { pid, ack });
                 resume(pid, libc::PTRACE_CONT, 0);
             }
             // Group stop (SIGSTOP and friends): let it stay stopped as without tracer.
@@ -429,6 +401,41 @@ fn watch_ptrace(root: u32, tx: &UnboundedSender<TargetMsg>) {
             _ => resume(pid, libc::PTRACE_CONT, sig as usize),
         }
     }
+}
+
+/// A tracee forked: waits for the child's first stop (unless it came already), tells the
+/// pipeline, then lets both run. Returns the child.
+fn on_fork(pid: u32, tx: &UnboundedSender<WatcherMsg>, stopped_early: &mut HashSet<u32>) -> u32 {
+    let mut child: libc::c_ulong = 0;
+    // SAFETY: GETEVENTMSG writes one unsigned long.
+    unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            pid as libc::pid_t,
+            0usize,
+            &mut child as *mut libc::c_ulong,
+        )
+    };
+    let child = child as u32;
+    if !stopped_early.remove(&child) {
+        let mut st = 0i32;
+        // SAFETY: waitpid writes the status integer, for the new tracee's first stop.
+        unsafe {
+            libc::waitpid(
+                child as libc::pid_t,
+                &mut st,
+                libc::__WALL | libc::__WNOTHREAD,
+            )
+        };
+    }
+    ask(tx, |ack| WatcherMsg::Forked {
+        parent: pid,
+        child,
+        ack,
+    });
+    resume(child, libc::PTRACE_CONT, 0);
+    resume(pid, libc::PTRACE_CONT, 0);
+    child
 }
 
 fn watch_pidfd(pid: u32) -> Option<String> {

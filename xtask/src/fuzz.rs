@@ -1,7 +1,8 @@
 //! `cargo xtask fuzz`: runs the recording fuzz targets (`fuzz/`, cargo-fuzz on the nightly
 //! toolchain) for a while each. As root it first records the demo workload, so both targets
 //! start from a real recording: the file itself for `recording_file`, its records (the
-//! chunks' decompressed payloads) for `recording_records`. A crash fails the command and
+//! chunks' decompressed payloads) for `recording_records`; `recording_chunk_headers` builds its
+//! own file and damages its chunk headers. A crash fails the command and
 //! leaves its input under fuzz/artifacts/.
 
 use std::{path::Path, process::ExitCode};
@@ -10,14 +11,18 @@ use anyhow::{bail, Context as _};
 
 use crate::util::{self, Metadata};
 
-const TARGETS: [&str; 2] = ["recording_file", "recording_records"];
+const TARGETS: [&str; 3] = [
+    "recording_file",
+    "recording_records",
+    "recording_chunk_headers",
+];
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Seconds per target.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     seconds: u32,
-    /// Only this target (recording_file or recording_records).
+    /// Only this target (recording_file, recording_records or recording_chunk_headers).
     #[arg(long, value_name = "NAME")]
     target: Option<String>,
 }
@@ -92,13 +97,17 @@ fn seed(fuzz_dir: &Path) -> anyhow::Result<()> {
 /// `tag u8 | len u32 LE | bytes` (the layout in tracer's `record::format`).
 fn payloads(file: &[u8]) -> anyhow::Result<Vec<u8>> {
     const HEADER: usize = 16;
-    const CHUNK_HEADER: usize = 12;
+    let word = |i: usize| u32::from_le_bytes([file[i], file[i + 1], file[i + 2], file[i + 3]]);
+    if file.len() < HEADER {
+        anyhow::bail!("a recording of {} bytes has no header", file.len());
+    }
+    // Chunk headers: 12 bytes in version 1, 16 (with their own checksum) from version 2.
+    let chunk_header = if word(8) >= 2 { 16 } else { 12 };
     let mut at = HEADER;
     let mut out = Vec::new();
-    while at + CHUNK_HEADER <= file.len() {
-        let word = |i: usize| u32::from_le_bytes([file[i], file[i + 1], file[i + 2], file[i + 3]]);
+    while at + chunk_header <= file.len() {
         let len = word(at) as usize;
-        let start = at + CHUNK_HEADER;
+        let start = at + chunk_header;
         let Some(payload) = file.get(start..start + len) else {
             break;
         };
@@ -118,7 +127,9 @@ mod tests {
     fn payloads_of_a_hand_made_recording() {
         let records = b"\x02\x02\x00\x00\x00{}".to_vec();
         let payload = miniz_oxide::deflate::compress_to_vec(&records, 1);
+        // A version 1 file (12-byte chunk headers).
         let mut file = vec![0u8; 16];
+        file[8] = 1;
         file.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         file.extend_from_slice(&(records.len() as u32).to_le_bytes());
         file.extend_from_slice(&[0; 4]);

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tracer_common::kind::nr;
 
-use crate::event::{FdOpen, HeapSite};
+use crate::event::{CallSite, FdOpen};
 
 /// `O_CLOEXEC`, `SOCK_CLOEXEC`, `EFD_CLOEXEC`, ... (all 0o2000000 on x86-64).
 const O_CLOEXEC: u32 = 0o2_000_000;
@@ -24,7 +24,7 @@ pub struct FdInfo {
     /// File path, or a description such as "inet stream".
     pub path: Option<String>,
     /// Where it was opened; `None` for fds open before tracing began.
-    pub site: Option<HeapSite>,
+    pub site: Option<CallSite>,
     pub ts_ns: u64,
     pub cloexec: bool,
 }
@@ -182,6 +182,13 @@ impl Fds {
     }
 
     pub fn apply_close(&mut self, nr_: u32, first: u32, last: u32, flags: u32) {
+        if nr_ == nr::FCNTL {
+            // fcntl(F_SETFD): close-on-exec set or cleared, nothing closed.
+            if let Some(info) = self.open.get_mut(&(first as i32)) {
+                info.cloexec = flags & nr::FD_CLOEXEC != 0;
+            }
+            return;
+        }
         if nr_ == nr::CLOSE {
             if !self.close_one(first as i32) {
                 self.totals.unknown_closes += 1;
@@ -225,5 +232,29 @@ impl Fds {
             *m.entry(info.kind.clone()).or_insert(0) += 1;
         }
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fcntl_setfd_decides_what_exec_closes() {
+        // Given fds 10, 11 and 12 open, none close-on-exec,
+        let mut fds = Fds::default();
+        fds.set_baseline([10, 11, 12].map(|fd| (fd, "file".to_string(), None)));
+        // when 10 is marked close-on-exec, 11 marked then cleared, 12 left alone,
+        fds.apply_close(nr::FCNTL, 10, 10, nr::FD_CLOEXEC);
+        fds.apply_close(nr::FCNTL, 11, 11, nr::FD_CLOEXEC);
+        fds.apply_close(nr::FCNTL, 11, 11, 0);
+        // and for an fd never seen nothing happens,
+        fds.apply_close(nr::FCNTL, 99, 99, nr::FD_CLOEXEC);
+        fds.exec();
+        // then exec closed 10 only.
+        let mut open: Vec<i32> = fds.open.keys().copied().collect();
+        open.sort_unstable();
+        assert_eq!(open, vec![11, 12]);
+        assert_eq!((fds.totals.closed_total, fds.totals.unknown_closes), (1, 0));
     }
 }

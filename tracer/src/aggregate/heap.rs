@@ -16,13 +16,13 @@ use std::collections::HashMap;
 
 use tracer_common::kind::AllocFunc;
 
-use crate::event::{Alloc, HeapSite};
+use crate::event::{Alloc, CallSite};
 
 /// A live block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Block {
     pub size: u64,
-    pub site: HeapSite,
+    pub site: CallSite,
     pub ts_ns: u64,
 }
 
@@ -68,7 +68,7 @@ pub struct Heap {
     pub live: HashMap<u64, Block>,
     /// At most this many live blocks are kept.
     pub max_live: usize,
-    pub sites: HashMap<HeapSite, SiteStats>,
+    pub sites: HashMap<CallSite, SiteStats>,
     pub totals: HeapTotals,
     /// The last block each thread freed: realloc(p, 0) frees p through the public `free`
     /// (seen as its own event, just before the realloc record), which must not be counted

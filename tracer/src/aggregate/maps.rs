@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use tracer_common::kind::MapOp;
 
-use crate::event::{HeapSite, Map};
+use crate::event::{CallSite, Map};
 
 /// Who made a mapping; only `Program` mappings can be leaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -25,7 +25,7 @@ pub struct Region {
     pub end: u64,
     pub anonymous: bool,
     pub origin: Origin,
-    pub site: HeapSite,
+    pub site: CallSite,
     pub ts_ns: u64,
 }
 
@@ -122,7 +122,7 @@ impl Maps {
         len: u64,
         anonymous: bool,
         origin: Origin,
-        site: HeapSite,
+        site: CallSite,
         ts_ns: u64,
     ) {
         if len == 0 {

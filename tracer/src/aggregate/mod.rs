@@ -10,7 +10,7 @@ pub mod tasks;
 
 use std::collections::HashMap;
 
-use crate::event::{Body, Event, HeapSite};
+use crate::event::{Body, CallSite, Event};
 
 pub use fds::FdTotals;
 pub use heap::{HeapTotals, SiteStats};
@@ -48,12 +48,12 @@ pub enum LeakKind {
 /// The call site a leak or hotspot belongs to: the caller and the frames above it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Site {
-    Call(HeapSite),
+    Call(CallSite),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hotspot {
-    pub site: HeapSite,
+    pub site: CallSite,
     pub stats: SiteStats,
 }
 
@@ -199,6 +199,32 @@ impl LeakAcc {
 }
 
 fn proc_snapshot(pid: u32, p: &Proc, now_ns: u64, leak_age_ns: u64) -> ProcSnapshot {
+    let mut hotspots: Vec<Hotspot> = p
+        .heap
+        .sites
+        .iter()
+        .map(|(site, stats)| Hotspot {
+            site: *site,
+            stats: *stats,
+        })
+        .collect();
+    hotspots.sort_by(|a, b| b.stats.bytes.cmp(&a.stats.bytes).then(a.site.cmp(&b.site)));
+    ProcSnapshot {
+        pid,
+        exited: p.exited,
+        heap: p.heap.totals,
+        maps: p.maps.totals,
+        fds: p.fds.totals,
+        fds_by_kind: p.fds.by_kind(),
+        threads: p.tasks.totals,
+        hotspots,
+        leaks: leaks(p, now_ns, leak_age_ns),
+    }
+}
+
+/// What `p` holds that is older than the leak age (everything, once it exited), grouped by
+/// kind, call site and label; by kind, then most bytes and most items first.
+fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
     let old_enough = |ts: u64| p.exited || now_ns.saturating_sub(ts) >= leak_age_ns;
     let mut acc: HashMap<(LeakKind, Site, Option<String>), LeakAcc> = HashMap::new();
     for b in p.heap.live.values().filter(|b| old_enough(b.ts_ns)) {
@@ -257,27 +283,7 @@ fn proc_snapshot(pid: u32, p: &Proc, now_ns: u64, leak_age_ns: u64) -> ProcSnaps
                 b.site,
             ))
     });
-    let mut hotspots: Vec<Hotspot> = p
-        .heap
-        .sites
-        .iter()
-        .map(|(site, stats)| Hotspot {
-            site: *site,
-            stats: *stats,
-        })
-        .collect();
-    hotspots.sort_by(|a, b| b.stats.bytes.cmp(&a.stats.bytes).then(a.site.cmp(&b.site)));
-    ProcSnapshot {
-        pid,
-        exited: p.exited,
-        heap: p.heap.totals,
-        maps: p.maps.totals,
-        fds: p.fds.totals,
-        fds_by_kind: p.fds.by_kind(),
-        threads: p.tasks.totals,
-        hotspots,
-        leaks,
-    }
+    leaks
 }
 
 #[cfg(test)]

@@ -6,13 +6,13 @@
 
 use std::collections::HashMap;
 
-use crate::event::{HeapSite, TaskNew};
+use crate::event::{CallSite, TaskNew};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThreadInfo {
     pub name: String,
     /// Where it was created; `None` for threads alive before tracing began.
-    pub site: Option<HeapSite>,
+    pub site: Option<CallSite>,
     pub ts_ns: u64,
     pub alive: bool,
     /// Alive when the process called exit_group (or died).

@@ -6,15 +6,15 @@ use super::*;
 use crate::event::{Alloc, Map, StackRef, MAP_ANONYMOUS};
 
 const PID: u32 = 100;
-const SITE_A: HeapSite = HeapSite {
+const SITE_A: CallSite = CallSite {
     caller: 0x1000,
     stack: Some(StackRef::Hash(1)),
 };
-const SITE_B: HeapSite = HeapSite {
+const SITE_B: CallSite = CallSite {
     caller: 0x2000,
     stack: None,
 };
-const MSITE: HeapSite = HeapSite {
+const MSITE: CallSite = CallSite {
     caller: 0x3000,
     stack: Some(StackRef::Hash(9)),
 };
@@ -28,7 +28,7 @@ fn ev(ts_ns: u64, body: Body) -> Event {
     }
 }
 
-fn alloc(ts: u64, func: AllocFunc, ptr: u64, size: u64, old_ptr: u64, site: HeapSite) -> Event {
+fn alloc(ts: u64, func: AllocFunc, ptr: u64, size: u64, old_ptr: u64, site: CallSite) -> Event {
     ev(
         ts,
         Body::Alloc(Alloc {

@@ -21,6 +21,7 @@ use super::{
     probes::{self, LibcProbes, ObjectKey},
     tracefs,
 };
+pub use crate::counters::KernelCounters;
 
 /// Tunables of one run.
 #[derive(Clone, Debug)]
@@ -43,17 +44,6 @@ impl Default for LoadOptions {
             follow: false,
         }
     }
-}
-
-/// Totals of the kernel-side counters, summed over CPUs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KernelCounters {
-    pub dropped: u64,
-    pub stack_errors: u64,
-    pub orphan_returns: u64,
-    pub stale_pending: u64,
-    pub pending_full: u64,
-    pub free_null: u64,
 }
 
 /// Loaded programs and their attachments.

@@ -8,3 +8,10 @@ pub mod json;
 pub mod pprof;
 pub mod svg;
 pub mod text;
+
+/// Output format of a live run's report (the offline commands have their own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::{
     aggregate::LeakKind,
-    report::{Health, Report, TargetReport},
+    report::{Health, ProcessReport, Report},
     symbolize::Frame,
 };
 
@@ -69,7 +69,7 @@ fn health_line(h: &Health) -> String {
     s
 }
 
-fn target(t: &TargetReport, out: &mut dyn Write) -> std::io::Result<()> {
+fn target(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
     let state = match (&t.exit_status, t.exited) {
         (Some(s), _) => s.clone(),
         (None, true) => "exited".into(),
@@ -141,6 +141,12 @@ fn target(t: &TargetReport, out: &mut dyn Write) -> std::io::Result<()> {
         "threads: {} alive; {} created, {} exited; {} at start",
         th.alive, th.created_total, th.exited_total, th.baseline
     )?;
+    leaks(t, out)?;
+    hotspots(t, out)
+}
+
+/// The leak lines of a target.
+fn leaks(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
     if t.leaks.is_empty() {
         writeln!(out, "leaks: none")?;
     } else {
@@ -170,6 +176,11 @@ fn target(t: &TargetReport, out: &mut dyn Write) -> std::io::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// The hotspot lines of a target.
+fn hotspots(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
     if !t.hotspots.is_empty() {
         writeln!(out, "hotspots (by bytes allocated):")?;
         writeln!(

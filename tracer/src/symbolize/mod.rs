@@ -71,7 +71,9 @@ impl Symbolizer {
             blaze: Blaze::builder()
                 .enable_code_info(true)
                 .enable_inlined_fns(true)
-                .enable_demangling(true)
+                // Demangled here, by scheme (see `demangle`): blazesym would read any name,
+                // C's `w` or `x` included, as an Itanium type.
+                .enable_demangling(false)
                 .build(),
             procs: HashMap::new(),
             cache: HashMap::new(),
@@ -191,14 +193,14 @@ impl Symbolizer {
         };
         let code = sym.code_info.as_deref();
         Some(Resolved {
-            function: sym.name.to_string(),
+            function: demangle(&sym.name),
             file: code.map(|c| c.to_path().display().to_string()),
             line: code.and_then(|c| c.line),
             inlined: sym
                 .inlined
                 .iter()
                 .map(|f| InlinedFrame {
-                    function: f.name.to_string(),
+                    function: demangle(&f.name),
                     file: f
                         .code_info
                         .as_ref()
@@ -210,9 +212,45 @@ impl Symbolizer {
     }
 }
 
+/// A symbol demangled by the scheme its prefix names: Rust v0 (`_R`), Rust legacy and C++
+/// Itanium (`_Z`). Any other name (C's, or one already plain) is shown as it is.
+pub fn demangle(name: &str) -> String {
+    if name.starts_with("_R") || name.starts_with("_ZN") {
+        if let Ok(d) = rustc_demangle::try_demangle(name) {
+            return format!("{d:#}");
+        }
+    }
+    if name.starts_with("_Z") {
+        if let Some(d) = cpp_demangle::Symbol::new(name)
+            .ok()
+            .and_then(|s| s.demangle().ok())
+        {
+            return d;
+        }
+    }
+    name.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_mangled_names_are_demangled() {
+        // C functions whose names are Itanium type codes stay themselves.
+        for c in ["w", "x", "i", "main", "malloc", "Z", "_start"] {
+            assert_eq!(demangle(c), c);
+        }
+        assert_eq!(demangle("_Znwm"), "operator new(unsigned long)");
+        assert_eq!(demangle("_ZN5Cache6insertEi"), "Cache::insert(int)");
+        assert_eq!(
+            demangle("_ZN4core3fmt5write17h0123456789abcdefE"),
+            "core::fmt::write"
+        );
+        assert_eq!(demangle("_RNvCs1234_7mycrate3foo"), "mycrate::foo");
+        // Not really mangled after all: kept.
+        assert_eq!(demangle("_Zgarbage"), "_Zgarbage");
+    }
 
     #[inline(never)]
     fn symbolize_probe_function() -> u64 {

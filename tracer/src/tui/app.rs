@@ -5,16 +5,16 @@
 use std::{
     cmp::Reverse,
     collections::{HashMap, VecDeque},
-    hash::{Hash as _, Hasher as _},
     sync::Arc,
 };
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
+pub use self::keys::{Action, Mode, KEYS};
+use super::history::rate;
+pub use super::history::{leak_amount, site_key, slope, Sample, TargetHistory};
 use crate::{
     aggregate::LeakKind,
-    pipeline::LiveReport,
-    report::{HotspotReport, LeakReport, ModuleReport, TargetReport},
+    pipeline::ReportFrame,
+    report::{HotspotReport, LeakReport, ModuleReport, ProcessReport},
     symbolize::Frame,
 };
 
@@ -131,156 +131,6 @@ impl LeakSort {
     }
 }
 
-/// What has the keyboard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Normal,
-    /// Typing a filter after `/`.
-    Filter,
-    Help,
-    /// Choosing a target; the cursor is an index into the report's targets.
-    Targets(usize),
-}
-
-/// What the loop does after a key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    None,
-    Redraw,
-    Quit,
-}
-
-/// Every key, for the help overlay; kept next to [`App::handle_key`], which implements them.
-pub const KEYS: &[(&str, &str)] = &[
-    ("q, Ctrl-C", "quit (a live run prints its final report)"),
-    ("Tab, Shift-Tab", "next / previous tab"),
-    ("1-6", "Overview, Hotspots, Leaks, Fds, Threads, Modules"),
-    ("Up/Down, j/k", "move the selection"),
-    (
-        "PgUp/PgDn, g/G",
-        "move by a page / to the first or last row",
-    ),
-    ("Enter", "open or close the selected row's call stack"),
-    ("Esc", "close the stack, the overlay, or clear the filter"),
-    (
-        "[ ], Left/Right",
-        "replay of a recording: previous / next snapshot",
-    ),
-    ("s", "cycle the sort order"),
-    ("/", "filter by function, module, path, name (Enter keeps)"),
-    ("p", "pause / resume the display"),
-    ("t", "choose the target (several targets)"),
-    ("?", "this help"),
-];
-
-/// One timeline sample of a target.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sample {
-    /// Seconds since the run started.
-    pub t: f64,
-    pub live_heap: u64,
-    pub mapped: u64,
-    pub rss: Option<u64>,
-    pub allocs: u64,
-    /// Open fds, the baseline included.
-    pub fds: u64,
-    /// Threads alive, the baseline included.
-    pub threads: u64,
-}
-
-/// History of one target, built from successive reports.
-#[derive(Clone, Debug, Default)]
-pub struct TargetHistory {
-    pub samples: VecDeque<Sample>,
-    /// Amount of each leak site over time ([`leak_amount`]), keyed by [`site_key`].
-    pub leak_sites: HashMap<u64, VecDeque<(f64, u64)>>,
-}
-
-impl TargetHistory {
-    /// Allocations per second between the last two samples.
-    pub fn alloc_rate(&self) -> Option<f64> {
-        rate(self.samples.iter().map(|s| (s.t, s.allocs)))
-    }
-
-    /// Mean live heap over the last `n` samples: the steady state when the slope is flat.
-    pub fn steady_heap(&self, n: usize) -> Option<u64> {
-        let k = self.samples.len().min(n);
-        if k == 0 {
-            return None;
-        }
-        let sum: u128 = self
-            .samples
-            .iter()
-            .rev()
-            .take(k)
-            .map(|s| u128::from(s.live_heap))
-            .sum();
-        Some((sum / k as u128) as u64)
-    }
-
-    /// Slope of the live heap over the last `n` samples, bytes per second.
-    pub fn heap_slope(&self, n: usize) -> Option<f64> {
-        let skip = self.samples.len().saturating_sub(n);
-        slope(
-            self.samples
-                .iter()
-                .skip(skip)
-                .map(|s| (s.t, s.live_heap as f64)),
-        )
-    }
-
-    /// Growth of a leak site per second ([`leak_amount`]: bytes, or fds/threads), from the
-    /// points kept.
-    pub fn leak_slope(&self, leak: &LeakReport) -> Option<f64> {
-        let points = self.leak_sites.get(&site_key(leak))?;
-        slope(points.iter().map(|(t, b)| (*t, *b as f64)))
-    }
-}
-
-/// Rate per second between the last two (time, counter) points.
-fn rate(points: impl DoubleEndedIterator<Item = (f64, u64)>) -> Option<f64> {
-    let mut it = points.rev();
-    let (t1, v1) = it.next()?;
-    let (t0, v0) = it.next()?;
-    let dt = t1 - t0;
-    (dt > 0.0).then(|| v1.saturating_sub(v0) as f64 / dt)
-}
-
-/// Least-squares slope of y over t; `None` with fewer than two distinct times.
-pub fn slope(points: impl Iterator<Item = (f64, f64)> + Clone) -> Option<f64> {
-    let (n, st, sy) = points.clone().fold((0.0, 0.0, 0.0), |(n, st, sy), (t, y)| {
-        (n + 1.0, st + t, sy + y)
-    });
-    if n < 2.0 {
-        return None;
-    }
-    let (mt, my) = (st / n, sy / n);
-    let (num, den) = points.fold((0.0, 0.0), |(num, den), (t, y)| {
-        (num + (t - mt) * (y - my), den + (t - mt) * (t - mt))
-    });
-    (den > 0.0).then(|| num / den)
-}
-
-/// What a leak's trend follows: its bytes for heap and mappings, its count for fds and
-/// threads (which have no size).
-pub fn leak_amount(leak: &LeakReport) -> u64 {
-    match leak.kind {
-        LeakKind::Heap | LeakKind::Mmap => leak.bytes,
-        LeakKind::Fd | LeakKind::Thread => leak.count,
-    }
-}
-
-/// Identity of a leak site across reports: its kind (and fd kind) and stack addresses.
-pub fn site_key(leak: &LeakReport) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    leak.kind.hash(&mut h);
-    leak.fd_kind.hash(&mut h);
-    for f in &leak.stack {
-        f.addr.hash(&mut h);
-    }
-    h.finish()
-}
-
 /// Whether a leak matches a filter: its stack, or one of its paths or thread names.
 fn leak_matches(leak: &LeakReport, needle: &str) -> bool {
     stack_matches(&leak.stack, needle) || leak.detail.iter().any(|d| contains_ci(Some(d), needle))
@@ -308,7 +158,7 @@ fn contains_ci(hay: Option<&str>, needle: &str) -> bool {
 pub struct Replay {
     /// The recording's name, for the header.
     pub source: String,
-    pub frames: Vec<Arc<LiveReport>>,
+    pub frames: Vec<Arc<ReportFrame>>,
     /// Index of the report on screen.
     pub at: usize,
     /// Snapshots in the file (more than frames when they were thinned).
@@ -331,9 +181,9 @@ impl Replay {
 #[derive(Debug)]
 pub struct App {
     /// The report on screen.
-    pub live: Option<Arc<LiveReport>>,
+    pub live: Option<Arc<ReportFrame>>,
     /// The newest report that arrived while paused.
-    pending: Option<Arc<LiveReport>>,
+    pending: Option<Arc<ReportFrame>>,
     pub paused: bool,
     pub tab: Tab,
     /// The selected target's pid.
@@ -403,7 +253,7 @@ impl App {
             return;
         };
         replay.at = at.min(last);
-        let shown: Vec<Arc<LiveReport>> = replay.frames[..=replay.at].to_vec();
+        let shown: Vec<Arc<ReportFrame>> = replay.frames[..=replay.at].to_vec();
         self.history.clear();
         self.events.clear();
         for f in &shown {
@@ -429,7 +279,7 @@ impl App {
     }
 
     /// A new report from the run: recorded in the history and shown, unless paused.
-    pub fn on_report(&mut self, live: Arc<LiveReport>) {
+    pub fn on_report(&mut self, live: Arc<ReportFrame>) {
         if self.paused {
             self.pending = Some(live);
             return;
@@ -442,7 +292,7 @@ impl App {
         self.dirty = true;
     }
 
-    fn record(&mut self, live: &LiveReport) {
+    fn record(&mut self, live: &ReportFrame) {
         let t = live.elapsed.as_secs_f64();
         if self.events.back().is_some_and(|(last, _)| *last >= t) {
             return;
@@ -484,7 +334,7 @@ impl App {
     }
 
     /// The selected target.
-    pub fn target(&self) -> Option<&TargetReport> {
+    pub fn target(&self) -> Option<&ProcessReport> {
         let live = self.live.as_ref()?;
         live.report
             .targets
@@ -547,7 +397,7 @@ impl App {
     /// `t`'s leaks that `keep` accepts and the filter matches, with their growth (per second).
     fn filtered_leaks<'a>(
         &'a self,
-        t: &'a TargetReport,
+        t: &'a ProcessReport,
         keep: impl Fn(&LeakReport) -> bool,
     ) -> Vec<(&'a LeakReport, Option<f64>)> {
         let hist = self.history.get(&t.pid);
@@ -654,143 +504,6 @@ impl App {
             self.detail = false;
         }
     }
-
-    /// Applies a key. Returns what the loop must do.
-    pub fn handle_key(&mut self, key: KeyEvent) -> Action {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl && matches!(key.code, KeyCode::Char('c')) {
-            return Action::Quit;
-        }
-        match self.mode {
-            Mode::Filter => {
-                match key.code {
-                    KeyCode::Enter => self.mode = Mode::Normal,
-                    KeyCode::Esc => {
-                        self.filter.clear();
-                        self.mode = Mode::Normal;
-                    }
-                    KeyCode::Backspace => {
-                        self.filter.pop();
-                    }
-                    KeyCode::Char(c) if !ctrl => self.filter.push(c),
-                    _ => return Action::None,
-                }
-                self.selected.clear();
-                return Action::Redraw;
-            }
-            Mode::Help => {
-                // Any key closes the help; q still quits.
-                self.mode = Mode::Normal;
-                return if key.code == KeyCode::Char('q') {
-                    Action::Quit
-                } else {
-                    Action::Redraw
-                };
-            }
-            Mode::Targets(cursor) => {
-                let n = self.live.as_ref().map_or(0, |l| l.report.targets.len());
-                match key.code {
-                    KeyCode::Up | KeyCode::Char('k') => {
-                        self.mode = Mode::Targets(cursor.saturating_sub(1));
-                    }
-                    KeyCode::Down | KeyCode::Char('j') => {
-                        self.mode = Mode::Targets((cursor + 1).min(n.saturating_sub(1)));
-                    }
-                    KeyCode::Enter => {
-                        self.pid = self
-                            .live
-                            .as_ref()
-                            .and_then(|l| l.report.targets.get(cursor))
-                            .map(|t| t.pid);
-                        self.selected.clear();
-                        self.mode = Mode::Normal;
-                    }
-                    KeyCode::Esc | KeyCode::Char('t') => self.mode = Mode::Normal,
-                    KeyCode::Char('q') => return Action::Quit,
-                    _ => return Action::None,
-                }
-                return Action::Redraw;
-            }
-            Mode::Normal => {}
-        }
-        match key.code {
-            KeyCode::Char('q') => return Action::Quit,
-            KeyCode::Tab => self.switch(self.tab.offset(1)),
-            KeyCode::BackTab => self.switch(self.tab.offset(-1)),
-            KeyCode::Char(c @ '1'..='6') => {
-                let i = c as usize - '1' as usize;
-                self.switch(Tab::ALL[i]);
-            }
-            KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
-            KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
-            KeyCode::PageUp => self.move_by(-(self.page.max(1) as isize)),
-            KeyCode::PageDown => self.move_by(self.page.max(1) as isize),
-            KeyCode::Home | KeyCode::Char('g') => {
-                self.selected.insert(self.tab, 0);
-            }
-            KeyCode::End | KeyCode::Char('G') => {
-                self.selected
-                    .insert(self.tab, self.row_count().saturating_sub(1));
-            }
-            KeyCode::Enter => {
-                if self.tab.has_rows() {
-                    self.detail = !self.detail;
-                }
-            }
-            KeyCode::Esc => {
-                if self.detail {
-                    self.detail = false;
-                } else {
-                    self.filter.clear();
-                }
-            }
-            KeyCode::Char('s') => match self.tab {
-                Tab::Hotspots => self.hotspot_sort = self.hotspot_sort.next(),
-                Tab::Leaks => self.leak_sort = self.leak_sort.next(),
-                _ => return Action::None,
-            },
-            KeyCode::Char('/') => self.mode = Mode::Filter,
-            KeyCode::Char('[') | KeyCode::Left => {
-                if !self.step(-1) {
-                    return Action::None;
-                }
-            }
-            KeyCode::Char(']') | KeyCode::Right => {
-                if !self.step(1) {
-                    return Action::None;
-                }
-            }
-            KeyCode::Char('p') if self.replay.is_some() => return Action::None,
-            KeyCode::Char('p') => {
-                self.paused = !self.paused;
-                if !self.paused {
-                    if let Some(p) = self.pending.take() {
-                        self.on_report(p);
-                    }
-                }
-            }
-            KeyCode::Char('?') => self.mode = Mode::Help,
-            KeyCode::Char('t') => {
-                let targets = self.live.as_ref().map_or(0, |l| l.report.targets.len());
-                if targets < 2 {
-                    return Action::None;
-                }
-                let cur = self
-                    .live
-                    .as_ref()
-                    .and_then(|l| {
-                        l.report
-                            .targets
-                            .iter()
-                            .position(|t| Some(t.pid) == self.pid)
-                    })
-                    .unwrap_or(0);
-                self.mode = Mode::Targets(cur);
-            }
-            _ => return Action::None,
-        }
-        Action::Redraw
-    }
 }
 
 fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
@@ -799,6 +512,9 @@ fn push_bounded<T>(q: &mut VecDeque<T>, v: T, cap: usize) {
     }
     q.push_back(v);
 }
+
+#[path = "keys.rs"]
+mod keys;
 
 #[cfg(test)]
 #[path = "app_tests.rs"]

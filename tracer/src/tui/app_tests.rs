@@ -330,7 +330,7 @@ fn the_exit_report_does_not_bend_the_trend() {
 }
 
 fn replay_app(secs: std::ops::RangeInclusive<u64>) -> App {
-    let frames: Vec<Arc<LiveReport>> = secs.map(fixtures::demo).collect();
+    let frames: Vec<Arc<ReportFrame>> = secs.map(fixtures::demo).collect();
     App::replaying(Replay {
         source: "run.trc".into(),
         snapshots: frames.len() - 1,

@@ -13,7 +13,7 @@ use std::{
 use ratatui::crossterm::event::{self, Event, KeyEvent, KeyEventKind};
 use tokio::sync::watch;
 
-use crate::pipeline::LiveReport;
+use crate::pipeline::ReportFrame;
 
 #[derive(Debug)]
 pub enum UiEvent {
@@ -21,7 +21,7 @@ pub enum UiEvent {
     /// The terminal changed size.
     Resize,
     /// A new report from the run (published once per run tick, never per kernel event).
-    Snapshot(Arc<LiveReport>),
+    Snapshot(Arc<ReportFrame>),
     /// Frame tick: redraw if something changed.
     Tick,
     /// tracer is shutting the UI down (signal, error, end of run).
@@ -30,7 +30,7 @@ pub enum UiEvent {
 
 /// Turns input, reports and time into [`UiEvent`]s, one at a time.
 pub struct Events {
-    reports: watch::Receiver<Option<Arc<LiveReport>>>,
+    reports: watch::Receiver<Option<Arc<ReportFrame>>>,
     shutdown: Arc<AtomicBool>,
     tick: Duration,
     next_tick: Instant,
@@ -38,7 +38,7 @@ pub struct Events {
 
 impl Events {
     pub fn new(
-        reports: watch::Receiver<Option<Arc<LiveReport>>>,
+        reports: watch::Receiver<Option<Arc<ReportFrame>>>,
         shutdown: Arc<AtomicBool>,
         tick: Duration,
     ) -> Self {

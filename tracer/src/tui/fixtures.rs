@@ -4,9 +4,9 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     aggregate::{FdTotals, HeapTotals, LeakKind, MapTotals, ThreadTotals},
-    pipeline::LiveReport,
+    pipeline::ReportFrame,
     report::{
-        FdReport, Health, HotspotReport, LeakReport, ModuleReport, Report, TargetReport, SCHEMA,
+        FdReport, Health, HotspotReport, LeakReport, ModuleReport, ProcessReport, Report, SCHEMA,
     },
     symbolize::{Frame, InlinedFrame},
 };
@@ -39,8 +39,9 @@ fn main_stack(first: Frame) -> Vec<Frame> {
     ]
 }
 
-pub fn target(pid: u32, comm: &str) -> TargetReport {
-    TargetReport {
+pub fn target(pid: u32, comm: &str) -> ProcessReport {
+    ProcessReport {
+        code: Vec::new(),
         pid,
         comm: comm.into(),
         exited: false,
@@ -60,8 +61,8 @@ pub fn target(pid: u32, comm: &str) -> TargetReport {
     }
 }
 
-pub fn live(targets: Vec<TargetReport>, secs: u64, events: u64) -> Arc<LiveReport> {
-    Arc::new(LiveReport {
+pub fn live(targets: Vec<ProcessReport>, secs: u64, events: u64) -> Arc<ReportFrame> {
+    Arc::new(ReportFrame {
         report: Report {
             schema: SCHEMA,
             health: Health {
@@ -76,7 +77,7 @@ pub fn live(targets: Vec<TargetReport>, secs: u64, events: u64) -> Arc<LiveRepor
 }
 
 /// A target that has done nothing yet.
-pub fn empty(secs: u64) -> Arc<LiveReport> {
+pub fn empty(secs: u64) -> Arc<ReportFrame> {
     live(vec![target(4242, "demo")], secs, 0)
 }
 
@@ -84,7 +85,7 @@ pub fn empty(secs: u64) -> Arc<LiveReport> {
 /// 100 ms tick by cache_insert, three request sizes allocated and freed by handle_request,
 /// /etc/hostname opened once a second by open_config and never closed, and one thread,
 /// "demo-worker", created by start_worker at start.
-pub fn demo(secs: u64) -> Arc<LiveReport> {
+pub fn demo(secs: u64) -> Arc<ReportFrame> {
     let ticks = secs * 10;
     let leaked = ticks.saturating_sub(10);
     let mut t = target(4242, "demo");
@@ -199,7 +200,7 @@ pub fn demo(secs: u64) -> Arc<LiveReport> {
 }
 
 /// More rows than any screen, with long names, in two targets, with losses.
-pub fn overflowing(secs: u64) -> Arc<LiveReport> {
+pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
     let mut a = target(100, "a-server-with-a-long-name");
     for i in 0..150u64 {
         let name = format!("very::long::rust::module::path::Type{i}::method_with_a_long_name");

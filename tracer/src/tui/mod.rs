@@ -10,7 +10,8 @@
 pub mod app;
 pub mod event;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
+pub mod history;
 pub mod theme;
 pub mod view;
 
@@ -40,9 +41,13 @@ use self::{
     event::{Events, UiEvent},
     view::Screen,
 };
-use crate::pipeline::LiveReport;
+use crate::pipeline::ReportFrame;
 
 /// Frame tick: at most this long between a new report and its drawing.
+/// Hotspots the TUI receives per report, live or replayed (it sorts and scrolls them; a printed
+/// report keeps --top).
+pub const TOP: usize = 200;
+
 const FRAME: Duration = Duration::from_millis(200);
 
 /// Whether the terminal is in the TUI's mode (raw, alternate screen), for the panic hook.
@@ -104,7 +109,7 @@ pub struct Tui {
 impl Tui {
     /// Takes over the terminal and starts the UI. `stop` is set when the user quits.
     pub fn start(
-        reports: watch::Receiver<Option<Arc<LiveReport>>>,
+        reports: watch::Receiver<Option<Arc<ReportFrame>>>,
         stop: watch::Sender<bool>,
     ) -> io::Result<Self> {
         let mut terminal = enter()?;

@@ -267,3 +267,22 @@ fn a_command_or_argument_that_cannot_work_fails_with_its_cause_not_a_report() {
     let line = fails(&["--no-tui", "--pid", &pid, "--pid", &pid], 1);
     assert!(line.contains("given twice"), "{line}");
 }
+
+#[test]
+fn a_script_that_execs_its_program_leaks_no_fd_of_the_shell() {
+    require_root();
+    // dash keeps the script open with fcntl(F_DUPFD) and marks it close-on-exec with
+    // fcntl(F_SETFD): exec closes it, so it is neither open nor a leak afterwards.
+    let dir = TempDir::new("script");
+    let script = dir.file("run.sh");
+    std::fs::write(&script, "#!/bin/sh\nexec /bin/sleep 0.1\n").expect("write script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (_, doc) = trace_json(&["--", &script.display().to_string()], LIMIT);
+    let t = only_target(&doc);
+    assert_eq!(t["comm"], "sleep", "{t:#}");
+    assert!(leaks(t, "fd").is_empty(), "{:#}", t["leaks"]);
+    let fds = &t["fds"];
+    // Nothing the shell opened is still open: what is left is at most the baseline.
+    assert!(u(&fds["open"]) <= u(&fds["baseline"]), "{fds:#}");
+    assert_eq!(u(&fds["unknown_closes"]), 0, "{fds:#}");
+}

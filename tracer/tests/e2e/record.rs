@@ -115,18 +115,26 @@ fn a_recorder_killed_with_sigkill_leaves_a_readable_recording() {
     require_root();
     let dir = TempDir::new("rec-kill");
     let rec = dir.file("run.trc");
-    let recorder = Command::new(TRACER)
-        .args(["record", "-o"])
+    let mut recorder = Command::new(TRACER)
+        .args(["record", "-v", "-o"])
         .arg(&rec)
         .args(["--", &workload(CHURN), "2000000000"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn recorder");
+    let stderr = recorder.stderr.take().expect("stderr");
     let mut recorder = Guard(recorder);
-    // Chunks are closed every second: wait for a few.
-    std::thread::sleep(Duration::from_secs(4));
+    // Tracing (however long loading took on a busy machine), then chunks are closed every
+    // second: wait for a few.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("tracing pid"))),
+        "the recorder never started tracing"
+    );
+    std::thread::spawn(move || lines.for_each(drop));
+    std::thread::sleep(Duration::from_secs(3));
     recorder.0.kill().expect("SIGKILL the recorder");
     let _ = recorder.0.wait();
     let size = std::fs::metadata(&rec).expect("recording").len();
@@ -216,6 +224,25 @@ fn exports_name_the_leaking_function_and_go_tool_pprof_reads_the_profile() {
     );
     assert!(top.contains("leak_malloc"), "{top}");
     assert!(top.contains("inuse_space"), "{top}");
+    // The workload's code lies in its real mapping: its file, with its build id.
+    let raw = Command::new("go")
+        .args(["tool", "pprof", "-raw"])
+        .arg(&pprof)
+        .output()
+        .expect("run go tool pprof -raw");
+    let raw = String::from_utf8_lossy(&raw.stdout);
+    let exe = workload(ALLOC_EACH);
+    let exe_name = Path::new(&exe)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .expect("a file name");
+    let build_id = tracer::symbolize::maps::build_id(&exe).expect("the workload has a build id");
+    let mapping = raw
+        .lines()
+        .skip_while(|l| !l.starts_with("Mappings"))
+        .find(|l| l.contains(&format!("/{exe_name} ")))
+        .unwrap_or_else(|| panic!("no mapping of {exe_name}: {raw}"));
+    assert!(mapping.contains(&build_id), "{mapping}");
     let folded = tracer_ok(&["export", &rec_s, "--format", "folded"]);
     let folded = String::from_utf8_lossy(&folded.stdout);
     let line = folded

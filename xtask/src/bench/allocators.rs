@@ -102,6 +102,7 @@ pub fn markdown(glibc: (Option<Summary>, Option<Summary>), samples: &[Samples]) 
             Summary::of(&s.tracer),
         );
     }
+    let _ = writeln!(md, "\n{NOTE}");
     md
 }
 

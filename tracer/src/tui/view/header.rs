@@ -7,7 +7,11 @@ use ratatui::{
     widgets::{Paragraph, Widget},
 };
 
-use crate::tui::{app::App, theme};
+use crate::{
+    pipeline::ReportFrame,
+    report::Health,
+    tui::{app::App, theme},
+};
 
 pub struct Header<'a>(pub &'a App);
 
@@ -50,82 +54,8 @@ impl Widget for Header<'_> {
         match app.live.as_ref() {
             None => top.push(Span::styled("starting…", theme::label())),
             Some(live) => {
-                match app.replay.as_ref() {
-                    Some(r) => {
-                        top.push(Span::styled(" replay ", theme::label()));
-                        top.push(Span::styled(
-                            format!(
-                                "{} of {}",
-                                clock(live.elapsed.as_secs()),
-                                clock(r.length().as_secs())
-                            ),
-                            theme::value(),
-                        ));
-                        top.push(Span::styled(
-                            format!(" [{}/{}]", r.at + 1, r.frames.len()),
-                            theme::label(),
-                        ));
-                    }
-                    None => {
-                        top.push(Span::styled(" run ", theme::label()));
-                        top.push(Span::styled(clock(live.elapsed.as_secs()), theme::value()));
-                    }
-                }
-                top.push(Span::styled("  events/s ", theme::label()));
-                top.push(Span::styled(
-                    app.events_per_sec().map_or("…".into(), count),
-                    theme::value(),
-                ));
-                // The chosen target first; the others are counted (t chooses).
-                let targets = &live.report.targets;
-                if let Some(t) = app.target() {
-                    let state = if t.exited { " exited" } else { "" };
-                    top.push(Span::raw("  "));
-                    top.push(Span::styled(
-                        format!(" pid {} {}{state} ", t.pid, t.comm),
-                        if t.exited {
-                            theme::banner()
-                        } else {
-                            theme::title()
-                        },
-                    ));
-                    // Which allocator its heap is seen in, or that it is not seen at all.
-                    match &t.allocator {
-                        Some(a) if a.functions.is_empty() => top.push(Span::styled(
-                            " heap not traced (see warnings) ",
-                            theme::alarm(),
-                        )),
-                        Some(a) => {
-                            top.push(Span::styled(" heap in ", theme::label()));
-                            top.push(Span::styled(a.name.clone(), theme::value()));
-                        }
-                        None => {}
-                    }
-                }
-                if targets.len() > 1 {
-                    top.push(Span::styled(
-                        format!(" +{} more (t) ", targets.len() - 1),
-                        theme::label(),
-                    ));
-                }
-                let h = &live.report.health;
-                second.push(Span::styled(" events ", theme::label()));
-                second.push(Span::styled(h.events.to_string(), theme::value()));
-                second.extend(counter("dropped", h.dropped));
-                second.extend(counter("stack errors", h.stack_errors));
-                if h.decode_errors > 0 {
-                    second.extend(counter("decode errors", h.decode_errors));
-                }
-                if !h.attach_failures.is_empty() {
-                    second.extend(counter("not attached", h.attach_failures.len() as u64));
-                }
-                if h.incomplete {
-                    second.push(Span::raw(" "));
-                    second.push(Span::styled(
-                        " INCOMPLETE: totals may be short ",
-                        theme::alarm(),
-                    ));
-                }
+                top.extend(run_line(app, live));
+                second.extend(health_line(&live.report.health));
             }
         }
         if app.paused {
@@ -140,6 +70,94 @@ impl Widget for Header<'_> {
         }
         Paragraph::new(vec![Line::from(top), Line::from(second)]).render(area, buf);
     }
+}
+
+/// The first line after the title: run or replay time, event rate, the chosen target.
+fn run_line(app: &App, live: &ReportFrame) -> Vec<Span<'static>> {
+    let mut top = Vec::new();
+    match app.replay.as_ref() {
+        Some(r) => {
+            top.push(Span::styled(" replay ", theme::label()));
+            top.push(Span::styled(
+                format!(
+                    "{} of {}",
+                    clock(live.elapsed.as_secs()),
+                    clock(r.length().as_secs())
+                ),
+                theme::value(),
+            ));
+            top.push(Span::styled(
+                format!(" [{}/{}]", r.at + 1, r.frames.len()),
+                theme::label(),
+            ));
+        }
+        None => {
+            top.push(Span::styled(" run ", theme::label()));
+            top.push(Span::styled(clock(live.elapsed.as_secs()), theme::value()));
+        }
+    }
+    top.push(Span::styled("  events/s ", theme::label()));
+    top.push(Span::styled(
+        app.events_per_sec().map_or("…".into(), count),
+        theme::value(),
+    ));
+    // The chosen target first; the others are counted (t chooses).
+    let targets = &live.report.targets;
+    if let Some(t) = app.target() {
+        let state = if t.exited { " exited" } else { "" };
+        top.push(Span::raw("  "));
+        top.push(Span::styled(
+            format!(" pid {} {}{state} ", t.pid, t.comm),
+            if t.exited {
+                theme::banner()
+            } else {
+                theme::title()
+            },
+        ));
+        // Which allocator its heap is seen in, or that it is not seen at all.
+        match &t.allocator {
+            Some(a) if a.functions.is_empty() => top.push(Span::styled(
+                " heap not traced (see warnings) ",
+                theme::alarm(),
+            )),
+            Some(a) => {
+                top.push(Span::styled(" heap in ", theme::label()));
+                top.push(Span::styled(a.name.clone(), theme::value()));
+            }
+            None => {}
+        }
+    }
+    if targets.len() > 1 {
+        top.push(Span::styled(
+            format!(" +{} more (t) ", targets.len() - 1),
+            theme::label(),
+        ));
+    }
+    top
+}
+
+/// The second line: events, drops, errors, and whether totals may be short.
+fn health_line(h: &Health) -> Vec<Span<'static>> {
+    let mut second = vec![
+        Span::styled(" events ", theme::label()),
+        Span::styled(h.events.to_string(), theme::value()),
+    ];
+    second.extend(counter("dropped", h.dropped));
+    second.extend(counter("stack errors", h.stack_errors));
+    if h.decode_errors > 0 {
+        second.extend(counter("decode errors", h.decode_errors));
+    }
+    if !h.attach_failures.is_empty() {
+        second.extend(counter("not attached", h.attach_failures.len() as u64));
+    }
+    if h.incomplete {
+        second.push(Span::raw(" "));
+        second.push(Span::styled(
+            " INCOMPLETE: totals may be short ",
+            theme::alarm(),
+        ));
+    }
+    second
 }
 
 /// Banners: the run ended, a target exited (its final state stays browsable).

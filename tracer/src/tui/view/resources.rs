@@ -11,7 +11,7 @@ use ratatui::{
 use super::tables::{age, render_table, site, table, title, trend, WIDE};
 use crate::{
     aggregate::LeakKind,
-    report::{LeakReport, TargetReport},
+    report::{LeakReport, ProcessReport},
     tui::{
         app::{App, Tab},
         theme,
@@ -66,7 +66,7 @@ fn first_detail(l: &LeakReport) -> String {
 
 /// Open fds by kind: sockets on their own line (a connection leak is a socket fd leak),
 /// the other kinds after, most first.
-fn fd_kind_lines(t: &TargetReport, wide: bool) -> [Line<'static>; 2] {
+fn fd_kind_lines(t: &ProcessReport, wide: bool) -> [Line<'static>; 2] {
     let sockets = t.fds.by_kind.get("socket").copied().unwrap_or(0);
     let mut others: Vec<(&String, &u64)> = t
         .fds

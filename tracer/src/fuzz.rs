@@ -7,11 +7,16 @@
 //!   so every input gets past the checksums: exercises the metadata parser, the event decoder,
 //!   the aggregator and the report built from whatever they accept.
 //!
-//! Both hold the reader to its contract: any input gives a report or a one-line error, never a
+//! - [`check_chunk_headers`]: damage confined to the chunk headers of a well-formed file, which
+//!   must read as corruption (never as a file cut short).
+//!
+//! All hold the reader to its contract: any input gives a report or a one-line error, never a
 //! panic.
 
-use super::format::{Reader, Writer};
-use crate::pipeline;
+use crate::{
+    pipeline,
+    record::format::{Reader, Writer},
+};
 
 /// Replays `data` as a recording file, as `report` and as `tui` do.
 pub fn check_file(data: &[u8]) {
@@ -42,6 +47,61 @@ fn check_timeline(data: &[u8]) {
             one_line(&t.warnings);
         }
         Err(e) => one_line(&[format!("{e:#}")]),
+    }
+}
+
+/// Changes the chunk headers of a well-formed file as `data` says (triples: chunk, byte of its
+/// header, xor) and reads it: a damaged header is corruption, never a clean end or a file cut
+/// short, unless the changes left every header checksum right (a forged header).
+pub fn check_chunk_headers(data: &[u8]) {
+    use crate::record::format::{chunk_header_len, HEADER_LEN, VERSION};
+    let mut w = match Writer::new(Vec::new(), tracer_common::ABI_VERSION) {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    for i in 0..24u8 {
+        let body = [i; 24];
+        if w.record(i % 4, &body).is_err() || (i % 6 == 5 && w.flush_chunk().is_err()) {
+            return;
+        }
+    }
+    let Ok(file) = w.finish() else { return };
+    let head_len = chunk_header_len(VERSION) as usize;
+    let word = |f: &[u8], i: usize| {
+        f.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let mut heads = Vec::new();
+    let mut at = HEADER_LEN as usize;
+    while let Some(plen) = word(&file, at) {
+        heads.push(at);
+        at += head_len + plen as usize;
+    }
+    let mut bad = file.clone();
+    for t in data.chunks_exact(3) {
+        let at = heads[t[0] as usize % heads.len()] + t[1] as usize % head_len;
+        bad[at] ^= t[2];
+    }
+    if bad == file {
+        return;
+    }
+    let forged = heads
+        .iter()
+        .all(|&h| word(&bad, h + 12) == Some(crc32fast::hash(&bad[h..h + 12])));
+    let mut reader = match Reader::new(&bad[..]) {
+        Ok(r) => r,
+        Err(e) => panic!("the file header was not changed: {e}"),
+    };
+    let result = loop {
+        match reader.next_record() {
+            Ok(Some(_)) => {}
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    match result {
+        Err(e) => one_line(&[e.to_string()]),
+        Ok(()) => assert!(forged, "a damaged chunk header read as {:?}", reader.tail),
     }
 }
 
@@ -113,7 +173,7 @@ mod tests {
                 started_mono_ns: 1_000,
                 leak_age_ns: 10,
                 top: 8,
-                targets: vec![crate::record::TargetMeta {
+                targets: vec![crate::record::ProcessBaseline {
                     pid: 7,
                     comm: "seed".into(),
                     fds: vec![(0, "file".into(), Some("/dev/null".into()))],
@@ -177,7 +237,7 @@ mod tests {
                     size: 24,
                     count: 1,
                     caller: 0x4010,
-                    stack_hash: crate::pipeline::frames_hash(&[0x4020, 0x4030]),
+                    stack_hash: tracer_common::stack_hash(&[0x4020, 0x4030]),
                     nframes: 2,
                     func: AllocFunc::Malloc as u32,
                     ..Default::default()
@@ -235,6 +295,16 @@ mod tests {
             }
             let cut = (next() % (m.len() as u64 + 1)) as usize;
             check_file(&m[..cut.max(m.len() / 2)]);
+        }
+    }
+
+    #[test]
+    fn damaged_chunk_headers_are_always_corruption() {
+        let mut next = rng(0x5851_f42d_4c95_7f2d);
+        for _ in 0..3000 {
+            let n = 3 * (1 + next() % 4) as usize;
+            let data: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            check_chunk_headers(&data);
         }
     }
 

@@ -1,0 +1,393 @@
+//! The state a run accumulates, fed the same way live and from a recording: each decoded
+//! kernel record has its call site resolved (stacks interned, maps captured for new code), then
+//! goes to the [`Aggregator`]; metadata records (exits, names, warnings) are applied beside.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::{
+    aggregate::Aggregator,
+    bpf::loader::KernelCounters,
+    decode::decode,
+    event::{Body, CallSite, Event, StackRef},
+    record::{Meta, ProcessBaseline, Recorder},
+    report::{self, Health, ProcessStatus, Report, StackTable},
+    symbolize::{unwind::Unwinder, ProcMaps, Symbolizer},
+};
+
+fn is_loader(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.starts_with("ld-linux") || name.starts_with("ld-2.") || name == "ld.so"
+}
+
+/// Where the pipeline's side inputs come from: the live system (recorded into a journal when a
+/// recording is made) or a recording's metadata records, consumed in order.
+pub(super) enum Inputs {
+    Live {
+        unwinder: Box<Unwinder>,
+        /// Side inputs used by the record being applied, when recording.
+        journal: Option<Vec<Meta>>,
+    },
+    Replay {
+        queue: VecDeque<Meta>,
+        /// Side inputs the file lacked or held out of order (should stay 0).
+        mismatches: u64,
+    },
+}
+
+impl Inputs {
+    fn note(journal: &mut Option<Vec<Meta>>, meta: impl FnOnce() -> Meta) {
+        if let Some(j) = journal {
+            j.push(meta());
+        }
+    }
+
+    /// Takes the queue's next item if `want` accepts it.
+    fn pop<T>(
+        queue: &mut VecDeque<Meta>,
+        mismatches: &mut u64,
+        want: impl FnOnce(Meta) -> Result<T, Meta>,
+    ) -> Option<T> {
+        let Some(front) = queue.pop_front() else {
+            *mismatches += 1;
+            return None;
+        };
+        match want(front) {
+            Ok(v) => Some(v),
+            Err(other) => {
+                queue.push_front(other);
+                *mismatches += 1;
+                None
+            }
+        }
+    }
+
+    fn read_maps(&mut self, pid: u32) -> Option<ProcMaps> {
+        match self {
+            Self::Live { journal, .. } => {
+                let maps = ProcMaps::read(pid).ok();
+                Self::note(journal, || Meta::Maps {
+                    pid,
+                    maps: maps.clone(),
+                });
+                maps
+            }
+            Self::Replay { queue, mismatches } => Self::pop(queue, mismatches, |m| match m {
+                Meta::Maps { pid: got, maps } if got == pid => Ok(maps),
+                other => Err(other),
+            })
+            .flatten(),
+        }
+    }
+
+    fn unwind(&mut self, maps: &ProcMaps, stack: &crate::event::SysStack) -> Vec<u64> {
+        match self {
+            Self::Live {
+                unwinder, journal, ..
+            } => {
+                let frames = unwinder.unwind(maps, stack);
+                Self::note(journal, || Meta::Unwound {
+                    frames: frames.clone(),
+                });
+                frames
+            }
+            Self::Replay { queue, mismatches } => Self::pop(queue, mismatches, |m| match m {
+                Meta::Unwound { frames } => Ok(frames),
+                other => Err(other),
+            })
+            .unwrap_or_default(),
+        }
+    }
+}
+
+/// Everything a run accumulates; fed the same way live and from a recording.
+pub(crate) struct State {
+    pub(super) agg: Aggregator,
+    pub(super) stacks: StackTable,
+    pub(super) sym: Symbolizer,
+    pub(super) inputs: Inputs,
+    pub(super) recorder: Option<Recorder>,
+    pub(super) info: HashMap<u32, ProcessStatus>,
+    /// Shown with the attach failures.
+    pub(super) warnings: Vec<String>,
+    /// (pid, address) pairs whose module is known, so maps are read once per new code.
+    pub(super) known: HashSet<(u32, u64)>,
+    pub(super) decode_errors: u64,
+    /// Allocation records naming a stack whose frames never arrived (the record carrying them
+    /// was dropped).
+    pub(super) missing_stacks: u64,
+    /// Different frames under one stack hash.
+    pub(super) hash_collisions: u64,
+    /// Latest event timestamp.
+    pub(super) last_ts_ns: u64,
+    /// Reports are for the TUI: hotspots also carry the leaders by allocations and live bytes.
+    pub(super) every_sort: bool,
+}
+
+impl State {
+    pub(super) fn new(inputs: Inputs, recorder: Option<Recorder>) -> Self {
+        Self {
+            agg: Aggregator::new(),
+            stacks: StackTable::new(),
+            sym: Symbolizer::new(),
+            inputs,
+            recorder,
+            info: HashMap::new(),
+            warnings: Vec::new(),
+            known: HashSet::new(),
+            decode_errors: 0,
+            missing_stacks: 0,
+            hash_collisions: 0,
+            last_ts_ns: 0,
+            every_sort: false,
+        }
+    }
+
+    /// Registers the targets and what they had open before tracing began.
+    pub(super) fn start(&mut self, targets: &[ProcessBaseline]) {
+        for t in targets {
+            let proc = self.agg.add_target(t.pid);
+            proc.fds.set_baseline(t.fds.iter().cloned());
+            proc.tasks.set_baseline(t.threads.iter().cloned());
+            self.info.insert(
+                t.pid,
+                ProcessStatus {
+                    comm: t.comm.clone(),
+                    allocator: t.allocator.as_deref().cloned(),
+                    ..ProcessStatus::default()
+                },
+            );
+        }
+    }
+
+    fn note_carried_stack(&mut self, stack: Option<StackRef>, frames: &mut Vec<u64>) {
+        let Some(key) = stack else { return };
+        if frames.is_empty() {
+            if !self.stacks.contains_key(&key) {
+                self.missing_stacks += 1;
+            }
+            return;
+        }
+        match self.stacks.get(&key) {
+            Some(known) if known != frames => self.hash_collisions += 1,
+            Some(_) => {}
+            None => {
+                self.stacks.insert(key, std::mem::take(frames));
+            }
+        }
+    }
+
+    /// Captures `pid`'s maps when `addr` is new code outside the known ones.
+    fn note_code(&mut self, pid: u32, addr: u64) {
+        if !self.known.insert((pid, addr)) {
+            return;
+        }
+        if self.sym.maps(pid).is_some_and(|m| m.find(addr).is_some()) {
+            return;
+        }
+        if let Some(maps) = self.inputs.read_maps(pid) {
+            self.sym.set_maps(pid, maps);
+        }
+    }
+
+    /// Applies one kernel record and, when recording, writes it after the side inputs it used.
+    pub(super) fn feed(&mut self, bytes: &[u8]) {
+        self.apply(bytes);
+        if let Some(rec) = self.recorder.as_mut() {
+            if let Inputs::Live {
+                journal: Some(j), ..
+            } = &mut self.inputs
+            {
+                for m in j.drain(..) {
+                    rec.meta(&m);
+                }
+            }
+            rec.event(bytes);
+        }
+    }
+
+    /// Decodes one kernel record, resolves its call site and aggregates it.
+    pub(super) fn apply(&mut self, bytes: &[u8]) {
+        let ev = match decode(bytes) {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.decode_errors += 1;
+                log::debug!("undecodable record: {e}");
+                return;
+            }
+        };
+        self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
+        let ev = self.resolve(ev);
+        self.agg.apply(&ev);
+    }
+
+    /// The step from a decoded event to a resolved one: the frames an allocation record
+    /// carried are interned under their hash; a syscall's user stack is unwound into its call
+    /// site (caller plus interned stack) and dropped; a mapping made from the dynamic loader's
+    /// code is marked so. Maps of code seen for the first time are captured on the way (live
+    /// from /proc, in a replay from the recording).
+    pub(super) fn resolve(&mut self, mut ev: Event) -> Event {
+        match &mut ev.body {
+            Body::Alloc(a) => {
+                let (pid, caller, stack) = (ev.pid, a.site.caller, a.site.stack);
+                let mut frames = std::mem::take(&mut a.frames);
+                self.note_carried_stack(stack, &mut frames);
+                self.note_code(pid, caller);
+            }
+            Body::Map(m) => {
+                if let Some(stack) = m.stack.take() {
+                    m.site = self.sys_site(ev.pid, &stack);
+                    m.from_loader = self.sym.module_of(ev.pid, stack.ip).is_some_and(is_loader);
+                }
+            }
+            Body::FdOpen(o) => o.site = self.sys_site(ev.pid, &o.stack),
+            Body::TaskNew(t) => t.site = self.sys_site(ev.pid, &t.stack),
+            Body::Free { .. }
+            | Body::TaskExit { .. }
+            | Body::FdClose { .. }
+            | Body::TaskRename { .. }
+            | Body::GroupExit
+            | Body::Exec => {}
+        }
+        ev
+    }
+
+    /// The call site of a syscall event: its stack unwound past libc, interned.
+    fn sys_site(&mut self, pid: u32, stack: &crate::event::SysStack) -> CallSite {
+        self.note_code(pid, stack.ip);
+        let frames = match self.sym.maps(pid) {
+            Some(maps) => self.inputs.unwind(maps, stack),
+            None => Vec::new(),
+        };
+        let Some((&caller, rest)) = frames.split_first() else {
+            return CallSite {
+                caller: stack.ip,
+                stack: None,
+            };
+        };
+        self.note_code(pid, caller);
+        let key = StackRef::Hash(tracer_common::stack_hash(rest));
+        let mut rest = rest.to_vec();
+        self.note_carried_stack(Some(key), &mut rest);
+        CallSite {
+            caller,
+            stack: Some(key),
+        }
+    }
+
+    /// Something that happened outside the ring: recorded, then applied.
+    pub(super) fn side(&mut self, meta: Meta) {
+        if let Some(rec) = self.recorder.as_mut() {
+            rec.meta(&meta);
+        }
+        self.apply_meta(meta);
+    }
+
+    /// Applies a metadata record (live or replayed).
+    pub(super) fn apply_meta(&mut self, meta: Meta) {
+        match meta {
+            Meta::ExitMaps { pid, maps } => self.sym.set_maps(pid, maps),
+            Meta::Comm { pid, comm } => {
+                if let Some(i) = self.info.get_mut(&pid) {
+                    i.comm = comm;
+                }
+            }
+            Meta::Warning { text } => self.warnings.push(one_line(&text)),
+            Meta::Allocator { pid, allocator } => {
+                if let Some(i) = self.info.get_mut(&pid) {
+                    i.allocator = Some(*allocator);
+                }
+            }
+            Meta::NewTarget { target } => self.start(&[target]),
+            Meta::Rss { pid, rss_bytes } => {
+                if let Some(i) = self.info.get_mut(&pid) {
+                    i.rss_bytes = rss_bytes;
+                }
+            }
+            Meta::Exited { pid, status } => {
+                self.agg.mark_exited(pid);
+                if let Some(i) = self.info.get_mut(&pid) {
+                    i.exit_status = status;
+                }
+            }
+            m @ (Meta::Maps { .. } | Meta::Unwound { .. }) => {
+                if let Inputs::Replay { queue, .. } = &mut self.inputs {
+                    queue.push_back(m);
+                }
+            }
+            Meta::Symbols { symbols } => self.sym.preload(symbols),
+            Meta::Start { .. } | Meta::Snapshot { .. } | Meta::End { .. } => {}
+        }
+    }
+
+    /// The report as of `now_ns`.
+    pub(super) fn report(
+        &mut self,
+        now_ns: u64,
+        counters: &KernelCounters,
+        attach_failures: &[String],
+        top: usize,
+        leak_age_ns: u64,
+    ) -> Report {
+        let snap = self.agg.snapshot(now_ns, leak_age_ns);
+        let mut health = Health {
+            events: self.agg.events,
+            decode_errors: self.decode_errors,
+            stack_errors: self.missing_stacks + self.hash_collisions,
+            attach_failures: attach_failures
+                .iter()
+                .chain(self.warnings.iter())
+                .cloned()
+                .collect(),
+            ..Health::default()
+        };
+        health.set_kernel(counters);
+        report::build(
+            &snap,
+            &self.info,
+            &self.stacks,
+            &mut self.sym,
+            health,
+            top,
+            self.every_sort,
+        )
+    }
+
+    pub(super) fn snapshot_meta(
+        &self,
+        now_ns: u64,
+        leak_age_ns: u64,
+        counters: KernelCounters,
+    ) -> Meta {
+        let snap = self.agg.snapshot(now_ns, leak_age_ns);
+        Meta::Snapshot {
+            mono_ns: now_ns,
+            events: self.agg.events,
+            procs: snap
+                .procs
+                .iter()
+                .map(|p| {
+                    (
+                        p.pid,
+                        p.heap.live_bytes,
+                        p.heap.live_blocks,
+                        p.fds.open,
+                        p.threads.alive,
+                    )
+                })
+                .collect(),
+            counters: Some(counters),
+        }
+    }
+}
+
+/// `text` with control characters (line breaks) made spaces: a message from a file is shown
+/// as one line whatever the file holds.
+pub(super) fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,0 +1,179 @@
+//! Call-site resolution on encoded kernel records, without BPF: the side inputs a live run
+//! reads (maps, unwound frames) are given as a replay's recorded ones.
+
+use tracer_common::{
+    kind::{AllocFunc, MapOp},
+    stack_hash, AllocData, EventHeader, EventKind, MapData, Record, SysStack, MAP_HAS_STACK,
+};
+
+use super::*;
+use crate::{decode::encode, symbolize::maps::MapEntry};
+
+const PID: u32 = 7;
+
+fn header(kind: EventKind) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        pid: PID,
+        tid: PID,
+        _pad: 0,
+        ts_ns: 1_000,
+    }
+}
+
+/// A replay's state, its side inputs queued as a recording would hold them.
+fn replay_state(inputs: Vec<Meta>) -> State {
+    let mut state = State::new(
+        Inputs::Replay {
+            queue: VecDeque::new(),
+            mismatches: 0,
+        },
+        None,
+    );
+    for m in inputs {
+        state.apply_meta(m);
+    }
+    state
+}
+
+/// Maps of `PID`: one executable file over 0x4000..0x9000.
+fn maps(path: &str) -> Meta {
+    Meta::Maps {
+        pid: PID,
+        maps: Some(ProcMaps {
+            entries: vec![MapEntry {
+                start: 0x4000,
+                end: 0x9000,
+                offset: 0,
+                exec: true,
+                path: Some(path.to_string()),
+                name: None,
+            }],
+            ..ProcMaps::default()
+        }),
+    }
+}
+
+/// An mmap record whose user stack has instruction pointer `ip`.
+fn mmap_with_stack(ip: u64) -> Vec<u8> {
+    let mut bytes = encode(&Record {
+        header: header(EventKind::Map),
+        data: MapData {
+            addr: 0x7f00_0000,
+            len: 4096,
+            op: MapOp::Mmap as u32,
+            fd: -1,
+            map_flags: 0x22,
+            flags: MAP_HAS_STACK,
+            ..Default::default()
+        },
+    });
+    let mut stack = vec![0u8; size_of::<SysStack>()];
+    stack[..8].copy_from_slice(&ip.to_ne_bytes());
+    bytes.extend_from_slice(&stack);
+    bytes
+}
+
+fn alloc(ptr: u64, frames: &[u64], hash: u64) -> Vec<u8> {
+    let mut bytes = encode(&Record {
+        header: header(EventKind::Alloc),
+        data: AllocData {
+            ptr,
+            size: 24,
+            count: 1,
+            caller: 0x4010,
+            stack_hash: hash,
+            nframes: frames.len() as u32,
+            func: AllocFunc::Malloc as u32,
+            ..Default::default()
+        },
+    });
+    for f in frames {
+        bytes.extend_from_slice(&f.to_ne_bytes());
+    }
+    bytes
+}
+
+fn resolved_map(state: &mut State, bytes: &[u8]) -> crate::event::Map {
+    let ev = state.resolve(decode(bytes).expect("decodes"));
+    let Body::Map(m) = ev.body else {
+        panic!("not a map: {ev:?}")
+    };
+    m
+}
+
+#[test]
+fn a_syscall_stack_becomes_its_caller_and_an_interned_stack() {
+    // Given the maps of new code and the frames its stack unwinds to,
+    let mut state = replay_state(vec![
+        maps("/usr/bin/app"),
+        Meta::Unwound {
+            frames: vec![0x4100, 0x4200, 0x4300],
+        },
+    ]);
+    // when an mmap made there is resolved,
+    let m = resolved_map(&mut state, &mmap_with_stack(0x5000));
+    // then its site is the first frame, the rest interned under the kernel's hash.
+    let key = StackRef::Hash(stack_hash(&[0x4200, 0x4300]));
+    assert_eq!(
+        m.site,
+        CallSite {
+            caller: 0x4100,
+            stack: Some(key)
+        }
+    );
+    assert_eq!(state.stacks.get(&key), Some(&vec![0x4200, 0x4300]));
+    assert!(m.stack.is_none() && !m.from_loader);
+    let Inputs::Replay { queue, mismatches } = &state.inputs else {
+        panic!("a replay")
+    };
+    assert!(queue.is_empty() && *mismatches == 0);
+}
+
+#[test]
+fn a_stack_that_does_not_unwind_leaves_the_instruction_pointer_as_the_site() {
+    let mut state = replay_state(vec![
+        maps("/usr/bin/app"),
+        Meta::Unwound { frames: Vec::new() },
+    ]);
+    let m = resolved_map(&mut state, &mmap_with_stack(0x5000));
+    assert_eq!(
+        m.site,
+        CallSite {
+            caller: 0x5000,
+            stack: None
+        }
+    );
+}
+
+#[test]
+fn a_mapping_made_from_the_dynamic_loader_is_marked() {
+    let mut state = replay_state(vec![
+        maps("/usr/lib64/ld-linux-x86-64.so.2"),
+        Meta::Unwound {
+            frames: vec![0x4100],
+        },
+    ]);
+    let m = resolved_map(&mut state, &mmap_with_stack(0x5000));
+    assert!(m.from_loader);
+    assert_eq!(m.site.caller, 0x4100);
+}
+
+#[test]
+fn carried_frames_are_interned_and_missing_or_colliding_ones_counted() {
+    let hash = stack_hash(&[0x4020, 0x4030]);
+    let mut state = replay_state(vec![maps("/usr/bin/app")]);
+    // The first record of a stack carries its frames; later ones name it only.
+    state.apply(&alloc(0x1000, &[0x4020, 0x4030], hash));
+    state.apply(&alloc(0x2000, &[], hash));
+    assert_eq!(
+        state.stacks.get(&StackRef::Hash(hash)),
+        Some(&vec![0x4020, 0x4030])
+    );
+    assert_eq!((state.missing_stacks, state.hash_collisions), (0, 0));
+    // A stack whose frames never arrived, and other frames under a known hash.
+    state.apply(&alloc(0x3000, &[], hash ^ 2));
+    state.apply(&alloc(0x4000, &[0x4040], hash));
+    assert_eq!((state.missing_stacks, state.hash_collisions), (1, 1));
+    assert_eq!(state.agg.events, 4);
+}
