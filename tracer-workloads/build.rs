@@ -1,9 +1,15 @@
 //! Compiles every `c/<name>.c` into the executable `$OUT_DIR/<name>` with the C compiler the
 //! `cc` crate finds, and tells the library where they are (`TRACER_WORKLOAD_DIR`).
 //!
-//! The flags (except for `*_nofp.c`, see [`NOFP_CFLAGS`]) keep every call site visible to the tracer: frame pointers for stack walking,
+//! The flags (except for `*_nofp.c` and `*_fp.c`, see [`NOFP_CFLAGS`]) keep every call site
+//! visible to the tracer: frame pointers for stack walking,
 //! no inlining, no tail calls (a tail call would hide the calling function from the stack), and
 //! `-fno-builtin` so the compiler cannot merge, drop or rewrite allocator calls.
+//!
+//! `c/<name>.cc` files are C++ (with `-fno-allocation-dce`, so no new/delete pair is elided).
+//! The programs in [`LINKED`] are also built linked with each allocator of [`ALLOCATORS`], as
+//! `<name>_<allocator>` (Debian's libjemalloc-dev, libgoogle-perftools-dev, libmimalloc-dev,
+//! which `scripts/setup.sh` installs).
 
 use std::{
     env, fs,
@@ -47,44 +53,76 @@ const FP_O2_CFLAGS: &[&str] = &[
     "-Werror",
 ];
 
+/// Other allocators a program is linked with: (suffix, linker flag).
+const ALLOCATORS: &[(&str, &str)] = &[
+    ("jemalloc", "-ljemalloc"),
+    ("tcmalloc", "-ltcmalloc"),
+    ("mimalloc", "-lmimalloc"),
+];
+
+/// Programs also built against each of [`ALLOCATORS`].
+const LINKED: &[&str] = &["cxx_new", "alloc_std", "churn"];
+
+/// Programs of one allocator's own API, built linked with it only: (program, linker flag).
+const ONLY_WITH: &[(&str, &str)] = &[("jemalloc_api", "-ljemalloc")];
+
 fn main() {
     println!("cargo:rerun-if-changed=c");
-    println!("cargo:rerun-if-changed=c/deep.h");
     println!("cargo:rerun-if-changed=build.rs");
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let c_dir = manifest_dir.join("c");
-    let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
+    let c = cc::Build::new().cargo_metadata(false).get_compiler();
+    let cxx = cc::Build::new()
+        .cpp(true)
+        .cargo_metadata(false)
+        .get_compiler();
 
     for source in sources(&c_dir) {
         let name = source
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_else(|| panic!("{}: file name is not UTF-8", source.display()));
-        let output = out_dir.join(name);
-        let status = Command::new(compiler.path())
-            .args(if name.ends_with("_nofp") {
+        let is_cxx = source.extension().is_some_and(|e| e == "cc");
+        let only = ONLY_WITH.iter().find(|(n, _)| *n == name).map(|(_, f)| *f);
+        let mut builds = vec![(name.to_string(), only)];
+        if LINKED.contains(&name) {
+            for (suffix, flag) in ALLOCATORS {
+                builds.push((format!("{name}_{suffix}"), Some(*flag)));
+            }
+        }
+        for (output, lib) in builds {
+            let compiler = if is_cxx { &cxx } else { &c };
+            let mut cmd = Command::new(compiler.path());
+            cmd.args(if name.ends_with("_nofp") {
                 NOFP_CFLAGS
             } else if name.ends_with("_fp") {
                 FP_O2_CFLAGS
             } else {
                 CFLAGS
-            })
-            .arg("-o")
-            .arg(&output)
-            .arg(&source)
-            .arg("-lpthread")
-            .current_dir(&manifest_dir)
-            .status()
-            .unwrap_or_else(|e| panic!("run C compiler {}: {e}", compiler.path().display()));
-        if !status.success() {
-            panic!(
-                "compile workload {} with {} failed ({status}); its messages are above",
-                source.display(),
-                compiler.path().display()
-            );
+            });
+            if is_cxx {
+                cmd.args(["-std=c++17", "-fno-allocation-dce"]);
+            }
+            cmd.arg("-o")
+                .arg(out_dir.join(&output))
+                .arg(&source)
+                .args(lib)
+                .arg("-lpthread")
+                .current_dir(&manifest_dir);
+            let status = cmd
+                .status()
+                .unwrap_or_else(|e| panic!("run compiler {}: {e}", compiler.path().display()));
+            if !status.success() {
+                panic!(
+                    "compile workload {output} from {} with {} failed ({status}); its messages \
+                     are above (the allocator libraries come from scripts/setup.sh)",
+                    source.display(),
+                    compiler.path().display()
+                );
+            }
         }
     }
 
@@ -101,7 +139,10 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
                 .unwrap_or_else(|e| panic!("read workload sources {}: {e}", dir.display()))
                 .path()
         })
-        .filter(|path| path.extension().is_some_and(|ext| ext == "c"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "c" || ext == "cc")
+        })
         .collect();
     sources.sort();
     sources

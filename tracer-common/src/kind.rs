@@ -51,6 +51,11 @@ pub enum EventKind {
     Free = 2,
     /// mmap, munmap, mremap or brk returned successfully ([`crate::MapData`]).
     Map = 3,
+    /// A free-like entry point other than `free` was called ([`crate::FreeData`]): C++
+    /// operator delete in any variant, sized and aligned frees, jemalloc's dallocx/sdallocx.
+    /// It may free the block through other probed entry points (libstdc++'s delete calls
+    /// `free`); those calls, which follow on the same thread, are part of this one.
+    Delete = 4,
     /// A syscall returned a new file descriptor ([`crate::FdOpenData`] + path + stack).
     FdOpen = 16,
     /// close or close_range succeeded ([`crate::FdCloseData`]).
@@ -69,10 +74,11 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, for exhaustive tests.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Alloc,
         EventKind::Free,
         EventKind::Map,
+        EventKind::Delete,
         EventKind::FdOpen,
         EventKind::FdClose,
         EventKind::TaskExit,
@@ -97,11 +103,19 @@ pub enum AllocFunc {
     Valloc = 8,
     Pvalloc = 9,
     Free = 10,
+    /// C++ `operator new` in any variant (sized, aligned, nothrow).
+    New = 11,
+    /// C++ `operator new[]` in any variant.
+    NewArray = 12,
+    /// jemalloc's `mallocx(size, flags)`: flags (zeroing, alignment) do not change the size.
+    Mallocx = 13,
+    /// jemalloc's `rallocx(ptr, size, flags)`: a realloc.
+    Rallocx = 14,
 }
 
 impl AllocFunc {
     /// Every function, in a stable order.
-    pub const ALL: [AllocFunc; 10] = [
+    pub const ALL: [AllocFunc; 14] = [
         AllocFunc::Malloc,
         AllocFunc::Calloc,
         AllocFunc::Realloc,
@@ -112,6 +126,10 @@ impl AllocFunc {
         AllocFunc::Valloc,
         AllocFunc::Pvalloc,
         AllocFunc::Free,
+        AllocFunc::New,
+        AllocFunc::NewArray,
+        AllocFunc::Mallocx,
+        AllocFunc::Rallocx,
     ];
 
     /// The C symbol name.
@@ -127,6 +145,10 @@ impl AllocFunc {
             AllocFunc::Valloc => "valloc",
             AllocFunc::Pvalloc => "pvalloc",
             AllocFunc::Free => "free",
+            AllocFunc::New => "operator new",
+            AllocFunc::NewArray => "operator new[]",
+            AllocFunc::Mallocx => "mallocx",
+            AllocFunc::Rallocx => "rallocx",
         }
     }
 
@@ -148,6 +170,10 @@ impl AllocFunc {
             8 => AllocFunc::Valloc,
             9 => AllocFunc::Pvalloc,
             10 => AllocFunc::Free,
+            11 => AllocFunc::New,
+            12 => AllocFunc::NewArray,
+            13 => AllocFunc::Mallocx,
+            14 => AllocFunc::Rallocx,
             _ => return None,
         })
     }

@@ -51,6 +51,13 @@ pub mod programs {
     /// posix_memalign stores its result through a pointer.
     pub const POSIX_MEMALIGN_EXIT: &str = "posix_memalign_exit";
     pub const FREE_ENTER: &str = "free_enter";
+    /// C++ operator new (every variant: the size is the first argument).
+    pub const NEW_ENTER: &str = "new_enter";
+    pub const NEW_ARRAY_ENTER: &str = "new_array_enter";
+    pub const MALLOCX_ENTER: &str = "mallocx_enter";
+    pub const RALLOCX_ENTER: &str = "rallocx_enter";
+    /// Every free-like entry point but `free` (the block is the first argument).
+    pub const DELETE_ENTER: &str = "delete_enter";
     pub const SYS_ENTER_MMAP: &str = "syscalls_sys_enter_mmap";
     pub const SYS_EXIT_MMAP: &str = "syscalls_sys_exit_mmap";
     pub const SYS_ENTER_MUNMAP: &str = "syscalls_sys_enter_munmap";

@@ -47,6 +47,7 @@ impl core::fmt::Display for EventKind {
             EventKind::Alloc => "alloc",
             EventKind::Free => "free",
             EventKind::Map => "map",
+            EventKind::Delete => "delete",
             EventKind::TaskExit => "task-exit",
             EventKind::FdOpen => "fd-open",
             EventKind::FdClose => "fd-close",

@@ -313,3 +313,46 @@ pub fn free_enter(ctx: ProbeContext) -> u32 {
     emit::<FreeData>(EventKind::Free, pid, tid, |d| *d = FreeData { ptr });
     0
 }
+
+/// C++ `operator new` in every variant (`_Znwm`, aligned, nothrow): the size comes first.
+#[uprobe]
+pub fn new_enter(ctx: ProbeContext) -> u32 {
+    enter(&ctx, AllocFunc::New, arg(&ctx, 0), 1, 0, 0)
+}
+
+/// C++ `operator new[]` in every variant.
+#[uprobe]
+pub fn new_array_enter(ctx: ProbeContext) -> u32 {
+    enter(&ctx, AllocFunc::NewArray, arg(&ctx, 0), 1, 0, 0)
+}
+
+/// jemalloc `void *mallocx(size_t size, int flags)`: flags do not change the size counted.
+#[uprobe]
+pub fn mallocx_enter(ctx: ProbeContext) -> u32 {
+    enter(&ctx, AllocFunc::Mallocx, arg(&ctx, 0), 1, 0, 0)
+}
+
+/// jemalloc `void *rallocx(void *ptr, size_t size, int flags)`: a realloc.
+#[uprobe]
+pub fn rallocx_enter(ctx: ProbeContext) -> u32 {
+    enter(&ctx, AllocFunc::Rallocx, arg(&ctx, 1), 1, arg(&ctx, 0), 0)
+}
+
+/// Every free-like entry point but `free`, the block first: C++ operator delete in every
+/// variant (`void operator delete(void *, ...)`), `sdallocx(void *, size_t, int)`,
+/// `dallocx(void *, int)`, mimalloc's `mi_free_size(void *, size_t)` and friends. Sent as its
+/// own kind: the `free` such a function may call inside is part of it (`tracer::aggregate`).
+#[uprobe]
+pub fn delete_enter(ctx: ProbeContext) -> u32 {
+    if CONFIG.load().empty_probes != 0 {
+        return 0;
+    }
+    let ptr = arg(&ctx, 0);
+    if ptr == 0 {
+        bump(counter::FREE_NULL);
+        return 0;
+    }
+    let (pid, tid) = current();
+    emit::<FreeData>(EventKind::Delete, pid, tid, |d| *d = FreeData { ptr });
+    0
+}

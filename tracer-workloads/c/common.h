@@ -12,6 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef __cplusplus
+#define _Noreturn __attribute__((noreturn))
+#define _Static_assert static_assert
+#endif
+
 /*
  * Marks a function whose call sites the tracer's tests look for: never inlined, cloned
  * (no "name.constprop.0") or merged with a twin, so it shows up under its own name as the

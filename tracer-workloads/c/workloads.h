@@ -219,5 +219,56 @@ _Static_assert(FDS_LEAKED ==
 #define CHAINS_A_LEAKS 3
 /* main -> chain_b_outer -> chain_b_inner -> chain_b_mid -> leaf_alloc, this many times */
 #define CHAINS_B_LEAKS 5
+/* ---- alloc_std: alloc_each's leaks through the seven entry points all allocators have --- */
+
+#define ALLOC_STD_LEAKED_BLOCKS 7
+#define ALLOC_STD_LEAKED_BYTES 128366
+/* 7 leaks + realloc_seed + 7 in churn_std */
+#define ALLOC_STD_ALLOC_CALLS 15
+/* 7 frees in churn_std + the seed freed by realloc */
+#define ALLOC_STD_FREED_BLOCKS 8
+
+/* ---- jemalloc_api: mallocx, rallocx, sdallocx, dallocx ---------------------------------- */
+
+/* leak_mallocx: mallocx(JE_MALLOCX_SIZE, MALLOCX_ZERO | MALLOCX_ALIGN(64)) */
+#define JE_MALLOCX_SIZE 5001
+/* rallocx_seed: mallocx(JE_RALLOCX_SEED_SIZE, 0), freed by the rallocx in leak_rallocx */
+#define JE_RALLOCX_SEED_SIZE 50
+/* leak_rallocx: rallocx(seed, JE_RALLOCX_SIZE, MALLOCX_ZERO) */
+#define JE_RALLOCX_SIZE 7003
+/* churn_x: three blocks, freed by sdallocx, dallocx and free */
+#define JE_CHURN_SIZE 90
+
+/* ---- cxx_new: every variant of operator new and delete ----------------------------- */
+
+/* leak_new: new Plain */
+#define CXX_NEW_SIZE 104
+/* leak_new_array: new char[CXX_NEW_ARRAY_SIZE] */
+#define CXX_NEW_ARRAY_SIZE 77
+/* leak_new_nothrow: new (std::nothrow) Plain2 */
+#define CXX_NEW_NOTHROW_SIZE 120
+/* leak_new_aligned: new Over (alignas(CXX_ALIGN)) */
+#define CXX_ALIGN 64
+#define CXX_NEW_ALIGNED_SIZE 192
+/* leak_new_aligned_array: new Over[CXX_ALIGNED_ARRAY_COUNT] */
+#define CXX_ALIGNED_ARRAY_COUNT 2
+#define CXX_NEW_ALIGNED_ARRAY_SIZE 384
+/* leak_new_nothrow_array: new (std::nothrow) char[CXX_NEW_NOTHROW_ARRAY_SIZE] */
+#define CXX_NEW_NOTHROW_ARRAY_SIZE 55
+#define CXX_LEAKED_BLOCKS 6
+#define CXX_LEAKED_BYTES 932
+/* churn_cxx: operator new(CXX_RAW_SIZE) + operator delete, among its six pairs */
+#define CXX_RAW_SIZE 33
+#define CXX_CHURN_ROUNDS 3
+#define CXX_CHURN_PAIRS 6
+
+#ifdef __cplusplus
+static_assert(CXX_NEW_ALIGNED_ARRAY_SIZE == CXX_ALIGNED_ARRAY_COUNT * CXX_NEW_ALIGNED_SIZE,
+              "aligned array");
+static_assert(CXX_LEAKED_BYTES == CXX_NEW_SIZE + CXX_NEW_ARRAY_SIZE + CXX_NEW_NOTHROW_SIZE +
+                                      CXX_NEW_ALIGNED_SIZE + CXX_NEW_ALIGNED_ARRAY_SIZE +
+                                      CXX_NEW_NOTHROW_ARRAY_SIZE,
+              "cxx leaks");
+#endif
 
 #endif

@@ -218,6 +218,65 @@ constants! {
     // ---- forker ----------------------------------------------------------------------------
     /// `child_leak`: bytes the forked child leaks (it also leaks one fd).
     FORKER_CHILD_LEAK_SIZE = 7777;
+
+    // ---- alloc_std -------------------------------------------------------------------
+    /// `alloc_std`: blocks leaked, one per entry point.
+    ALLOC_STD_LEAKED_BLOCKS = 7;
+    /// `alloc_std`: bytes leaked (alloc_each's sizes for the seven entry points).
+    ALLOC_STD_LEAKED_BYTES = LEAK_MALLOC_SIZE
+        + LEAK_CALLOC_SIZE
+        + LEAK_REALLOC_SIZE
+        + LEAK_POSIX_MEMALIGN_SIZE
+        + LEAK_ALIGNED_ALLOC_SIZE
+        + LEAK_MEMALIGN_SIZE
+        + LEAK_VALLOC_SIZE;
+    /// `alloc_std`: successful allocation calls.
+    ALLOC_STD_ALLOC_CALLS = 15;
+    /// `alloc_std`: blocks freed (by free or realloc).
+    ALLOC_STD_FREED_BLOCKS = 8;
+
+    // ---- jemalloc_api ------------------------------------------------------------------
+    /// `leak_mallocx`: bytes (zeroed, 64-byte aligned: the flags do not change the size).
+    JE_MALLOCX_SIZE = 5001;
+    /// `rallocx_seed`: bytes, freed by the rallocx.
+    JE_RALLOCX_SEED_SIZE = 50;
+    /// `leak_rallocx`: bytes.
+    JE_RALLOCX_SIZE = 7003;
+    /// `churn_x`: bytes of each of its three blocks.
+    JE_CHURN_SIZE = 90;
+
+    // ---- cxx_new ----------------------------------------------------------------------
+    /// `leak_new`: `new Plain`.
+    CXX_NEW_SIZE = 104;
+    /// `leak_new_array`: `new char[..]`.
+    CXX_NEW_ARRAY_SIZE = 77;
+    /// `leak_new_nothrow`: `new (std::nothrow) Plain2`.
+    CXX_NEW_NOTHROW_SIZE = 120;
+    /// Alignment of `Over`.
+    CXX_ALIGN = 64;
+    /// `leak_new_aligned`: `new Over`.
+    CXX_NEW_ALIGNED_SIZE = 192;
+    /// `leak_new_aligned_array`: element count.
+    CXX_ALIGNED_ARRAY_COUNT = 2;
+    /// `leak_new_aligned_array`: bytes.
+    CXX_NEW_ALIGNED_ARRAY_SIZE = CXX_ALIGNED_ARRAY_COUNT * CXX_NEW_ALIGNED_SIZE;
+    /// `leak_new_nothrow_array`: `new (std::nothrow) char[..]`.
+    CXX_NEW_NOTHROW_ARRAY_SIZE = 55;
+    /// Blocks leaked by `cxx_new`.
+    CXX_LEAKED_BLOCKS = 6;
+    /// Bytes leaked by `cxx_new`.
+    CXX_LEAKED_BYTES = CXX_NEW_SIZE
+        + CXX_NEW_ARRAY_SIZE
+        + CXX_NEW_NOTHROW_SIZE
+        + CXX_NEW_ALIGNED_SIZE
+        + CXX_NEW_ALIGNED_ARRAY_SIZE
+        + CXX_NEW_NOTHROW_ARRAY_SIZE;
+    /// `churn_cxx`: the `operator new` called directly.
+    CXX_RAW_SIZE = 33;
+    /// Calls of `churn_cxx`.
+    CXX_CHURN_ROUNDS = 3;
+    /// new/delete pairs per `churn_cxx` call.
+    CXX_CHURN_PAIRS = 6;
 }
 
 /// `rename_thread`: the name it gives one of the leaked threads.

@@ -41,6 +41,21 @@ use std::path::{Path, PathBuf};
 
 /// `alloc_each`: one leak per allocating entry point.
 pub const ALLOC_EACH: &str = "alloc_each";
+/// `alloc_std`: alloc_each's leaks through the seven entry points every allocator has.
+pub const ALLOC_STD: &str = "alloc_std";
+/// `cxx_new`: every variant of C++ operator new and delete.
+pub const CXX_NEW: &str = "cxx_new";
+/// Allocators [`ALLOC_STD`] and [`CXX_NEW`] are also linked with: `path(&linked(CXX_NEW,
+/// "jemalloc"))`.
+pub const ALLOCATORS: &[&str] = &["jemalloc", "tcmalloc", "mimalloc"];
+
+/// The name of workload `name` built linked with `allocator` (one of [`ALLOCATORS`]).
+pub fn linked(name: &str, allocator: &str) -> String {
+    format!("{name}_{allocator}")
+}
+
+/// `jemalloc_api`: mallocx, rallocx, sdallocx and dallocx (linked with jemalloc).
+pub const JEMALLOC_API: &str = "jemalloc_api";
 /// `attach_target`: waits on stdin, then allocates and partly frees.
 pub const ATTACH_TARGET: &str = "attach_target";
 /// `chains_nofp`: one leaf leaking through two call chains, built without frame pointers.
@@ -63,6 +78,9 @@ pub const MMAP_LEAK: &str = "mmap_leak";
 /// Every workload program, one per `c/<name>.c`.
 pub const NAMES: &[&str] = &[
     ALLOC_EACH,
+    ALLOC_STD,
+    CXX_NEW,
+    JEMALLOC_API,
     ATTACH_TARGET,
     CHAINS_NOFP,
     CHURN,
@@ -119,6 +137,30 @@ pub mod symbol {
     pub const CHURN_EACH: &str = "churn_each";
     /// `alloc_each --no-leak`: frees the nine leaked blocks.
     pub const FREE_LEAKS: &str = "free_leaks";
+    /// `jemalloc_api`: mallocx with flags, leaked.
+    pub const LEAK_MALLOCX: &str = "leak_mallocx";
+    /// `jemalloc_api`: the block `leak_rallocx` reallocates.
+    pub const RALLOCX_SEED: &str = "rallocx_seed";
+    /// `jemalloc_api`: rallocx, leaked.
+    pub const LEAK_RALLOCX: &str = "leak_rallocx";
+    /// `jemalloc_api`: three blocks freed by sdallocx, dallocx and free.
+    pub const CHURN_X: &str = "churn_x";
+    /// `cxx_new`: `new Plain`, leaked.
+    pub const LEAK_NEW: &str = "leak_new";
+    /// `cxx_new`: `new char[]`, leaked.
+    pub const LEAK_NEW_ARRAY: &str = "leak_new_array";
+    /// `cxx_new`: nothrow `new`, leaked.
+    pub const LEAK_NEW_NOTHROW: &str = "leak_new_nothrow";
+    /// `cxx_new`: aligned `new`, leaked.
+    pub const LEAK_NEW_ALIGNED: &str = "leak_new_aligned";
+    /// `cxx_new`: aligned `new[]`, leaked.
+    pub const LEAK_NEW_ALIGNED_ARRAY: &str = "leak_new_aligned_array";
+    /// `cxx_new`: nothrow `new[]`, leaked.
+    pub const LEAK_NEW_NOTHROW_ARRAY: &str = "leak_new_nothrow_array";
+    /// `cxx_new`: every new/delete pair, freed.
+    pub const CHURN_CXX: &str = "churn_cxx";
+    /// `alloc_std`: one block through each entry point, freed.
+    pub const CHURN_STD: &str = "churn_std";
     /// `attach_target`: the mallocs.
     pub const ATTACH_ALLOC_LOOP: &str = "attach_alloc_loop";
     /// `attach_target`: the frees.
@@ -187,6 +229,18 @@ pub mod symbol {
         (super::ALLOC_EACH, LEAK_PVALLOC),
         (super::ALLOC_EACH, CHURN_EACH),
         (super::ALLOC_EACH, FREE_LEAKS),
+        (super::ALLOC_STD, CHURN_STD),
+        (super::JEMALLOC_API, LEAK_MALLOCX),
+        (super::JEMALLOC_API, RALLOCX_SEED),
+        (super::JEMALLOC_API, LEAK_RALLOCX),
+        (super::JEMALLOC_API, CHURN_X),
+        (super::CXX_NEW, LEAK_NEW),
+        (super::CXX_NEW, LEAK_NEW_ARRAY),
+        (super::CXX_NEW, LEAK_NEW_NOTHROW),
+        (super::CXX_NEW, LEAK_NEW_ALIGNED),
+        (super::CXX_NEW, LEAK_NEW_ALIGNED_ARRAY),
+        (super::CXX_NEW, LEAK_NEW_NOTHROW_ARRAY),
+        (super::CXX_NEW, CHURN_CXX),
         (super::ATTACH_TARGET, ATTACH_ALLOC_LOOP),
         (super::ATTACH_TARGET, ATTACH_FREE_LOOP),
         (super::MMAP_LEAK, LEAK_MAPPING),

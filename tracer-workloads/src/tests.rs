@@ -93,7 +93,7 @@ fn names_match_sources() {
     let mut sources: Vec<String> = fs::read_dir(C_DIR)
         .expect("read c/")
         .map(|entry| entry.expect("read c/ entry").path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "c"))
+        .filter(|p| p.extension().is_some_and(|ext| ext == "c" || ext == "cc"))
         .map(|p| {
             p.file_stem()
                 .expect("file stem")

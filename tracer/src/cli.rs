@@ -119,6 +119,11 @@ pub struct TraceArgs {
     #[arg(long)]
     pub no_stacks: bool,
 
+    /// Which allocator to probe: auto (the one each process binds malloc and operator new
+    /// to), libc, or an absolute PATH[:PREFIX] (e.g. /usr/lib/libjemalloc.so.2:je_).
+    #[arg(long, value_name = "WHICH", default_value = "auto")]
+    pub allocator: crate::bpf::binding::Choice,
+
     /// Log what is attached where.
     #[arg(long, short = 'v')]
     pub verbose: bool,

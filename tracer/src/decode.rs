@@ -123,9 +123,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let payload = &bytes[size_of::<EventHeader>()..];
     let body = match kind {
         EventKind::Alloc => Body::Alloc(alloc(payload)?),
-        EventKind::Free => {
+        EventKind::Free | EventKind::Delete => {
             let d: FreeData = read(payload, "free payload")?;
-            Body::Free { ptr: d.ptr }
+            Body::Free {
+                ptr: d.ptr,
+                outer: kind == EventKind::Delete,
+            }
         }
         EventKind::Map => Body::Map(map(payload)?),
         EventKind::TaskExit => {
@@ -384,7 +387,10 @@ mod tests {
         };
         assert_eq!(
             decode(&encode(&rec)).expect("decodes").body,
-            Body::Free { ptr: 0xabc }
+            Body::Free {
+                ptr: 0xabc,
+                outer: false
+            }
         );
         let rec: MapEvent = Record {
             header: header(EventKind::Map),
@@ -466,6 +472,12 @@ mod tests {
         };
         let mut bytes = encode(&rec);
         bytes.extend_from_slice(&[0xff; 16]);
-        assert_eq!(decode(&bytes).expect("decodes").body, Body::Free { ptr: 5 });
+        assert_eq!(
+            decode(&bytes).expect("decodes").body,
+            Body::Free {
+                ptr: 5,
+                outer: false
+            }
+        );
     }
 }

@@ -18,8 +18,11 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     Alloc(Alloc),
+    /// `free`, or (`outer`) another free-like entry point (operator delete, sdallocx, ...)
+    /// whose own calls of probed entry points for the same block follow and are part of it.
     Free {
         ptr: u64,
+        outer: bool,
     },
     Map(Map),
     TaskExit {

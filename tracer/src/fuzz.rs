@@ -178,6 +178,7 @@ mod tests {
                     comm: "seed".into(),
                     fds: vec![(0, "file".into(), Some("/dev/null".into()))],
                     threads: vec![(7, "seed".into())],
+                    allocator: None,
                 }],
                 // Text from a file is shown on one line, whatever it holds.
                 attach_failures: vec!["uprobe\nsplit".into()],

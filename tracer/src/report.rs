@@ -80,6 +80,8 @@ pub struct ProcessReport {
     pub exited: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_status: Option<String>,
+    /// The allocator traced; `null` in reports of recordings made before tracer named it.
+    pub allocator: Option<AllocatorInfo>,
     pub heap: HeapTotals,
     pub mappings: MapTotals,
     pub fds: FdReport,
@@ -154,11 +156,24 @@ pub struct LeakReport {
     pub detail: Vec<String>,
 }
 
+/// The allocator a target's heap was traced in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AllocatorInfo {
+    /// Allocator families, the one `malloc` binds to first ("glibc", "jemalloc",
+    /// "glibc + libstdc++ (operator new)", "none").
+    pub name: String,
+    /// The file `malloc` binds to, as the process sees it.
+    pub module: Option<String>,
+    /// Every symbol probed.
+    pub functions: Vec<String>,
+}
+
 /// What the report needs to know about a traced process besides its snapshot: its name,
-/// exit status and resident set size.
+/// allocator, exit status and resident set size.
 #[derive(Clone, Debug, Default)]
 pub struct ProcessStatus {
     pub comm: String,
+    pub allocator: Option<AllocatorInfo>,
     pub exit_status: Option<String>,
     /// Resident set size read by the caller while the target lives.
     pub rss_bytes: Option<u64>,
@@ -315,6 +330,7 @@ fn process_report(
         comm: ti.comm,
         exited: p.exited,
         exit_status: ti.exit_status,
+        allocator: ti.allocator,
         heap: p.heap,
         mappings: p.maps,
         fds: FdReport {

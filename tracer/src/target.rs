@@ -129,6 +129,24 @@ fn kernel_thread_in(stat: &str) -> Option<String> {
     (flags & PF_KTHREAD != 0).then_some(comm)
 }
 
+/// The program the kernel runs for `path`, as an absolute path: the file itself, or for a
+/// script the interpreter on its `#!` line.
+pub fn program_of(path: &Path) -> anyhow::Result<String> {
+    let abs = std::path::absolute(path).with_context(|| format!("resolve {}", path.display()))?;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(&abs)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .with_context(|| format!("read {}", abs.display()))?;
+    if let Some(line) = head[..n].strip_prefix(b"#!") {
+        let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
+        let interp = String::from_utf8_lossy(line);
+        if let Some(first) = interp.split_whitespace().next() {
+            return Ok(first.to_string());
+        }
+    }
+    Ok(abs.display().to_string())
+}
+
 /// The ELF interpreter of `path`: `Ok(None)` for a statically linked executable; scripts and
 /// other non-ELF files are `Ok(Some(""))` (their interpreter decides).
 pub fn elf_interpreter(path: &Path) -> anyhow::Result<Option<String>> {

@@ -5,6 +5,12 @@
 //! the old block through the public `free` (glibc's realloc(p, 0) does), that free arrives
 //! first, on the same thread, and the realloc does not free p again. Frees of addresses never
 //! seen allocated (made before attach, or lost to drops) change nothing and are counted.
+//!
+//! A free-like entry point other than `free` (operator delete, sized frees) may free its block
+//! through other probed entry points: libstdc++'s sized `operator delete` calls the unsized one,
+//! which calls `free`. Those inner calls follow on the same thread, for a block that is no
+//! longer live, before the thread allocates again; they are part of the outer call. (A program
+//! that frees a block with `delete` and then again with `free` has them counted as one.)
 
 use std::collections::HashMap;
 
@@ -68,6 +74,9 @@ pub struct Heap {
     /// (seen as its own event, just before the realloc record), which must not be counted
     /// twice.
     last_free: HashMap<u32, u64>,
+    /// The block each thread last freed through a free-like entry point other than `free`,
+    /// until the thread allocates again: the free-likes it calls inside come next.
+    outer_free: HashMap<u32, u64>,
 }
 
 impl Default for Heap {
@@ -78,13 +87,18 @@ impl Default for Heap {
             sites: HashMap::new(),
             totals: HeapTotals::default(),
             last_free: HashMap::new(),
+            outer_free: HashMap::new(),
         }
     }
 }
 
 impl Heap {
     pub fn apply_alloc(&mut self, a: &Alloc, tid: u32, ts_ns: u64) {
-        let resizes = matches!(a.func, AllocFunc::Realloc | AllocFunc::Reallocarray);
+        let resizes = matches!(
+            a.func,
+            AllocFunc::Realloc | AllocFunc::Reallocarray | AllocFunc::Rallocx
+        );
+        self.outer_free.remove(&tid);
         // Only a free right before this call's record, with no allocation of the thread in
         // between, can have been made inside it.
         let last_free = self.last_free.remove(&tid);
@@ -140,6 +154,19 @@ impl Heap {
         s.live_bytes = s.live_bytes.saturating_add(size);
     }
 
+    /// A free-like call by thread `tid`: `outer` for one other than `free` itself.
+    pub fn free_call(&mut self, ptr: u64, tid: u32, outer: bool) {
+        if self.outer_free.get(&tid) == Some(&ptr) && !self.live.contains_key(&ptr) {
+            return; // inside the outer free-like call of the same block
+        }
+        self.free(ptr, tid);
+        if outer {
+            self.outer_free.insert(tid, ptr);
+        } else {
+            self.outer_free.remove(&tid);
+        }
+    }
+
     /// A free (or the free half of a realloc) by thread `tid`.
     pub fn free(&mut self, ptr: u64, tid: u32) {
         self.last_free.insert(tid, ptr);
@@ -167,11 +194,13 @@ impl Heap {
         self.totals.live_blocks = 0;
         self.totals.live_bytes = 0;
         self.last_free.clear();
+        self.outer_free.clear();
     }
 
     /// Forgets the per-thread state of an exited thread.
     pub fn thread_exited(&mut self, tid: u32) {
         self.last_free.remove(&tid);
+        self.outer_free.remove(&tid);
     }
 
     /// Removes a block that is no longer live from the live counts.

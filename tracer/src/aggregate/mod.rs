@@ -119,7 +119,7 @@ impl Aggregator {
         let proc = self.procs.entry(ev.pid).or_default();
         match &ev.body {
             Body::Alloc(a) => proc.heap.apply_alloc(a, ev.tid, ev.ts_ns),
-            Body::Free { ptr } => proc.heap.free(*ptr, ev.tid),
+            Body::Free { ptr, outer } => proc.heap.free_call(*ptr, ev.tid, *outer),
             Body::Map(m) => proc.maps.apply(m, ev.ts_ns),
             Body::TaskExit { group_dead } => {
                 proc.heap.thread_exited(ev.tid);

@@ -47,7 +47,12 @@ fn malloc(ts: u64, ptr: u64, size: u64) -> Event {
 }
 
 fn free(ts: u64, ptr: u64) -> Event {
-    ev(ts, Body::Free { ptr })
+    ev(ts, Body::Free { ptr, outer: false })
+}
+
+/// operator delete, sdallocx and other free-likes but `free`.
+fn delete(ts: u64, ptr: u64) -> Event {
+    ev(ts, Body::Free { ptr, outer: true })
 }
 
 fn map(ts: u64, op: MapOp, addr: u64, len: u64) -> Event {
@@ -139,6 +144,47 @@ fn realloc_to_zero_whose_free_was_seen_frees_once() {
     ]);
     let h = only(&agg, 10, 0).heap;
     assert_eq!((h.total_frees, h.unknown_frees, h.live_blocks), (1, 0, 0));
+}
+
+#[test]
+fn the_frees_a_delete_makes_inside_count_once() {
+    // libstdc++: sized delete calls plain delete, which calls free.
+    let agg = run(&[
+        alloc(1, AllocFunc::New, 0xa, 16, 0, SITE_A),
+        delete(2, 0xa),
+        delete(3, 0xa),
+        free(4, 0xa),
+        alloc(5, AllocFunc::NewArray, 0xb, 8, 0, SITE_A),
+        delete(6, 0xb),
+    ]);
+    let h = only(&agg, 10, 0).heap;
+    assert_eq!((h.total_allocs, h.total_frees, h.unknown_frees), (2, 2, 0));
+    assert_eq!((h.live_blocks, h.live_bytes), (0, 0));
+}
+
+#[test]
+fn a_free_after_a_delete_and_an_allocation_is_its_own() {
+    let agg = run(&[
+        alloc(1, AllocFunc::New, 0xa, 16, 0, SITE_A),
+        delete(2, 0xa),
+        malloc(3, 0xb, 4),
+        free(4, 0xa),
+        free(5, 0xb),
+        free(6, 0xb),
+    ]);
+    let h = only(&agg, 10, 0).heap;
+    // The allocation in between ends the delete; plain frees never swallow each other.
+    assert_eq!((h.total_frees, h.unknown_frees), (2, 2));
+}
+
+#[test]
+fn rallocx_is_a_realloc() {
+    let agg = run(&[
+        alloc(1, AllocFunc::Mallocx, 0xa, 10, 0, SITE_A),
+        alloc(2, AllocFunc::Rallocx, 0xb, 100, 0xa, SITE_B),
+    ]);
+    let h = only(&agg, 10, 0).heap;
+    assert_eq!((h.total_allocs, h.total_frees, h.live_bytes), (2, 1, 100));
 }
 
 #[test]

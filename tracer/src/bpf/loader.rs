@@ -16,8 +16,9 @@ use aya::{
 use tracer_common::{counter, names, TraceConfig};
 
 use super::{
+    binding::Allocator,
     features,
-    probes::{self, LibcProbes},
+    probes::{self, LibcProbes, ObjectKey},
     tracefs,
 };
 pub use crate::counters::{KernelCounters, UnwindCounters};
@@ -48,8 +49,8 @@ impl Default for LoadOptions {
 /// Loaded programs and their attachments.
 pub struct Tracer {
     ebpf: Ebpf,
-    /// Libraries already planned, by path.
-    plans: HashMap<std::path::PathBuf, LibcProbes>,
+    /// Objects already planned.
+    plans: HashMap<ObjectKey, LibcProbes>,
     /// "what: why" for each optional attachment that failed or was skipped.
     pub attach_failures: Vec<String>,
     /// Every attachment, owned here so that they are all detached together.
@@ -182,9 +183,9 @@ impl Tracer {
         })
     }
 
-    /// Starts tracing process `pid`: adds it to the target set and attaches the allocator
-    /// probes to the libc it maps.
-    pub fn add_target(&mut self, pid: u32, libc: &std::path::Path) -> anyhow::Result<()> {
+    /// Starts tracing process `pid`: adds it to the target set and attaches the probes of its
+    /// allocator. Returns the symbols probed.
+    pub fn add_target(&mut self, pid: u32, alloc: &Allocator) -> anyhow::Result<Vec<String>> {
         let mut targets: BpfHashMap<&mut MapData, u32, u32> = BpfHashMap::try_from(
             self.ebpf
                 .map_mut(names::TARGETS)
@@ -194,25 +195,40 @@ impl Tracer {
             .insert(pid, 1, 0)
             .with_context(|| format!("add pid {pid} to the traced set"))?;
         self.unwind.add_process(pid);
-        if !self.plans.contains_key(libc) {
-            let plan = probes::plan(libc)?;
-            for symbol in &plan.missing {
-                self.attach_failures
-                    .push(format!("{symbol} in {}: symbol not found", libc.display()));
+        let mut functions = Vec::new();
+        for key in &alloc.objects {
+            if !self.plans.contains_key(key) {
+                let plan = probes::plan(key)?;
+                for symbol in &plan.missing {
+                    self.attach_failures.push(format!(
+                        "{symbol} in {}: symbol not found",
+                        key.path.display()
+                    ));
+                }
+                self.plans.insert(key.clone(), plan);
             }
-            self.plans.insert(libc.to_path_buf(), plan);
+            let Some(plan) = self.plans.get(key) else {
+                continue;
+            };
+            let sites = plan.sites.clone();
+            functions.extend(plan.symbols().map(str::to_string));
+            self.attach_sites(pid, &key.path, &sites)?;
         }
-        let sites = self
-            .plans
-            .get(libc)
-            .map(|p| p.sites.clone())
-            .unwrap_or_default();
+        Ok(functions)
+    }
+
+    fn attach_sites(
+        &mut self,
+        pid: u32,
+        path: &std::path::Path,
+        sites: &[probes::Site],
+    ) -> anyhow::Result<()> {
         let scope = UProbeScope::OneProcess(
             NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0 cannot be traced"))?,
         );
         // Return probes first: an entry must never be recorded without its return watched.
         for pass_exit in [true, false] {
-            for site in &sites {
+            for site in sites {
                 let prog_name = if pass_exit {
                     match site.spec.exit {
                         Some(e) => e,
@@ -224,19 +240,19 @@ impl Tracer {
                 let what = format!(
                     "{} {}{} at {}+{:#x} in {}",
                     if pass_exit { "uretprobe" } else { "uprobe" },
-                    site.spec.func.symbol(),
+                    site.symbol,
                     if site.aliases.is_empty() {
                         String::new()
                     } else {
                         format!(" (= {})", site.aliases.join(", "))
                     },
-                    site.spec.func.symbol(),
+                    site.symbol,
                     site.placement.offset,
-                    libc.display()
+                    path.display()
                 );
                 let result = program(&mut self.ebpf, prog_name).and_then(|prog| {
                     let up: &mut UProbe = prog.try_into()?;
-                    let id = up.attach(site.file_offset, libc, scope)?;
+                    let id = up.attach(site.file_offset, path, scope)?;
                     Ok(up.take_link(id)?)
                 });
                 let result = result.map(|link| self.links.push(Link::UProbe(link)));

@@ -1,5 +1,6 @@
 //! Everything that talks to the kernel: checks, loading, attaching, reading.
 
+pub mod binding;
 pub mod features;
 pub mod loader;
 pub mod placement;

@@ -21,88 +21,201 @@ use super::placement::{self, Needs, Placement};
 /// One allocator entry point.
 #[derive(Clone, Copy, Debug)]
 pub struct ProbeSpec {
+    /// The symbol, without the allocator's prefix (`je_`, `_rjem_`) when `prefixed`.
+    pub symbol: &'static str,
     pub func: AllocFunc,
     pub entry: &'static str,
     /// Return program, when the result is needed.
     pub exit: Option<&'static str>,
     /// Leading integer arguments the entry reads.
     pub args: u8,
-    /// Without it tracing is meaningless: the run fails.
+    /// Without it the allocator cannot be traced: the run fails.
     pub required: bool,
+    /// Part of the C API, which prefixed builds of jemalloc rename; C++ operators never are.
+    pub prefixed: bool,
 }
 
-/// In attach order within one address: the first spec of an address wins.
-pub const ALLOC_PROBES: &[ProbeSpec] = &[
+const fn c(
+    symbol: &'static str,
+    func: AllocFunc,
+    entry: &'static str,
+    exit: Option<&'static str>,
+    args: u8,
+) -> ProbeSpec {
     ProbeSpec {
-        func: AllocFunc::Malloc,
-        entry: p::MALLOC_ENTER,
-        exit: Some(p::ALLOC_EXIT),
-        args: 1,
-        required: true,
-    },
-    ProbeSpec {
-        func: AllocFunc::Free,
-        entry: p::FREE_ENTER,
-        exit: None,
-        args: 1,
-        required: true,
-    },
-    ProbeSpec {
-        func: AllocFunc::Calloc,
-        entry: p::CALLOC_ENTER,
-        exit: Some(p::ALLOC_EXIT),
-        args: 2,
-        required: true,
-    },
-    ProbeSpec {
-        func: AllocFunc::Realloc,
-        entry: p::REALLOC_ENTER,
-        exit: Some(p::ALLOC_EXIT),
-        args: 2,
-        required: true,
-    },
-    ProbeSpec {
-        func: AllocFunc::Reallocarray,
-        entry: p::REALLOCARRAY_ENTER,
-        exit: Some(p::ALLOC_EXIT),
-        args: 3,
+        symbol,
+        func,
+        entry,
+        exit,
+        args,
         required: false,
-    },
+        prefixed: true,
+    }
+}
+
+const fn named(symbol: &'static str, like: ProbeSpec) -> ProbeSpec {
     ProbeSpec {
-        func: AllocFunc::PosixMemalign,
-        entry: p::POSIX_MEMALIGN_ENTER,
-        exit: Some(p::POSIX_MEMALIGN_EXIT),
-        args: 3,
+        symbol,
+        prefixed: false,
         required: false,
-    },
-    ProbeSpec {
-        func: AllocFunc::Memalign,
-        entry: p::MEMALIGN_ENTER,
-        exit: Some(p::ALLOC_EXIT),
-        args: 2,
-        required: false,
-    },
-    ProbeSpec {
-        func: AllocFunc::AlignedAlloc,
-        entry: p::ALIGNED_ALLOC_ENTER,
-        exit: Some(p::ALLOC_EXIT),
-        args: 2,
-        required: false,
-    },
-    ProbeSpec {
-        func: AllocFunc::Valloc,
-        entry: p::VALLOC_ENTER,
-        exit: Some(p::ALLOC_EXIT),
-        args: 1,
-        required: false,
-    },
-    ProbeSpec {
-        func: AllocFunc::Pvalloc,
-        entry: p::PVALLOC_ENTER,
-        exit: Some(p::ALLOC_EXIT),
-        args: 1,
-        required: false,
-    },
+        ..like
+    }
+}
+
+const X: Option<&str> = Some(p::ALLOC_EXIT);
+const MALLOC: ProbeSpec = ProbeSpec {
+    required: true,
+    ..c("malloc", AllocFunc::Malloc, p::MALLOC_ENTER, X, 1)
+};
+const FREE: ProbeSpec = ProbeSpec {
+    required: true,
+    ..c("free", AllocFunc::Free, p::FREE_ENTER, None, 1)
+};
+const CALLOC: ProbeSpec = c("calloc", AllocFunc::Calloc, p::CALLOC_ENTER, X, 2);
+const REALLOC: ProbeSpec = c("realloc", AllocFunc::Realloc, p::REALLOC_ENTER, X, 2);
+const REALLOCARRAY: ProbeSpec = c(
+    "reallocarray",
+    AllocFunc::Reallocarray,
+    p::REALLOCARRAY_ENTER,
+    X,
+    3,
+);
+const POSIX_MEMALIGN: ProbeSpec = c(
+    "posix_memalign",
+    AllocFunc::PosixMemalign,
+    p::POSIX_MEMALIGN_ENTER,
+    Some(p::POSIX_MEMALIGN_EXIT),
+    3,
+);
+const MEMALIGN: ProbeSpec = c("memalign", AllocFunc::Memalign, p::MEMALIGN_ENTER, X, 2);
+const ALIGNED_ALLOC: ProbeSpec = c(
+    "aligned_alloc",
+    AllocFunc::AlignedAlloc,
+    p::ALIGNED_ALLOC_ENTER,
+    X,
+    2,
+);
+const VALLOC: ProbeSpec = c("valloc", AllocFunc::Valloc, p::VALLOC_ENTER, X, 1);
+const PVALLOC: ProbeSpec = c("pvalloc", AllocFunc::Pvalloc, p::PVALLOC_ENTER, X, 1);
+const NEW: ProbeSpec = named("_Znwm", c("", AllocFunc::New, p::NEW_ENTER, X, 1));
+const NEW_ARRAY: ProbeSpec = named(
+    "_Znam",
+    c("", AllocFunc::NewArray, p::NEW_ARRAY_ENTER, X, 1),
+);
+/// Every free-like entry point but `free` itself: the block is the first argument.
+const DELETE: ProbeSpec = named("_ZdlPv", c("", AllocFunc::Free, p::DELETE_ENTER, None, 1));
+
+/// The first entries of [`C_PROBES`]: the standard C functions.
+const STANDARD: usize = 10;
+
+/// The C API of glibc and musl, and what jemalloc, tcmalloc and mimalloc export under the
+/// same names. In attach order within one address: the first spec of an address wins.
+pub const C_PROBES: &[ProbeSpec] = &[
+    MALLOC,
+    FREE,
+    CALLOC,
+    REALLOC,
+    REALLOCARRAY,
+    POSIX_MEMALIGN,
+    MEMALIGN,
+    ALIGNED_ALLOC,
+    VALLOC,
+    PVALLOC,
+    // jemalloc's non-standard API; xallocx (resizing in place) is not traced.
+    c("mallocx", AllocFunc::Mallocx, p::MALLOCX_ENTER, X, 1),
+    c("rallocx", AllocFunc::Rallocx, p::RALLOCX_ENTER, X, 2),
+    c("sdallocx", AllocFunc::Free, p::DELETE_ENTER, None, 1),
+    c("dallocx", AllocFunc::Free, p::DELETE_ENTER, None, 1),
+    // gperftools tcmalloc (aliases of the above in its shared library).
+    named("tc_malloc", MALLOC),
+    named("tc_free", FREE),
+    named("tc_calloc", CALLOC),
+    named("tc_realloc", REALLOC),
+    named("tc_memalign", MEMALIGN),
+    named("tc_posix_memalign", POSIX_MEMALIGN),
+    named("tc_valloc", VALLOC),
+    named("tc_pvalloc", PVALLOC),
+    named("tc_free_sized", DELETE),
+    named("tc_new", NEW),
+    named("tc_newarray", NEW_ARRAY),
+    named("tc_delete", DELETE),
+    named("tc_deletearray", DELETE),
+    // Google's tcmalloc.
+    named("TCMallocInternalMalloc", MALLOC),
+    named("TCMallocInternalFree", FREE),
+    named("TCMallocInternalCalloc", CALLOC),
+    named("TCMallocInternalRealloc", REALLOC),
+    named("TCMallocInternalMemalign", MEMALIGN),
+    named("TCMallocInternalAlignedAlloc", ALIGNED_ALLOC),
+    named("TCMallocInternalPosixMemalign", POSIX_MEMALIGN),
+    named("TCMallocInternalValloc", VALLOC),
+    named("TCMallocInternalPvalloc", PVALLOC),
+    named("TCMallocInternalNew", NEW),
+    named("TCMallocInternalNewArray", NEW_ARRAY),
+    named("TCMallocInternalNewNothrow", NEW),
+    named("TCMallocInternalNewAligned", NEW),
+    named("TCMallocInternalDelete", DELETE),
+    named("TCMallocInternalDeleteArray", DELETE),
+    named("TCMallocInternalDeleteSized", DELETE),
+    named("TCMallocInternalDeleteAligned", DELETE),
+    // mimalloc (`malloc` and friends are aliases of these in its override build; the
+    // `mi_heap_*` API and the string functions are not traced).
+    named("mi_malloc", MALLOC),
+    named("mi_zalloc", MALLOC),
+    named("mi_calloc", CALLOC),
+    named("mi_mallocn", CALLOC),
+    named("mi_realloc", REALLOC),
+    named("mi_reallocf", REALLOC),
+    named("mi_rezalloc", REALLOC),
+    named("mi_reallocn", REALLOCARRAY),
+    named("mi_recalloc", REALLOCARRAY),
+    named("mi_reallocarray", REALLOCARRAY),
+    named("mi_malloc_aligned", MALLOC),
+    named("mi_zalloc_aligned", MALLOC),
+    named("mi_malloc_aligned_at", MALLOC),
+    named("mi_zalloc_aligned_at", MALLOC),
+    named("mi_calloc_aligned", CALLOC),
+    named("mi_calloc_aligned_at", CALLOC),
+    named("mi_realloc_aligned", REALLOC),
+    named("mi_realloc_aligned_at", REALLOC),
+    named("mi_rezalloc_aligned", REALLOC),
+    named("mi_posix_memalign", POSIX_MEMALIGN),
+    named("mi_memalign", MEMALIGN),
+    named("mi_aligned_alloc", ALIGNED_ALLOC),
+    named("mi_valloc", VALLOC),
+    named("mi_pvalloc", PVALLOC),
+    named("mi_free", FREE),
+    named("mi_free_size", DELETE),
+    named("mi_free_aligned", DELETE),
+    named("mi_free_size_aligned", DELETE),
+    named("mi_new", NEW),
+    named("mi_new_nothrow", NEW),
+    named("mi_new_aligned", NEW),
+    named("mi_new_aligned_nothrow", NEW),
+];
+
+/// C++ operator new and delete in every variant (sized, aligned, nothrow).
+pub const CXX_PROBES: &[ProbeSpec] = &[
+    NEW,
+    named("_ZnwmRKSt9nothrow_t", NEW),
+    named("_ZnwmSt11align_val_t", NEW),
+    named("_ZnwmSt11align_val_tRKSt9nothrow_t", NEW),
+    NEW_ARRAY,
+    named("_ZnamRKSt9nothrow_t", NEW_ARRAY),
+    named("_ZnamSt11align_val_t", NEW_ARRAY),
+    named("_ZnamSt11align_val_tRKSt9nothrow_t", NEW_ARRAY),
+    DELETE,
+    named("_ZdlPvm", DELETE),
+    named("_ZdlPvSt11align_val_t", DELETE),
+    named("_ZdlPvmSt11align_val_t", DELETE),
+    named("_ZdlPvRKSt9nothrow_t", DELETE),
+    named("_ZdlPvSt11align_val_tRKSt9nothrow_t", DELETE),
+    named("_ZdaPv", DELETE),
+    named("_ZdaPvm", DELETE),
+    named("_ZdaPvSt11align_val_t", DELETE),
+    named("_ZdaPvmSt11align_val_t", DELETE),
+    named("_ZdaPvRKSt9nothrow_t", DELETE),
+    named("_ZdaPvSt11align_val_tRKSt9nothrow_t", DELETE),
 ];
 
 /// Syscall and scheduler tracepoints: (program, category, event). The fd program is attached
@@ -163,8 +276,8 @@ pub enum LibcError {
     NoLibc { pid: u32, comm: String },
     #[error("cannot read {path}: {err}")]
     Read { path: String, err: String },
-    #[error("{path} has no `{symbol}` symbol: not a usable libc")]
-    MissingSymbol { path: String, symbol: &'static str },
+    #[error("{path} has no `{symbol}` symbol: not a usable allocator")]
+    MissingSymbol { path: String, symbol: String },
 }
 
 /// Whether a mapped file is a C library that holds malloc.
@@ -217,63 +330,125 @@ pub fn root_path(pid: u32, path: &str) -> PathBuf {
     }
 }
 
+/// Which entry points of an object are probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Role {
+    /// The C API (malloc, free, ...) and the allocator's own extensions.
+    C,
+    /// C++ operator new and delete.
+    Cxx,
+    /// Both: the object is where malloc and operator new bind.
+    Both,
+    /// The C API of an allocator linked into the executable besides the one `malloc` binds
+    /// to (Rust's static jemalloc or mimalloc): whatever of it is there, nothing required.
+    Extra,
+}
+
+/// One object to probe: which file, under which symbol prefix, for which entry points.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct ObjectKey {
+    /// Reachable from here (through /proc/PID/root for other mount namespaces).
+    pub path: PathBuf,
+    /// Prefix of the C API symbols (`je_`, `_rjem_`), usually empty.
+    pub prefix: String,
+    pub role: Role,
+    /// Also read the static symbol table (`.symtab`): for the executable, whose own calls
+    /// bind to functions it does not export.
+    pub static_syms: bool,
+}
+
 /// Where one program goes in one library.
 #[derive(Clone, Debug)]
 pub struct Site {
     pub spec: ProbeSpec,
+    /// The symbol probed, prefix included.
+    pub symbol: String,
     /// File offset of the probed instruction.
     pub file_offset: u64,
     pub placement: Placement,
     /// Other symbols at the same address, traced by this probe too.
-    pub aliases: Vec<&'static str>,
+    pub aliases: Vec<String>,
 }
 
-/// The probe sites of one libc, plus the optional symbols it lacks.
+/// The probe sites of one object, plus the optional symbols it lacks.
 #[derive(Clone, Debug)]
 pub struct LibcProbes {
     pub path: PathBuf,
     pub sites: Vec<Site>,
-    pub missing: Vec<&'static str>,
+    pub missing: Vec<String>,
 }
 
-/// Resolves every allocator symbol of the libc at `path` and chooses where to probe it.
-pub fn plan(path: &Path) -> Result<LibcProbes, LibcError> {
-    let display = path.display().to_string();
-    let data = fs::read(path).map_err(|e| LibcError::Read {
-        path: display.clone(),
-        err: e.to_string(),
-    })?;
-    let file = object::File::parse(&*data).map_err(|e| LibcError::Read {
-        path: display.clone(),
-        err: e.to_string(),
-    })?;
-    let mut addrs: BTreeMap<&str, u64> = BTreeMap::new();
-    for sym in file.dynamic_symbols() {
-        if sym.is_definition() && sym.kind() == object::SymbolKind::Text {
+impl LibcProbes {
+    /// Every symbol probed, aliases included.
+    pub fn symbols(&self) -> impl Iterator<Item = &str> {
+        self.sites.iter().flat_map(|s| {
+            std::iter::once(s.symbol.as_str()).chain(s.aliases.iter().map(String::as_str))
+        })
+    }
+}
+
+/// The text symbols an object defines, by name: its dynamic symbols, plus with `static_syms`
+/// its static symbol table.
+pub fn defined_text(file: &object::File<'_>, static_syms: bool) -> BTreeMap<String, u64> {
+    let mut addrs = BTreeMap::new();
+    let statics = static_syms.then(|| file.symbols()).into_iter().flatten();
+    for sym in file.dynamic_symbols().chain(statics) {
+        if sym.is_definition() && sym.kind() == object::SymbolKind::Text && sym.address() != 0 {
             if let Ok(name) = sym.name() {
-                addrs.entry(name).or_insert(sym.address());
+                addrs.entry(name.to_string()).or_insert(sym.address());
             }
         }
     }
+    addrs
+}
+
+fn read_err(path: &Path, err: impl std::fmt::Display) -> LibcError {
+    LibcError::Read {
+        path: path.display().to_string(),
+        err: err.to_string(),
+    }
+}
+
+/// Resolves every allocator symbol `key` asks for in its object and chooses where to probe it.
+pub fn plan(key: &ObjectKey) -> Result<LibcProbes, LibcError> {
+    let path = key.path.as_path();
+    let data = fs::read(path).map_err(|e| read_err(path, e))?;
+    let file = object::File::parse(&*data).map_err(|e| read_err(path, e))?;
+    let addrs = defined_text(&file, key.static_syms);
+    let specs: Vec<&ProbeSpec> = match key.role {
+        Role::C | Role::Extra => C_PROBES.iter().collect(),
+        Role::Cxx => CXX_PROBES.iter().collect(),
+        Role::Both => C_PROBES.iter().chain(CXX_PROBES).collect(),
+    };
     let mut sites: Vec<Site> = Vec::new();
     let mut missing = Vec::new();
-    for spec in ALLOC_PROBES {
-        let symbol = spec.func.symbol();
-        let Some(&addr) = addrs.get(symbol) else {
-            if spec.required {
+    for spec in specs {
+        let symbol = if spec.prefixed {
+            format!("{}{}", key.prefix, spec.symbol)
+        } else {
+            spec.symbol.to_string()
+        };
+        let Some(&addr) = addrs.get(&symbol) else {
+            if spec.required && key.role != Role::Extra {
                 return Err(LibcError::MissingSymbol {
-                    path: display,
+                    path: path.display().to_string(),
                     symbol,
                 });
             }
-            missing.push(symbol);
+            // Only the standard C functions a libc may lack are worth a mention.
+            if spec.prefixed
+                && key.role != Role::Extra
+                && C_PROBES[..STANDARD].iter().any(|s| s.symbol == spec.symbol)
+            {
+                missing.push(symbol);
+            }
             continue;
         };
         let Some(file_offset) = file_offset(&file, addr) else {
-            return Err(LibcError::Read {
-                path: display,
-                err: format!("{symbol} at {addr:#x} is outside every segment"),
-            });
+            return Err(read_err(
+                path,
+                format!("{symbol} at {addr:#x} is outside every segment"),
+            ));
         };
         if let Some(first) = sites
             .iter_mut()
@@ -293,6 +468,7 @@ pub fn plan(path: &Path) -> Result<LibcProbes, LibcError> {
         );
         sites.push(Site {
             spec: *spec,
+            symbol,
             file_offset: file_offset + placement.offset,
             placement,
             aliases: Vec::new(),
@@ -327,18 +503,36 @@ mod tests {
     }
 
     #[test]
-    fn every_probe_has_a_distinct_function() {
-        let mut funcs: Vec<u32> = ALLOC_PROBES.iter().map(|p| p.func.as_u32()).collect();
-        funcs.sort_unstable();
-        funcs.dedup();
-        assert_eq!(funcs.len(), ALLOC_PROBES.len());
-        assert_eq!(ALLOC_PROBES.len(), AllocFunc::ALL.len());
+    fn every_probe_has_a_distinct_symbol_and_every_function_a_probe() {
+        let mut names: Vec<&str> = C_PROBES
+            .iter()
+            .chain(CXX_PROBES)
+            .map(|p| p.symbol)
+            .collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        for f in AllocFunc::ALL {
+            assert!(
+                C_PROBES.iter().chain(CXX_PROBES).any(|p| p.func == f),
+                "{f:?}"
+            );
+        }
+        let standard: Vec<&str> = C_PROBES[..STANDARD].iter().map(|p| p.symbol).collect();
+        assert_eq!(standard.last(), Some(&"pvalloc"));
     }
 
     #[test]
     fn own_libc_plan_probes_each_address_once() {
         let libc = find_libc(std::process::id()).expect("this test process maps a libc");
-        let plan = plan(&libc).expect("plan");
+        let plan = plan(&ObjectKey {
+            path: libc,
+            prefix: String::new(),
+            role: Role::C,
+            static_syms: false,
+        })
+        .expect("plan");
         let mut offsets: Vec<u64> = plan
             .sites
             .iter()
@@ -350,7 +544,7 @@ mod tests {
         assert_eq!(offsets.len(), n, "{plan:?}");
         for required in ["malloc", "free", "calloc", "realloc"] {
             assert!(
-                plan.sites.iter().any(|s| s.spec.func.symbol() == required),
+                plan.sites.iter().any(|s| s.symbol == required),
                 "{required}"
             );
         }

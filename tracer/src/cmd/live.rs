@@ -7,6 +7,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::{
     bpf::{
+        binding::{self, Allocator},
         features,
         loader::{LoadOptions, Tracer},
         probes,
@@ -48,7 +49,7 @@ pub struct Options {
 /// Runs the live command to its end and writes the report. Returns the report.
 pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow::Result<Report> {
     check_args(cli)?;
-    let launch_libc = launch_libc(cli)?;
+    let launch_alloc = launch_allocator(cli)?;
     features::check_all()?;
     // Created before any target starts or is attached to: a bad path ends the run first.
     let recorder = match &opts.record {
@@ -56,11 +57,11 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         None => None,
     };
     let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
-    let libcs: Vec<(u32, PathBuf)> = cli
+    let allocs: Vec<(u32, Allocator)> = cli
         .pids
         .iter()
-        .map(|pid| probes::find_libc(*pid).map(|l| (*pid, l)))
-        .collect::<Result<_, _>>()?;
+        .map(|pid| (*pid, binding::of_pid(*pid, &cli.allocator)))
+        .collect();
     let mut tracer = Tracer::load(&LoadOptions {
         ring_bytes: cli.ring_size,
         stacks: if cli.no_stacks {
@@ -72,9 +73,9 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         follow: cli.follow,
     })?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WatcherMsg>();
-    let targets = match launch_libc {
-        Some(libc) => vec![launch(cli, &mut tracer, libc, tx)?],
-        None => attach(cli, &mut tracer, libcs, tx)?,
+    let targets = match launch_alloc {
+        Some(alloc) => vec![launch(cli, &mut tracer, alloc, tx)?],
+        None => attach(cli, &mut tracer, allocs, tx)?,
     };
     let use_tui = opts.tui && !opts.quiet;
     let cfg = run_config(cli, opts, use_tui);
@@ -161,29 +162,27 @@ fn check_args(cli: &TraceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The libc a command to launch will use (`None` when pids are given instead).
-fn launch_libc(cli: &TraceArgs) -> anyhow::Result<Option<PathBuf>> {
+/// The allocator a command to launch will use (`None` when pids are given instead), from
+/// its program and the libraries it needs, before it runs.
+fn launch_allocator(cli: &TraceArgs) -> anyhow::Result<Option<Allocator>> {
     let Some(cmd) = cli.command.first() else {
         return Ok(None);
     };
     let path = target::resolve_command(cmd)?;
-    match target::elf_interpreter(&path)? {
-        None => bail!(
-            "{} is statically linked (no dynamic libc): heap tracing needs malloc in a shared libc",
-            path.display()
-        ),
-        Some(interp) if probes::is_libc_path(&interp) => Ok(Some(PathBuf::from(interp))),
-        Some(_) => Ok(Some(
-            probes::find_libc(std::process::id()).context("find tracer's own libc")?,
-        )),
-    }
+    let exe = target::program_of(&path)?;
+    Ok(Some(binding::choose(
+        &binding::Context::own(),
+        &exe,
+        &cli.allocator,
+        None,
+    )))
 }
 
 /// Starts the command blocked, attaches to it, then lets it run.
 fn launch(
     cli: &TraceArgs,
     tracer: &mut Tracer,
-    libc: PathBuf,
+    alloc: Allocator,
     tx: UnboundedSender<WatcherMsg>,
 ) -> anyhow::Result<TracedProcess> {
     let cmd = &cli.command[0];
@@ -191,13 +190,14 @@ fn launch(
     let mut baseline = Baseline::read(launched.pid, true);
     // Before exec the task has tracer's name; exec renames it (a rename event follows).
     baseline.threads = vec![(launched.pid, comm_of_command(cmd))];
-    tracer
-        .add_target(launched.pid, &libc)
+    let functions = tracer
+        .add_target(launched.pid, &alloc)
         .with_context(|| format!("trace {cmd}"))?;
     let target = TracedProcess {
         pid: launched.pid,
         comm: comm_of_command(cmd),
-        libc,
+        allocator_info: alloc.info(functions),
+        allocator: alloc,
         baseline,
     };
     log_plans(cli, tracer);
@@ -210,22 +210,23 @@ fn launch(
 fn attach(
     cli: &TraceArgs,
     tracer: &mut Tracer,
-    libcs: Vec<(u32, PathBuf)>,
+    allocs: Vec<(u32, Allocator)>,
     tx: UnboundedSender<WatcherMsg>,
 ) -> anyhow::Result<Vec<TracedProcess>> {
     let mut targets = Vec::new();
-    for (pid, libc) in libcs {
+    for (pid, alloc) in allocs {
         target::attach(pid, cli.follow, tx.clone())?;
         // Read before the pid joins the traced set: an fd opened in between is missed
         // (its close counts as unknown), never counted twice.
         let baseline = Baseline::read(pid, false);
-        tracer
-            .add_target(pid, &libc)
+        let functions = tracer
+            .add_target(pid, &alloc)
             .with_context(|| format!("trace pid {pid}"))?;
         targets.push(TracedProcess {
             pid,
             comm: procfs::comm(pid).unwrap_or_default(),
-            libc,
+            allocator_info: alloc.info(functions),
+            allocator: alloc,
             baseline,
         });
     }
@@ -373,7 +374,7 @@ fn log_plans(cli: &TraceArgs, tracer: &Tracer) {
         for site in &plan.sites {
             log::info!(
                 "{} in {}: probe at +{:#x} ({}){}",
-                site.spec.func.symbol(),
+                site.symbol,
                 plan.path.display(),
                 site.placement.offset,
                 if site.placement.emulated {

@@ -76,6 +76,22 @@ fn target(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
         (None, false) => "running".into(),
     };
     writeln!(out, "== pid {} ({}) — {state}", t.pid, t.comm)?;
+    if let Some(a) = &t.allocator {
+        writeln!(
+            out,
+            "allocator: {}{} — probed: {}",
+            a.name,
+            a.module
+                .as_deref()
+                .map(|m| format!(" in {m}"))
+                .unwrap_or_default(),
+            if a.functions.is_empty() {
+                "nothing (heap not traced)".to_string()
+            } else {
+                a.functions.join(", ")
+            }
+        )?;
+    }
     let h = &t.heap;
     writeln!(
         out,

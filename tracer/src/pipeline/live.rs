@@ -10,7 +10,6 @@ use std::{
     collections::{HashMap, HashSet},
     io::Write,
     os::unix::fs::MetadataExt as _,
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -20,12 +19,16 @@ use super::{
     state::{Inputs, State},
 };
 use crate::{
-    bpf::{loader::Tracer, reader::Reader},
+    bpf::{
+        binding::{self, Allocator},
+        loader::Tracer,
+        reader::Reader,
+    },
     counters::KernelCounters,
     export::{self, Format},
     procfs::{self, rss_bytes, Baseline},
     record::{Meta, ProcessBaseline, Recorder},
-    report::ProcessStatus,
+    report::{AllocatorInfo, ProcessStatus},
     symbolize::{unwind::Unwinder, ProcMaps},
     target::WatcherMsg,
 };
@@ -92,8 +95,8 @@ pub struct LiveRun<'a> {
     viewer: Option<&'a Viewer>,
     record: RecordSettings,
     alive: HashSet<u32>,
-    /// The libc each target's probes are attached to.
-    libc_of: HashMap<u32, PathBuf>,
+    /// The allocator each target's probes are attached to, and what a report says of it.
+    libc_of: HashMap<u32, (Allocator, AllocatorInfo)>,
     leak_age_ns: u64,
     started: Instant,
 }
@@ -149,6 +152,7 @@ impl<'a> LiveRun<'a> {
                 comm: t.comm.clone(),
                 fds: t.baseline.fds.clone(),
                 threads: t.baseline.threads.clone(),
+                allocator: Some(Box::new(t.allocator_info.clone())),
             })
             .collect();
         state.start(&metas);
@@ -164,9 +168,16 @@ impl<'a> LiveRun<'a> {
             ));
             rec.flush();
         }
+        // After the start record: a process whose heap cannot be seen says so.
+        for w in targets.iter().filter_map(|t| t.allocator.warning.clone()) {
+            state.side(Meta::Warning { text: w });
+        }
         Ok(Self {
             alive: targets.iter().map(|t| t.pid).collect(),
-            libc_of: targets.iter().map(|t| (t.pid, t.libc.clone())).collect(),
+            libc_of: targets
+                .iter()
+                .map(|t| (t.pid, (t.allocator.clone(), t.allocator_info.clone())))
+                .collect(),
             tracer,
             reader,
             state,
@@ -259,7 +270,8 @@ impl<'a> LiveRun<'a> {
     fn on_exiting(&mut self, pid: u32) {
         self.drain(DRAIN_ALL);
         if let Ok(maps) = ProcMaps::read(pid) {
-            if let Some(libc) = self.libc_of.get(&pid) {
+            let probed = self.libc_of.get(&pid).and_then(|a| a.0.objects.first());
+            if let Some(libc) = probed.map(|o| &o.path) {
                 if !maps_contain(&maps, libc) {
                     self.state.side(Meta::Warning { text: format!(
                         "pid {pid} does not map {} (probes were attached there): its heap was not traced",
@@ -286,8 +298,8 @@ impl<'a> LiveRun<'a> {
             return;
         };
         let baseline = Baseline::read(child, false);
-        match self.tracer.add_target(child, &libc) {
-            Ok(()) => {
+        match self.tracer.add_target(child, &libc.0) {
+            Ok(_) => {
                 let comm = self
                     .state
                     .info
@@ -300,6 +312,7 @@ impl<'a> LiveRun<'a> {
                         comm,
                         fds: baseline.fds,
                         threads: baseline.threads,
+                        allocator: Some(Box::new(libc.1.clone())),
                     },
                 });
                 self.libc_of.insert(child, libc);
@@ -311,29 +324,30 @@ impl<'a> LiveRun<'a> {
         }
     }
 
-    /// A target executed a new program: its libc may be another file. Stopped right after
-    /// exec, the loader has not mapped libc yet, so the program's interpreter tells.
+    /// A target executed a new program: its allocator may be another. Stopped right after
+    /// exec, the loader has mapped nothing yet: the libraries the program needs tell.
     fn on_execed(&mut self, pid: u32) {
         self.drain(DRAIN_ALL);
-        let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-        let warning = match crate::target::elf_interpreter(&exe) {
-            Ok(None) => Some(format!(
-                "pid {pid} executed a statically linked program: its heap is not traced"
-            )),
-            Ok(Some(interp)) if crate::bpf::probes::is_libc_path(&interp) => {
-                let libc = crate::bpf::probes::root_path(pid, &interp);
-                let mut warning = None;
-                if self.libc_of.get(&pid) != Some(&libc) {
-                    if let Err(e) = self.tracer.add_target(pid, &libc) {
-                        warning = Some(format!("pid {pid} after exec: {e:#}"));
+        let warning = match self.libc_of.get(&pid).map(|a| a.0.choice.clone()) {
+            Some(choice) => {
+                let alloc = binding::after_exec(pid, &choice);
+                let mut warning = alloc.warning.clone();
+                if self.libc_of.get(&pid).map(|a| &a.0.objects) != Some(&alloc.objects) {
+                    match self.tracer.add_target(pid, &alloc) {
+                        Ok(functions) => {
+                            let info = alloc.info(functions);
+                            self.state.side(Meta::Allocator {
+                                pid,
+                                allocator: Box::new(info.clone()),
+                            });
+                            self.libc_of.insert(pid, (alloc, info));
+                        }
+                        Err(e) => warning = Some(format!("pid {pid} after exec: {e:#}")),
                     }
-                    self.libc_of.insert(pid, libc);
                 }
                 warning
             }
-            // glibc programs use the libc already probed.
-            Ok(Some(_)) => None,
-            Err(e) => Some(format!("pid {pid} after exec: {e:#}")),
+            None => None,
         };
         if let Some(text) = warning {
             self.state.side(Meta::Warning { text });

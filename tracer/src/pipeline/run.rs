@@ -1,7 +1,7 @@
 //! What a live run takes and gives: its configuration, the processes it starts with, the
 //! recording it makes, the ends it listens to and writes to, and its outcome.
 
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::{io::Write, time::Duration};
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -39,13 +39,14 @@ pub enum End {
 }
 
 /// One traced process as the live run knows it: what it had before tracing began, and the
-/// libc its probes are attached to.
+/// allocator its probes are attached to.
 #[derive(Clone, Debug)]
 pub struct TracedProcess {
     pub pid: u32,
     pub comm: String,
-    /// The libc the probes were attached to.
-    pub libc: PathBuf,
+    /// The allocator probed, and what the probes found there.
+    pub allocator: crate::bpf::binding::Allocator,
+    pub allocator_info: crate::report::AllocatorInfo,
     /// What was open and running before tracing began.
     pub baseline: Baseline,
 }

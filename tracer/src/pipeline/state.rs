@@ -152,6 +152,7 @@ impl State {
                 t.pid,
                 ProcessStatus {
                     comm: t.comm.clone(),
+                    allocator: t.allocator.as_deref().cloned(),
                     ..ProcessStatus::default()
                 },
             );
@@ -291,6 +292,11 @@ impl State {
                 }
             }
             Meta::Warning { text } => self.warnings.push(one_line(&text)),
+            Meta::Allocator { pid, allocator } => {
+                if let Some(i) = self.info.get_mut(&pid) {
+                    i.allocator = Some(*allocator);
+                }
+            }
             Meta::NewTarget { target } => self.start(&[target]),
             Meta::Rss { pid, rss_bytes } => {
                 if let Some(i) = self.info.get_mut(&pid) {

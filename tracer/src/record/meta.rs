@@ -24,6 +24,9 @@ pub struct ProcessBaseline {
     pub fds: Vec<(i32, String, Option<String>)>,
     /// Threads (tid, name) alive before tracing began.
     pub threads: Vec<(u32, String)>,
+    /// The allocator probed (absent in recordings made before tracer named it).
+    #[serde(default)]
+    pub allocator: Option<Box<crate::report::AllocatorInfo>>,
 }
 
 /// Metadata records. Variants are only ever added (the format version covers meaning changes).
@@ -70,6 +73,11 @@ pub enum Meta {
     },
     /// Symbols of every address the final report used, for symbolizing on another host.
     Symbols { symbols: Symbols },
+    /// A target's allocator changed (it executed another program).
+    Allocator {
+        pid: u32,
+        allocator: Box<crate::report::AllocatorInfo>,
+    },
     /// Last record: the run's end.
     End {
         mono_ns: u64,

@@ -136,6 +136,11 @@ impl Symbolizer {
             return frame;
         };
         frame.module = entry.path.clone().or_else(|| entry.name.clone());
+        if !entry.exec {
+            // Not code: a symbol there would be a variable's (`_PyRuntime`), never a caller.
+            self.unknown_frames += 1;
+            return frame;
+        }
         let Some(key) = maps.file_offset(lookup) else {
             self.unknown_frames += 1;
             return frame;
@@ -286,5 +291,53 @@ mod tests {
         assert_eq!(f.module.as_deref(), Some(exe.as_str()));
         assert_eq!(sym.unknown_frames, 1);
         assert_eq!(sym.mismatched.get(&exe), Some(&"00".repeat(20)));
+    }
+}
+
+#[cfg(test)]
+mod libc_tests {
+    use super::*;
+
+    /// Where a separate debug file for the ELF file at `path` is installed by build id.
+    fn debug_file_by_build_id(path: &str) -> Option<String> {
+        let id = maps::build_id(path)?;
+        let file = format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..]);
+        std::path::Path::new(&file).exists().then_some(file)
+    }
+
+    #[test]
+    fn libc_frames_are_named_with_lines_from_its_debug_file() {
+        let pid = std::process::id();
+        let maps = ProcMaps::read(pid).expect("own maps");
+        let addr = libc::getpid as *const () as u64;
+        let libc_path = maps
+            .find(addr)
+            .and_then(|e| e.path.clone())
+            .expect("getpid is in a file mapping");
+        let mut sym = Symbolizer::new();
+        sym.set_maps(pid, maps);
+        let f = sym.resolve(pid, addr, false);
+        // The exported name (.dynsym) at least.
+        assert!(
+            f.function.as_deref().is_some_and(|n| n.contains("getpid")),
+            "{f:?}"
+        );
+        // libc6-dbg (scripts/setup.sh installs it): its compressed DWARF gives the line.
+        if debug_file_by_build_id(&libc_path).is_some() {
+            assert!(f.file.is_some() && f.line.is_some(), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn an_address_outside_code_names_nothing() {
+        static DATA: u64 = 7;
+        let pid = std::process::id();
+        let maps = ProcMaps::read(pid).expect("own maps");
+        let addr = &DATA as *const u64 as u64;
+        let mut sym = Symbolizer::new();
+        sym.set_maps(pid, maps);
+        let f = sym.resolve(pid, addr, false);
+        assert_eq!(f.function, None, "{f:?}");
+        assert_eq!(std::hint::black_box(DATA), 7);
     }
 }

@@ -46,6 +46,7 @@ pub fn target(pid: u32, comm: &str) -> ProcessReport {
         comm: comm.into(),
         exited: false,
         exit_status: None,
+        allocator: None,
         heap: HeapTotals::default(),
         mappings: MapTotals::default(),
         fds: FdReport {

@@ -56,19 +56,22 @@ fn unprivileged_user_is_told_to_use_root() {
     );
 }
 
-/// Compiles a statically linked program that waits on stdin.
-fn static_program(dir: &TempDir) -> String {
+/// Compiles a statically linked program that leaks `malloc(4321)` and then waits on stdin
+/// (with `stripped`, without any symbol table).
+fn static_program(dir: &TempDir, stripped: bool) -> String {
     let src = dir.file("static.c");
     std::fs::write(
         &src,
-        "#include <unistd.h>\nint main(void) { char c; return read(0, &c, 1) < 0; }\n",
+        "#include <stdlib.h>\n#include <unistd.h>\nvoid *volatile kept;\n\
+         int main(void) { char c; kept = malloc(4321); return read(0, &c, 1) < 0; }\n",
     )
     .expect("write source");
     let exe = dir.file("static_prog");
     let status = Command::new("cc")
-        .args(["-static", "-O1", "-o"])
+        .args(["-static", "-O1", "-fno-builtin", "-o"])
         .arg(&exe)
         .arg(&src)
+        .args(stripped.then_some("-s"))
         .status()
         .expect("run cc");
     assert!(
@@ -79,21 +82,50 @@ fn static_program(dir: &TempDir) -> String {
 }
 
 #[test]
-fn a_statically_linked_command_is_refused_before_it_runs() {
+fn a_statically_linked_command_is_traced_in_its_own_malloc() {
     require_root();
     let dir = TempDir::new("static");
-    let exe = static_program(&dir);
-    let (code, stderr) = run(Command::new(TRACER).args(["--", &exe]));
-    assert_eq!(code, 2, "{stderr}");
-    let line = one_error_line(&stderr);
-    assert!(line.contains("statically linked"), "{line}");
+    let exe = static_program(&dir, false);
+    let (_, doc) = trace_json(&["--", &exe], Duration::from_secs(60));
+    let t = only_target(&doc);
+    assert!(
+        t["allocator"]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("glibc")),
+        "{:#}",
+        t["allocator"]
+    );
+    assert_eq!(t["allocator"]["module"].as_str(), Some(exe.as_str()));
+    let l = leaks(t, "heap");
+    assert!(
+        l.iter()
+            .any(|l| u(&l["bytes"]) == 4321 && first_function(l) == Some("main")),
+        "{l:#?}"
+    );
 }
 
 #[test]
-fn a_statically_linked_process_is_refused_by_pid() {
+fn a_static_program_without_symbols_is_traced_with_a_warning_that_its_heap_is_not() {
     require_root();
     let dir = TempDir::new("static-pid");
-    let exe = static_program(&dir);
+    let exe = static_program(&dir, true);
+    let (_, doc) = trace_json(&["--", &exe], Duration::from_secs(60));
+    let t = only_target(&doc);
+    assert_eq!(t["allocator"]["functions"], serde_json::json!([]), "{t:#}");
+    let warned = |v: &serde_json::Value| {
+        v.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|w| w.as_str().is_some_and(|w| w.contains("heap is not traced")))
+        })
+    };
+    assert!(
+        warned(&doc["health"]["attach_failures"]),
+        "{:#}",
+        doc["health"]
+    );
+    assert_eq!(u(&t["heap"]["total_allocs"]), 0);
+
+    // By pid: the same warning, in the text report too.
     let target = Guard(
         Command::new(&exe)
             .stdin(Stdio::piped())
@@ -101,10 +133,14 @@ fn a_statically_linked_process_is_refused_by_pid() {
             .expect("spawn static program"),
     );
     std::thread::sleep(Duration::from_millis(100));
-    let (code, stderr) = run(Command::new(TRACER).args(["--pid", &target.pid().to_string()]));
-    assert_eq!(code, 2, "{stderr}");
-    let line = one_error_line(&stderr);
-    assert!(line.contains("no dynamic libc"), "{line}");
+    let pid = target.pid().to_string();
+    let out = tracer_ok(
+        &["--no-tui", "--duration", "1s", "--pid", &pid],
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("heap is not traced"), "{text}");
+    assert!(text.contains("allocator: none"), "{text}");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! They need root (CI and these machines run as root) and fail, never skip, without it. Run
 //! them serially: `cargo test -p tracer --test e2e -- --test-threads=1`.
 
+mod allocators;
 mod errors;
 mod fds;
 mod follow;
@@ -16,6 +17,7 @@ mod live;
 mod mmap;
 mod oracle;
 mod record;
+mod redis;
 mod ring;
 mod tui;
 mod unwind;

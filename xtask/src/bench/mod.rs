@@ -15,6 +15,7 @@
 //!
 //! Results go to `bench/results.md` (overwritten) and stdout.
 
+mod allocators;
 mod floor;
 mod recording;
 mod report;
@@ -159,7 +160,18 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
         }
         check_floor(&samples, untraced)?;
     }
+    let others = allocators::run(&bench, args.repeat, &mut drops)?;
     let page = page(args, &bench, &samples, drops);
+    let summary = |c: Config| {
+        samples
+            .iter()
+            .find(|(s, _)| *s == c)
+            .and_then(|(_, v)| Summary::of(v))
+    };
+    let others = allocators::markdown(
+        (summary(Config::Untraced), summary(Config::Tracer)),
+        &others,
+    );
     let mut runs = Vec::new();
     for pairs in [args.iterations, 4 * args.iterations] {
         let r = recording::run(&bench.tracer, &bench.churn, pairs, scratch)
@@ -173,6 +185,7 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
     let deep = stacks::run(&bench.tracer, args.iterations, args.repeat, scratch)
         .context("the stack-walking benchmark")?;
     let mut markdown = page.markdown();
+    markdown.push_str(&others);
     markdown.push_str(&recording::markdown(&runs, &page.command));
     markdown.push_str(&stacks::markdown(&deep));
     let output = util::workspace_root().join(&args.output);

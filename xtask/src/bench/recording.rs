@@ -104,13 +104,17 @@ pub fn run(tracer: &Path, churn: &Path, pairs: u64, dir: &Path) -> anyhow::Resul
     let file_bytes = std::fs::metadata(&file)
         .with_context(|| format!("stat {}", file.display()))?
         .len();
-    let (report, _, _) = measure(Command::new(tracer).arg("report").arg(&file).args([
-        "--format",
-        "json",
-        "-o",
-        "/dev/null",
-    ]))?;
+    // A regular file: tracer refuses to write a report to a device.
+    let json = file.with_extension("json");
+    let (report, _, _) = measure(
+        Command::new(tracer)
+            .arg("report")
+            .arg(&file)
+            .args(["--format", "json", "-o"])
+            .arg(&json),
+    )?;
     let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&json);
     Ok(RecordRun {
         pairs,
         events,

@@ -114,6 +114,18 @@ fn run_line(app: &App, live: &ReportFrame) -> Vec<Span<'static>> {
                 theme::title()
             },
         ));
+        // Which allocator its heap is seen in, or that it is not seen at all.
+        match &t.allocator {
+            Some(a) if a.functions.is_empty() => top.push(Span::styled(
+                " heap not traced (see warnings) ",
+                theme::alarm(),
+            )),
+            Some(a) => {
+                top.push(Span::styled(" heap in ", theme::label()));
+                top.push(Span::styled(a.name.clone(), theme::value()));
+            }
+            None => {}
+        }
     }
     if targets.len() > 1 {
         top.push(Span::styled(

@@ -224,3 +224,22 @@ fn a_replay_at_its_end_names_the_recording_and_its_snapshots() {
 fn a_replay_before_its_end_says_when() {
     insta::assert_snapshot!(render(&replay(false), 80, 24));
 }
+
+#[test]
+fn the_header_names_the_allocator_or_says_the_heap_is_not_traced() {
+    let with = |functions: Vec<String>| {
+        let mut t = fixtures::target(4242, "demo");
+        t.allocator = Some(crate::report::AllocatorInfo {
+            name: "jemalloc".into(),
+            module: Some("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2".into()),
+            functions,
+        });
+        let mut app = App::new();
+        app.on_report(fixtures::live(vec![t], 1, 0));
+        render(&app, 100, 24)
+    };
+    let seen = with(vec!["malloc".into(), "free".into()]);
+    assert!(seen.contains("heap in jemalloc"), "{seen}");
+    let blind = with(Vec::new());
+    assert!(blind.contains("heap not traced"), "{blind}");
+}

@@ -1,0 +1,264 @@
+//! C++ operator new/delete and the allocators a process binds to: glibc with libstdc++,
+//! jemalloc, tcmalloc and mimalloc (programs linked with each), with exact counts per call site
+//! and the program's own function as the first frame.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tracer_workloads::{expect, linked, symbol, ALLOCATORS, ALLOC_STD, CXX_NEW, JEMALLOC_API};
+
+use crate::harness::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// (allocs, frees, live blocks, live bytes) summed over the hotspots whose first frame is
+/// `function`.
+fn site_totals(t: &Value, function: &str) -> (u64, u64, u64, u64) {
+    t["hotspots"]
+        .as_array()
+        .expect("hotspots")
+        .iter()
+        .filter(|h| first_function(h) == Some(function))
+        .fold((0, 0, 0, 0), |(a, f, lb, lby), h| {
+            (
+                a + u(&h["allocs"]),
+                f + u(&h["frees"]),
+                lb + u(&h["live_blocks"]),
+                lby + u(&h["live_bytes"]),
+            )
+        })
+}
+
+/// Traces `program` to its end and checks what every report says of its allocator.
+fn trace(program: &str, allocator: &str) -> Value {
+    let (_, doc) = trace_json(&["--top", "1000", "--", &workload(program)], LIMIT);
+    assert_eq!(u(&doc["health"]["dropped"]), 0, "{:#}", doc["health"]);
+    let t = only_target(&doc).clone();
+    assert_eq!(t["exited"], true);
+    let a = &t["allocator"];
+    assert!(
+        a["name"].as_str().is_some_and(|n| n.starts_with(allocator)),
+        "{program}: allocator {a:#}"
+    );
+    assert!(
+        a["functions"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|s| s == "malloc") && f.iter().any(|s| s == "free")),
+        "{a:#}"
+    );
+    assert_eq!(
+        u(&t["heap"]["unknown_frees"]),
+        0,
+        "{program}: {:#}",
+        t["heap"]
+    );
+    t
+}
+
+/// Every leak of `cxx_new`, from the function that wrote `new`, and its churn exactly.
+fn check_cxx(program: &str, allocator: &str) {
+    let t = trace(program, allocator);
+    let functions = &t["allocator"]["functions"];
+    for f in ["_Znwm", "_ZdlPvm", "_ZnamSt11align_val_t"] {
+        assert!(
+            functions
+                .as_array()
+                .is_some_and(|a| a.iter().any(|s| s == f)),
+            "{program}: {f} probed: {functions:#}"
+        );
+    }
+    let want = [
+        (symbol::LEAK_NEW, expect::CXX_NEW_SIZE),
+        (symbol::LEAK_NEW_ARRAY, expect::CXX_NEW_ARRAY_SIZE),
+        (symbol::LEAK_NEW_NOTHROW, expect::CXX_NEW_NOTHROW_SIZE),
+        (symbol::LEAK_NEW_ALIGNED, expect::CXX_NEW_ALIGNED_SIZE),
+        (
+            symbol::LEAK_NEW_ALIGNED_ARRAY,
+            expect::CXX_NEW_ALIGNED_ARRAY_SIZE,
+        ),
+        (
+            symbol::LEAK_NEW_NOTHROW_ARRAY,
+            expect::CXX_NEW_NOTHROW_ARRAY_SIZE,
+        ),
+    ];
+    let heap_leaks = leaks(&t, "heap");
+    for (function, size) in want {
+        let found: Vec<_> = heap_leaks
+            .iter()
+            .filter(|l| first_function(l) == Some(function))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{program}: one leak from {function}: {heap_leaks:#?}"
+        );
+        assert_eq!(u(&found[0]["count"]), 1, "{program} {function}");
+        assert_eq!(u(&found[0]["bytes"]), size, "{program} {function}");
+        assert_eq!(found[0]["stack"][1]["function"], "main", "{:#}", found[0]);
+        assert_eq!(
+            site_totals(&t, function),
+            (1, 0, 1, size),
+            "{program} {function}"
+        );
+    }
+    let pairs = expect::CXX_CHURN_ROUNDS * expect::CXX_CHURN_PAIRS;
+    assert_eq!(
+        site_totals(&t, symbol::CHURN_CXX),
+        (pairs, pairs, 0, 0),
+        "{program}: churn_cxx"
+    );
+    // No allocation is attributed to the allocator's own code.
+    for h in t["hotspots"].as_array().expect("hotspots") {
+        let f = first_function(h).unwrap_or("");
+        assert!(
+            !f.starts_with("operator new") && f != "malloc",
+            "{program}: first frame inside the allocator: {h:#}"
+        );
+    }
+}
+
+/// `alloc_std`: its seven leaks and its churn exactly.
+fn check_std(program: &str, allocator: &str) {
+    let t = trace(program, allocator);
+    let want = [
+        (symbol::LEAK_MALLOC, expect::LEAK_MALLOC_SIZE),
+        (symbol::LEAK_CALLOC, expect::LEAK_CALLOC_SIZE),
+        (symbol::LEAK_REALLOC, expect::LEAK_REALLOC_SIZE),
+        (
+            symbol::LEAK_POSIX_MEMALIGN,
+            expect::LEAK_POSIX_MEMALIGN_SIZE,
+        ),
+        (symbol::LEAK_ALIGNED_ALLOC, expect::LEAK_ALIGNED_ALLOC_SIZE),
+        (symbol::LEAK_MEMALIGN, expect::LEAK_MEMALIGN_SIZE),
+        (symbol::LEAK_VALLOC, expect::LEAK_VALLOC_SIZE),
+    ];
+    let heap_leaks = leaks(&t, "heap");
+    let mut bytes = 0;
+    for (function, size) in want {
+        let found: Vec<_> = heap_leaks
+            .iter()
+            .filter(|l| first_function(l) == Some(function))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{program}: one leak from {function}: {heap_leaks:#?}"
+        );
+        assert_eq!(u(&found[0]["bytes"]), size, "{program} {function}");
+        bytes += size;
+    }
+    assert_eq!(bytes, expect::ALLOC_STD_LEAKED_BYTES);
+    // realloc_seed's block is freed by the realloc.
+    assert_eq!(
+        site_totals(&t, symbol::REALLOC_SEED),
+        (1, 1, 0, 0),
+        "{program}"
+    );
+    assert_eq!(
+        site_totals(&t, symbol::CHURN_STD),
+        (7, 7, 0, 0),
+        "{program}"
+    );
+}
+
+#[test]
+fn cxx_new_and_delete_on_libstdcxx_count_from_the_code_that_wrote_new() {
+    require_root();
+    check_cxx(CXX_NEW, "glibc + libstdc++");
+}
+
+#[test]
+fn the_seven_standard_entry_points_on_glibc() {
+    require_root();
+    check_std(ALLOC_STD, "glibc");
+}
+
+#[test]
+fn programs_linked_with_jemalloc_tcmalloc_or_mimalloc_are_traced_in_it() {
+    require_root();
+    for allocator in ALLOCATORS {
+        check_std(&linked(ALLOC_STD, allocator), allocator);
+        check_cxx(&linked(CXX_NEW, allocator), allocator);
+    }
+}
+
+#[test]
+fn jemalloc_s_own_api_counts_like_malloc_and_free() {
+    require_root();
+    let t = trace(JEMALLOC_API, "jemalloc");
+    let functions = &t["allocator"]["functions"];
+    for f in ["mallocx", "rallocx", "sdallocx", "dallocx"] {
+        assert!(
+            functions
+                .as_array()
+                .is_some_and(|a| a.iter().any(|s| s == f)),
+            "{f} probed: {functions:#}"
+        );
+    }
+    // Zeroing and alignment flags do not change the size counted.
+    let mallocx = expect::JE_MALLOCX_SIZE;
+    assert_eq!(site_totals(&t, symbol::LEAK_MALLOCX), (1, 0, 1, mallocx));
+    // rallocx frees its block and allocates the new one.
+    assert_eq!(site_totals(&t, symbol::RALLOCX_SEED), (1, 1, 0, 0));
+    let rallocx = expect::JE_RALLOCX_SIZE;
+    assert_eq!(site_totals(&t, symbol::LEAK_RALLOCX), (1, 0, 1, rallocx));
+    // sdallocx and dallocx free like free.
+    assert_eq!(site_totals(&t, symbol::CHURN_X), (3, 3, 0, 0));
+}
+
+/// Builds the Rust workload with mimalloc as its static global allocator; returns its path.
+fn build_rust_mimalloc() -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "rust-mimalloc"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .expect("run cargo build -p rust-mimalloc");
+    assert!(status.success(), "cargo build -p rust-mimalloc failed");
+    let exe = std::env::current_exe().expect("test binary");
+    // target/release/deps/e2e-… → target/release/rust-mimalloc
+    let release = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/release");
+    release.join("rust-mimalloc").display().to_string()
+}
+
+#[test]
+fn a_rust_release_binary_with_a_static_mimalloc_is_traced_in_it() {
+    require_root();
+    let exe = build_rust_mimalloc();
+    let (_, doc) = trace_json(&["--top", "1000", "--", &exe], LIMIT);
+    assert_eq!(u(&doc["health"]["dropped"]), 0, "{:#}", doc["health"]);
+    let t = only_target(&doc);
+    let a = &t["allocator"];
+    assert!(
+        a["name"]
+            .as_str()
+            .is_some_and(|n| n.contains("mimalloc (static)")),
+        "{a:#}"
+    );
+    assert!(
+        a["functions"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|s| s == "mi_malloc_aligned")),
+        "{a:#}"
+    );
+    assert_eq!(u(&t["heap"]["unknown_frees"]), 0, "{:#}", t["heap"]);
+    // rust_leak's block (the crate's LEAK_SIZE), and rust_churn's 100 blocks of 3333 bytes,
+    // all freed.
+    let heap_leaks = leaks(t, "heap");
+    assert!(
+        heap_leaks.iter().any(|l| u(&l["bytes"]) == 40_961),
+        "{heap_leaks:#?}"
+    );
+    let churn = t["hotspots"]
+        .as_array()
+        .expect("hotspots")
+        .iter()
+        .filter(|h| u(&h["bytes"]) == u(&h["allocs"]) * 3_333)
+        .fold((0, 0), |(a, f), h| {
+            (a + u(&h["allocs"]), f + u(&h["frees"]))
+        });
+    assert_eq!(churn, (100, 100), "{:#}", t["hotspots"]);
+}
