@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use tracer_common::kind::AllocFunc;
 
+use super::growth::Series;
 use crate::event::{Alloc, CallSite};
 
 /// A live block.
@@ -68,6 +69,10 @@ pub struct Heap {
     /// (seen as its own event, just before the realloc record), which must not be counted
     /// twice.
     last_free: HashMap<u32, u64>,
+    /// Live bytes of each call site over time.
+    pub growth: HashMap<CallSite, Series>,
+    /// Timestamp of the event being applied.
+    ts_ns: u64,
 }
 
 impl Default for Heap {
@@ -78,12 +83,15 @@ impl Default for Heap {
             sites: HashMap::new(),
             totals: HeapTotals::default(),
             last_free: HashMap::new(),
+            growth: HashMap::new(),
+            ts_ns: 0,
         }
     }
 }
 
 impl Heap {
     pub fn apply_alloc(&mut self, a: &Alloc, tid: u32, ts_ns: u64) {
+        self.ts_ns = ts_ns;
         let resizes = matches!(a.func, AllocFunc::Realloc | AllocFunc::Reallocarray);
         // Only a free right before this call's record, with no allocation of the thread in
         // between, can have been made inside it.
@@ -138,6 +146,23 @@ impl Heap {
         s.bytes = s.bytes.saturating_add(size);
         s.live_blocks += 1;
         s.live_bytes = s.live_bytes.saturating_add(size);
+        let live = s.live_bytes;
+        self.track(a.site, live);
+    }
+
+    /// Notes the live bytes of `site` at the current event.
+    fn track(&mut self, site: CallSite, live_bytes: u64) {
+        let ts = self.ts_ns;
+        self.growth
+            .entry(site)
+            .and_modify(|g| g.note(ts, live_bytes))
+            .or_insert_with(|| Series::new(ts, live_bytes));
+    }
+
+    /// A free at `ts_ns` (see [`Heap::free`]).
+    pub fn free_at(&mut self, ptr: u64, tid: u32, ts_ns: u64) {
+        self.ts_ns = ts_ns;
+        self.free(ptr, tid);
     }
 
     /// A free (or the free half of a realloc) by thread `tid`.
@@ -167,6 +192,7 @@ impl Heap {
         self.totals.live_blocks = 0;
         self.totals.live_bytes = 0;
         self.last_free.clear();
+        self.growth.clear();
     }
 
     /// Forgets the per-thread state of an exited thread.
@@ -182,6 +208,8 @@ impl Heap {
         if let Some(s) = self.sites.get_mut(&block.site) {
             s.live_blocks = s.live_blocks.saturating_sub(1);
             s.live_bytes = s.live_bytes.saturating_sub(block.size);
+            let live = s.live_bytes;
+            self.track(block.site, live);
         }
     }
 }

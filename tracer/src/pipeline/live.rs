@@ -96,6 +96,8 @@ pub struct LiveRun<'a> {
     libc_of: HashMap<u32, PathBuf>,
     leak_age_ns: u64,
     started: Instant,
+    /// What the last periodic text line said about each target.
+    interval_seen: export::interval::Previous,
 }
 
 /// Runs until every target has exited, the duration elapses, Ctrl-C / SIGTERM, or the viewer
@@ -175,6 +177,7 @@ impl<'a> LiveRun<'a> {
             record: settings,
             leak_age_ns,
             started,
+            interval_seen: Default::default(),
         })
     }
 
@@ -363,7 +366,18 @@ impl<'a> LiveRun<'a> {
         );
         match self.viewer {
             Some(v) => v.publish(rep, self.started, false),
-            None => export::text::write(&rep, out)?,
+            None => {
+                let unix_secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                export::interval::write(
+                    &rep,
+                    self.started.elapsed(),
+                    unix_secs,
+                    &mut self.interval_seen,
+                    out,
+                )?;
+            }
         }
         Ok(())
     }

@@ -231,6 +231,7 @@ impl Widget for Leaks<'_> {
                 let mut cells = Vec::new();
                 if wide {
                     cells.push(Cell::from(kind_name(l.kind)));
+                    cells.push(Cell::from(l.reason.name()));
                 }
                 cells.push(Cell::from(l.count.to_string()));
                 cells.push(Cell::from(leak_size(l)));
@@ -253,8 +254,17 @@ impl Widget for Leaks<'_> {
         });
         let (header, widths) = if wide {
             (
-                vec!["kind", "count", "bytes", "oldest", "growth", "call site"],
                 vec![
+                    "kind",
+                    "why",
+                    "count",
+                    "bytes",
+                    "oldest",
+                    "growth",
+                    "call site",
+                ],
+                vec![
+                    Constraint::Length(6),
                     Constraint::Length(6),
                     Constraint::Length(7),
                     Constraint::Length(10),
