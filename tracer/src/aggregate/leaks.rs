@@ -60,11 +60,25 @@ fn growing_heap_sites(p: &Proc, now_ns: u64) -> HashMap<Site, Fit> {
 
 type Key = (LeakKind, Site, Option<String>);
 
+/// Return addresses of the calls that created threads (pthread_create's caller): an anonymous
+/// mapping made from the same call is that thread's stack (glibc maps it inside
+/// pthread_create), shown with the thread rather than as a mapping leak.
+fn thread_creators(p: &Proc) -> std::collections::HashSet<u64> {
+    p.tasks
+        .threads
+        .values()
+        .filter_map(|t| t.site.map(|s| s.caller))
+        .collect()
+}
+
 /// What `p` holds that is older than the leak age (everything, once it exited), and all that
 /// is live at a heap site growing steadily; grouped by kind, call site and label.
 pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
     let old_enough = |ts: u64| p.exited || now_ns.saturating_sub(ts) >= leak_age_ns;
     let growing = growing_heap_sites(p, now_ns);
+    let creators = thread_creators(p);
+    // Stack bytes by the creating call.
+    let mut stacks: HashMap<u64, u64> = HashMap::new();
     let mut acc: HashMap<Key, LeakAcc> = HashMap::new();
     for b in p.heap.live.values() {
         let site = Site::Call(b.site);
@@ -75,7 +89,12 @@ pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
         }
     }
     for (start, r) in &p.maps.regions {
-        if r.origin == Origin::Program && r.anonymous && old_enough(r.ts_ns) {
+        if r.origin != Origin::Program || !r.anonymous {
+            continue;
+        }
+        if creators.contains(&r.site.caller) {
+            *stacks.entry(r.site.caller).or_default() += r.end - start;
+        } else if old_enough(r.ts_ns) {
             acc.entry((LeakKind::Mmap, Site::Call(r.site), None))
                 .or_default()
                 .add(r.end - start, r.ts_ns);
@@ -97,6 +116,12 @@ pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
                 .or_default()
                 .add(0, t.ts_ns)
                 .note(Some(&t.name));
+        }
+    }
+    // Each thread leak carries the stacks mapped by its creating call (once per call site).
+    for ((kind, Site::Call(site), _), a) in acc.iter_mut() {
+        if *kind == LeakKind::Thread {
+            a.bytes = stacks.remove(&site.caller).unwrap_or(0);
         }
     }
     let mut leaks: Vec<Leak> = acc

@@ -154,6 +154,8 @@ fn leaks(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
             let size = match l.kind {
                 LeakKind::Heap | LeakKind::Mmap => human_bytes(l.bytes),
                 LeakKind::Fd => l.fd_kind.clone().unwrap_or_default(),
+                // The stacks mapped by the creating call.
+                LeakKind::Thread if l.bytes > 0 => human_bytes(l.bytes),
                 LeakKind::Thread => String::new(),
             };
             writeln!(

@@ -76,6 +76,33 @@ fn top_limits_leaks_per_kind_and_says_how_many_there_are() {
 }
 
 #[test]
+fn a_thread_stack_shows_with_its_thread_not_as_a_mapping_leak() {
+    require_root();
+    let (_, doc) = trace_json(&["--", &workload(DEMO), "1"], LIMIT);
+    let t = only_target(&doc);
+    let threads = leaks(t, "thread");
+    assert_eq!(threads.len(), 1, "{:#}", t["leaks"]);
+    let worker = threads[0];
+    assert_eq!(first_function(worker), Some(symbol::START_WORKER));
+    assert_eq!(worker["detail"][0], "demo-worker");
+    // glibc maps the stack with the default size, RLIMIT_STACK, plus a guard page.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut lim) }, 0);
+    assert_eq!(u(&worker["bytes"]), lim.rlim_cur + 4096, "{worker:#}");
+    assert!(
+        leaks(t, "mmap")
+            .iter()
+            .all(|l| first_function(l) != Some(symbol::START_WORKER)),
+        "{:#}",
+        t["leaks"]
+    );
+}
+
+#[test]
 fn a_site_growing_steadily_is_a_leak_suspect_long_before_the_leak_age() {
     require_root();
     // Default --leak-age (30 s): nothing is old enough in 4 s.

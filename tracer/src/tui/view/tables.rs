@@ -201,12 +201,13 @@ pub fn kind_name(kind: LeakKind) -> &'static str {
     }
 }
 
-/// The size column of a leak: bytes for heap and mappings, the fd kind for fds ("-" for
-/// threads, which have no size).
+/// The size column of a leak: bytes for heap and mappings, the fd kind for fds, the stacks
+/// mapped for threads ("-" when none was seen).
 pub fn leak_size(l: &LeakReport) -> String {
     match l.kind {
         LeakKind::Heap | LeakKind::Mmap => human_bytes(l.bytes),
         LeakKind::Fd => l.fd_kind.clone().unwrap_or_else(|| "-".into()),
+        LeakKind::Thread if l.bytes > 0 => human_bytes(l.bytes),
         LeakKind::Thread => "-".into(),
     }
 }
