@@ -130,7 +130,7 @@ impl<'a> LiveRun<'a> {
                 Some(r.recorder),
                 RecordSettings {
                     snapshot_interval: r.snapshot_interval,
-                    progress: r.progress,
+                    progress: r.progress && !shares_terminal(&targets),
                     stop_on_failure: r.stop_on_failure,
                 },
             ),
@@ -500,4 +500,19 @@ fn refresh_rss(info: &mut HashMap<u32, ProcessStatus>, alive: &HashSet<u32>) {
             None
         };
     }
+}
+
+/// Whether a target writes to the terminal the progress line is on; then it is left out, so
+/// the two never run into each other, and a line says why.
+fn shares_terminal(targets: &[TracedProcess]) -> bool {
+    let shared = targets
+        .iter()
+        .any(|t| procfs::writes_to_our_terminal(t.pid));
+    if shared {
+        let _ = writeln!(
+            std::io::stderr(),
+            "recording (no progress line: the target writes to this terminal)"
+        );
+    }
+    shared
 }
