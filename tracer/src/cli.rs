@@ -82,11 +82,12 @@ pub struct TraceArgs {
     #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
 
-    /// An allocation live this long is a leak (everything still live at target exit is).
+    /// An allocation live this long is a leak (everything still live at target exit is; a call
+    /// site whose live bytes grow steadily is reported sooner, as a growth suspect).
     #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
     pub leak_age: Duration,
 
-    /// Hotspots shown per target.
+    /// Hotspots per target, and leaks per kind, listed.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
 
@@ -178,7 +179,7 @@ pub enum Command {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
-        /// Hotspots shown per target (default: as recorded).
+        /// Hotspots per target, and leaks per kind, listed (default: as recorded).
         #[arg(long, value_name = "N")]
         top: Option<usize>,
         /// Write to FILE instead of stdout.

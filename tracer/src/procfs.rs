@@ -11,6 +11,19 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(pages * u64::try_from(page).ok().filter(|p| *p > 0)?)
 }
 
+/// Whether `pid`'s stdout is the terminal tracer's stderr is (its output would run into a
+/// progress line there).
+pub fn writes_to_our_terminal(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(ours) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    if ours.rdev() == 0 {
+        return false;
+    }
+    std::fs::metadata(format!("/proc/{pid}/fd/1")).is_ok_and(|m| m.rdev() == ours.rdev())
+}
+
 /// Fds (fd, kind, path) and threads (tid, name) of a process before tracing began.
 #[derive(Clone, Debug, Default)]
 pub struct Baseline {

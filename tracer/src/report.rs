@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::{
-    aggregate::{FdTotals, HeapTotals, Hotspot, LeakKind, MapTotals, Site, Snapshot, ThreadTotals},
+    aggregate::{
+        growth::Fit, FdTotals, HeapTotals, Hotspot, Leak, LeakKind, LeakReason, MapTotals, Site,
+        Snapshot, ThreadTotals,
+    },
     counters::KernelCounters,
     event::{CallSite, StackRef},
     symbolize::{Frame, Symbolizer},
@@ -91,7 +94,10 @@ pub struct ProcessReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rss_bytes: Option<u64>,
     pub hotspots: Vec<HotspotReport>,
+    /// At most `--top` per kind (all of them in the TUI); `leaks_total` counts every one.
     pub leaks: Vec<LeakReport>,
+    /// Leak entries before `--top` kept the first of each kind.
+    pub leaks_total: u64,
     /// Heap footprint per module (shared object or executable) of the allocating caller,
     /// most live bytes first. Covers every call site, not only the listed hotspots.
     pub modules: Vec<ModuleReport>,
@@ -144,6 +150,11 @@ pub struct HotspotReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct LeakReport {
     pub kind: LeakKind,
+    /// Why it is listed: live past `--leak-age`, live at exit, or its site grows steadily.
+    pub reason: LeakReason,
+    /// The site's steady growth (per second, with its fit quality and window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub growth: Option<Fit>,
     pub count: u64,
     pub bytes: u64,
     pub oldest_age_ms: u64,
@@ -242,8 +253,21 @@ fn ranked(all: &[Hotspot], top: usize, every_sort: bool) -> Vec<&Hotspot> {
     out
 }
 
-/// Builds the report of one snapshot. `top` bounds hotspots per target (leaks are all listed);
-/// `every_sort` adds the leaders by allocations and by live bytes (for the TUI's sort keys).
+/// The first `top` leaks of each kind, in the order given.
+fn first_per_kind(all: &[Leak], top: usize) -> Vec<&Leak> {
+    let mut seen: HashMap<LeakKind, usize> = HashMap::new();
+    all.iter()
+        .filter(|l| {
+            let n = seen.entry(l.kind).or_default();
+            *n += 1;
+            *n <= top
+        })
+        .collect()
+}
+
+/// Builds the report of one snapshot. `top` bounds hotspots per target and leaks per kind;
+/// `every_sort` adds the leaders by allocations and by live bytes and keeps every leak (for
+/// the TUI's sort keys and its Leaks tab).
 pub fn build(
     snap: &Snapshot,
     info: &HashMap<u32, ProcessStatus>,
@@ -307,11 +331,17 @@ fn process_report(
             stack: heap_stack(&h.site, sym),
         })
         .collect();
-    let leaks = p
-        .leaks
-        .iter()
+    let shown = if every_sort {
+        p.leaks.iter().collect()
+    } else {
+        first_per_kind(&p.leaks, top)
+    };
+    let leaks = shown
+        .into_iter()
         .map(|l| LeakReport {
             kind: l.kind,
+            reason: l.reason,
+            growth: l.growth,
             count: l.count,
             bytes: l.bytes,
             oldest_age_ms: l.oldest_age_ns / 1_000_000,
@@ -341,6 +371,7 @@ fn process_report(
         rss_bytes: if p.exited { None } else { ti.rss_bytes },
         hotspots,
         leaks,
+        leaks_total: p.leaks.len() as u64,
         modules,
         code,
     }

@@ -1,4 +1,4 @@
-//! Developer workflows for tracer: `cargo xtask <setup|test|demo|bench|fuzz>`.
+//! Developer workflows for tracer: `cargo xtask <setup|install|test|demo|bench|fuzz>`.
 //!
 //! Every subcommand first runs `scripts/setup.sh` (the one set-up path: toolchain components,
 //! LLVM, bpf-linker) and runs its child cargo commands with `PATH` extended by the LLVM and
@@ -8,6 +8,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod install;
 mod setup;
 mod test;
 mod util;
@@ -28,6 +29,9 @@ struct Cli {
 enum Command {
     /// Install what building tracer needs (scripts/setup.sh).
     Setup(setup::Args),
+    /// Build the release tracer and install it as /usr/local/bin/tracer (or --prefix); does
+    /// nothing when the installed one is identical. Writing there needs root.
+    Install(install::Args),
     /// Every check, in CI order: fmt, clippy (host and BPF), unit tests, release build,
     /// privileged end-to-end tests, smoke run. Needs root for the end-to-end part.
     Test(test::Args),
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Setup(args) => setup::run(&args),
+        Command::Install(args) => install::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use tracer_common::kind::AllocFunc;
 
+use super::growth::Series;
 use crate::event::{Alloc, CallSite};
 
 /// A live block.
@@ -77,6 +78,10 @@ pub struct Heap {
     /// The block each thread last freed through a free-like entry point other than `free`,
     /// until the thread allocates again: the free-likes it calls inside come next.
     outer_free: HashMap<u32, u64>,
+    /// Live bytes of each call site over time.
+    pub growth: HashMap<CallSite, Series>,
+    /// Timestamp of the event being applied.
+    ts_ns: u64,
 }
 
 impl Default for Heap {
@@ -88,6 +93,8 @@ impl Default for Heap {
             totals: HeapTotals::default(),
             last_free: HashMap::new(),
             outer_free: HashMap::new(),
+            growth: HashMap::new(),
+            ts_ns: 0,
         }
     }
 }
@@ -99,6 +106,7 @@ impl Heap {
             AllocFunc::Realloc | AllocFunc::Reallocarray | AllocFunc::Rallocx
         );
         self.outer_free.remove(&tid);
+        self.ts_ns = ts_ns;
         // Only a free right before this call's record, with no allocation of the thread in
         // between, can have been made inside it.
         let last_free = self.last_free.remove(&tid);
@@ -152,6 +160,23 @@ impl Heap {
         s.bytes = s.bytes.saturating_add(size);
         s.live_blocks += 1;
         s.live_bytes = s.live_bytes.saturating_add(size);
+        let live = s.live_bytes;
+        self.track(a.site, live);
+    }
+
+    /// Notes the live bytes of `site` at the current event.
+    fn track(&mut self, site: CallSite, live_bytes: u64) {
+        let ts = self.ts_ns;
+        self.growth
+            .entry(site)
+            .and_modify(|g| g.note(ts, live_bytes))
+            .or_insert_with(|| Series::new(ts, live_bytes));
+    }
+
+    /// A free-like call at `ts_ns` (see [`Heap::free_call`]).
+    pub fn free_at(&mut self, ptr: u64, tid: u32, outer: bool, ts_ns: u64) {
+        self.ts_ns = ts_ns;
+        self.free_call(ptr, tid, outer);
     }
 
     /// A free-like call by thread `tid`: `outer` for one other than `free` itself.
@@ -195,6 +220,7 @@ impl Heap {
         self.totals.live_bytes = 0;
         self.last_free.clear();
         self.outer_free.clear();
+        self.growth.clear();
     }
 
     /// Forgets the per-thread state of an exited thread.
@@ -211,6 +237,8 @@ impl Heap {
         if let Some(s) = self.sites.get_mut(&block.site) {
             s.live_blocks = s.live_blocks.saturating_sub(1);
             s.live_bytes = s.live_bytes.saturating_sub(block.size);
+            let live = s.live_bytes;
+            self.track(block.site, live);
         }
     }
 }

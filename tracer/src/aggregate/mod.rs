@@ -4,7 +4,9 @@
 //! and from the `now_ns` a caller passes to [`Aggregator::snapshot`], both `CLOCK_MONOTONIC`.
 
 pub mod fds;
+pub mod growth;
 pub mod heap;
+mod leaks;
 pub mod maps;
 pub mod tasks;
 
@@ -45,6 +47,30 @@ pub enum LeakKind {
     Thread,
 }
 
+/// Why an entry is in the leak list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeakReason {
+    /// Live or open for at least `--leak-age`.
+    Age,
+    /// Still live or open when the process exited.
+    Exit,
+    /// The site's live amount rose steadily over the observed window (see [`growth`]); the
+    /// entry holds everything live at the site.
+    Growth,
+}
+
+impl LeakReason {
+    /// The word shown for it: `age`, `exit` or `growth`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Age => "age",
+            Self::Exit => "exit",
+            Self::Growth => "growth",
+        }
+    }
+}
+
 /// The call site a leak or hotspot belongs to: the caller and the frames above it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Site {
@@ -57,9 +83,12 @@ pub struct Hotspot {
     pub stats: SiteStats,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Leak {
     pub kind: LeakKind,
+    pub reason: LeakReason,
+    /// The site's growth, when it is rising steadily.
+    pub growth: Option<growth::Fit>,
     pub site: Site,
     pub count: u64,
     pub bytes: u64,
@@ -73,7 +102,7 @@ pub struct Leak {
 /// Distinct paths or names listed per fd or thread leak.
 pub const DETAIL_MAX: usize = 8;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProcSnapshot {
     pub pid: u32,
     pub exited: bool,
@@ -89,7 +118,7 @@ pub struct ProcSnapshot {
     pub leaks: Vec<Leak>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
     pub now_ns: u64,
     pub events: u64,
@@ -119,7 +148,7 @@ impl Aggregator {
         let proc = self.procs.entry(ev.pid).or_default();
         match &ev.body {
             Body::Alloc(a) => proc.heap.apply_alloc(a, ev.tid, ev.ts_ns),
-            Body::Free { ptr, outer } => proc.heap.free_call(*ptr, ev.tid, *outer),
+            Body::Free { ptr, outer } => proc.heap.free_at(*ptr, ev.tid, *outer, ev.ts_ns),
             Body::Map(m) => proc.maps.apply(m, ev.ts_ns),
             Body::TaskExit { group_dead } => {
                 proc.heap.thread_exited(ev.tid);
@@ -169,35 +198,6 @@ impl Aggregator {
     }
 }
 
-#[derive(Default)]
-struct LeakAcc {
-    count: u64,
-    bytes: u64,
-    oldest_ts: u64,
-    /// Sorted, so the report does not depend on table iteration order (a replay must print
-    /// exactly what the live run printed).
-    detail: std::collections::BTreeSet<String>,
-}
-
-impl LeakAcc {
-    fn add(&mut self, bytes: u64, ts: u64) -> &mut Self {
-        if self.count == 0 || ts < self.oldest_ts {
-            self.oldest_ts = ts;
-        }
-        self.count += 1;
-        self.bytes = self.bytes.saturating_add(bytes);
-        self
-    }
-
-    fn note(&mut self, what: Option<&String>) {
-        if let Some(w) = what {
-            if !self.detail.contains(w) {
-                self.detail.insert(w.clone());
-            }
-        }
-    }
-}
-
 fn proc_snapshot(pid: u32, p: &Proc, now_ns: u64, leak_age_ns: u64) -> ProcSnapshot {
     let mut hotspots: Vec<Hotspot> = p
         .heap
@@ -218,72 +218,8 @@ fn proc_snapshot(pid: u32, p: &Proc, now_ns: u64, leak_age_ns: u64) -> ProcSnaps
         fds_by_kind: p.fds.by_kind(),
         threads: p.tasks.totals,
         hotspots,
-        leaks: leaks(p, now_ns, leak_age_ns),
+        leaks: leaks::leaks(p, now_ns, leak_age_ns),
     }
-}
-
-/// What `p` holds that is older than the leak age (everything, once it exited), grouped by
-/// kind, call site and label; by kind, then most bytes and most items first.
-fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
-    let old_enough = |ts: u64| p.exited || now_ns.saturating_sub(ts) >= leak_age_ns;
-    let mut acc: HashMap<(LeakKind, Site, Option<String>), LeakAcc> = HashMap::new();
-    for b in p.heap.live.values().filter(|b| old_enough(b.ts_ns)) {
-        acc.entry((LeakKind::Heap, Site::Call(b.site), None))
-            .or_default()
-            .add(b.size, b.ts_ns);
-    }
-    for (start, r) in &p.maps.regions {
-        if r.origin == Origin::Program && r.anonymous && old_enough(r.ts_ns) {
-            acc.entry((LeakKind::Mmap, Site::Call(r.site), None))
-                .or_default()
-                .add(r.end - start, r.ts_ns);
-        }
-    }
-    for f in p.fds.open.values() {
-        if let Some(site) = f.site.filter(|_| old_enough(f.ts_ns)) {
-            acc.entry((LeakKind::Fd, Site::Call(site), Some(f.kind.clone())))
-                .or_default()
-                .add(0, f.ts_ns)
-                .note(f.path.as_ref());
-        }
-    }
-    for t in p.tasks.threads.values() {
-        // Alive after the leak age, or alive when the process called exit_group.
-        let leaked = (t.alive && (old_enough(t.ts_ns) && !p.exited)) || t.alive_at_exit;
-        if let Some(site) = t.site.filter(|_| leaked) {
-            acc.entry((LeakKind::Thread, Site::Call(site), None))
-                .or_default()
-                .add(0, t.ts_ns)
-                .note(Some(&t.name));
-        }
-    }
-    let mut leaks: Vec<Leak> = acc
-        .into_iter()
-        .map(|((kind, site, label), a)| Leak {
-            kind,
-            site,
-            count: a.count,
-            bytes: a.bytes,
-            oldest_age_ns: now_ns.saturating_sub(a.oldest_ts),
-            label,
-            detail: a.detail.into_iter().take(DETAIL_MAX).collect(),
-        })
-        .collect();
-    leaks.sort_by(|a, b| {
-        (
-            a.kind,
-            std::cmp::Reverse(a.bytes),
-            std::cmp::Reverse(a.count),
-            a.site,
-        )
-            .cmp(&(
-                b.kind,
-                std::cmp::Reverse(b.bytes),
-                std::cmp::Reverse(b.count),
-                b.site,
-            ))
-    });
-    leaks
 }
 
 #[cfg(test)]

@@ -433,3 +433,80 @@ fn sizes_no_process_could_have_saturate_instead_of_overflowing() {
     assert_eq!(p.heap.live_bytes, u64::MAX);
     assert_eq!(p.heap.total_allocs, 2);
 }
+
+fn thread_new(ts: u64, child: u32, site: CallSite) -> Event {
+    ev(
+        ts,
+        Body::TaskNew(crate::event::TaskNew {
+            child,
+            clone_flags: crate::event::CLONE_THREAD,
+            comm: "worker".into(),
+            stack: Default::default(),
+            site,
+        }),
+    )
+}
+
+#[test]
+fn a_thread_stack_is_counted_with_its_thread_not_as_a_mapping_leak() {
+    const STACK: u64 = 8 << 20;
+    let other = 0x9000_0000;
+    let agg = run(&[
+        // pthread_create maps the stack from the creating call, then clones.
+        map(1, MapOp::Mmap, 0x7000_0000, STACK),
+        thread_new(2, PID + 1, MSITE),
+        // A mapping from another call site is a mapping leak.
+        ev(
+            3,
+            Body::Map(Map {
+                site: SITE_B,
+                ..match map(3, MapOp::Mmap, other, 4096).body {
+                    Body::Map(m) => m,
+                    _ => unreachable!(),
+                }
+            }),
+        ),
+    ]);
+    let p = only(&agg, 10, 1);
+    let kinds: Vec<(LeakKind, u64)> = p.leaks.iter().map(|l| (l.kind, l.bytes)).collect();
+    assert_eq!(
+        kinds,
+        vec![(LeakKind::Mmap, 4096), (LeakKind::Thread, STACK)]
+    );
+    // The mapping totals still count the stack.
+    assert_eq!(p.maps.live_bytes, STACK + 4096);
+}
+
+#[test]
+fn a_site_growing_steadily_is_a_suspect_before_the_leak_age() {
+    const MS: u64 = 1_000_000;
+    let mut events = Vec::new();
+    // 4 KiB every 100 ms for 4 s at SITE_A; SITE_B allocates and frees.
+    for i in 0..40u64 {
+        events.push(malloc(i * 100 * MS, 0x10_0000 + i * 0x1000, 4096));
+        events.push(alloc(
+            i * 100 * MS,
+            AllocFunc::Malloc,
+            0x90_0000,
+            512,
+            0,
+            SITE_B,
+        ));
+        events.push(free(i * 100 * MS + 1, 0x90_0000));
+    }
+    let agg = run(&events);
+    let p = only(&agg, 4000 * MS, 30_000 * MS);
+    assert_eq!(p.leaks.len(), 1, "{:?}", p.leaks);
+    let l = &p.leaks[0];
+    assert_eq!(
+        (l.kind, l.reason, l.count, l.bytes),
+        (LeakKind::Heap, LeakReason::Growth, 40, 40 * 4096)
+    );
+    let g = l.growth.expect("growth");
+    assert!((g.per_s - 40960.0).abs() < 2000.0, "{g:?}");
+    // At exit everything live is a leak by exit.
+    let mut agg = agg;
+    agg.mark_exited(PID);
+    let p = only(&agg, 4000 * MS, 30_000 * MS);
+    assert_eq!(p.leaks[0].reason, LeakReason::Exit);
+}

@@ -90,7 +90,8 @@ fn diff(
     let mut out = std::io::stdout().lock();
     let written = match format {
         ReportFormat::Json => export::diff::write_json(&d, &crossed, top, &mut out),
-        _ => export::diff::write_text(&d, &crossed, top, &mut out),
+        ReportFormat::Csv => export::diff::write_csv(&d, &crossed, top, &mut out),
+        ReportFormat::Text => export::diff::write_text(&d, &crossed, top, &mut out),
     }
     .and_then(|()| out.flush());
     // A reader that stopped early (`| grep -q`) still gets the gate's exit code.

@@ -1,5 +1,6 @@
 //! One CSV row per hotspot and leak: `pid,comm,section,kind,count,bytes,live_blocks,live_bytes,
-//! oldest_age_ms,stack` with the stack as `;`-joined frames, innermost first.
+//! oldest_age_ms,stack,fd_kind,detail` with the stack as `;`-joined frames, innermost first, and
+//! for fd leaks their kind and paths, for thread leaks the threads' names (`;`-joined).
 
 use std::io::Write;
 
@@ -20,14 +21,14 @@ fn stack(frames: &[Frame]) -> String {
 pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "pid,comm,section,kind,count,bytes,live_blocks,live_bytes,oldest_age_ms,stack"
+        "pid,comm,section,kind,count,bytes,live_blocks,live_bytes,oldest_age_ms,stack,fd_kind,detail"
     )?;
     for t in &report.targets {
         let comm = quote(&t.comm);
         for h in &t.hotspots {
             writeln!(
                 out,
-                "{},{comm},hotspot,heap,{},{},{},{},,{}",
+                "{},{comm},hotspot,heap,{},{},{},{},,{},,",
                 t.pid,
                 h.allocs,
                 h.bytes,
@@ -43,14 +44,62 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 .unwrap_or_default();
             writeln!(
                 out,
-                "{},{comm},leak,{kind},{},{},,,{},{}",
+                "{},{comm},leak,{kind},{},{},,,{},{},{},{}",
                 t.pid,
                 l.count,
                 l.bytes,
                 l.oldest_age_ms,
-                quote(&stack(&l.stack))
+                quote(&stack(&l.stack)),
+                quote(l.fd_kind.as_deref().unwrap_or_default()),
+                quote(&l.detail.join(";"))
             )?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        aggregate::{LeakKind, LeakReason},
+        report::{LeakReport, SCHEMA},
+        tui::fixtures,
+    };
+
+    #[test]
+    fn fd_leaks_carry_kind_and_paths_and_thread_leaks_names() {
+        let mut t = fixtures::target(3, "demo");
+        let leak = |kind, fd_kind: Option<&str>, detail: &[&str]| LeakReport {
+            kind,
+            reason: LeakReason::Age,
+            growth: None,
+            count: 2,
+            bytes: 0,
+            oldest_age_ms: 1500,
+            stack: Vec::new(),
+            fd_kind: fd_kind.map(str::to_string),
+            detail: detail.iter().map(|d| d.to_string()).collect(),
+        };
+        t.leaks = vec![
+            leak(LeakKind::Fd, Some("file"), &["/etc/hostname", "/tmp/a,b"]),
+            leak(LeakKind::Thread, None, &["demo-worker"]),
+        ];
+        let rep = Report {
+            schema: SCHEMA,
+            health: Default::default(),
+            targets: vec![t],
+        };
+        let mut out = Vec::new();
+        write(&rep, &mut out).expect("test");
+        let text = String::from_utf8(out).expect("test");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1..],
+            [
+                "3,demo,leak,fd,2,0,,,1500,,file,\"/etc/hostname;/tmp/a,b\"",
+                "3,demo,leak,thread,2,0,,,1500,,,demo-worker",
+            ]
+        );
+    }
 }

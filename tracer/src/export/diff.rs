@@ -1,8 +1,9 @@
 //! `tracer diff BASE NEW`: per call site growth of live bytes, live blocks, allocations and
 //! heap leaks between two reports, ranked; thresholds for CI gates.
 //!
-//! Call sites are matched by their chain of function names (addresses differ between runs), so
-//! a site is the same in two builds of a program as long as its callers are.
+//! Call sites are matched by their chain of frames, each named by function, source file and line
+//! and module file name (addresses differ between runs and address layouts), so two allocation
+//! lines of one function stay two sites, and a site is the same in two runs of a build.
 
 use std::{collections::BTreeMap, io::Write};
 
@@ -104,13 +105,17 @@ impl Threshold {
     }
 }
 
-/// The name a frame is matched by.
+/// The name a frame is matched by: `function file:line @module`, with what is known.
 fn match_name(f: &Frame) -> String {
-    match (&f.function, &f.module) {
-        (Some(func), _) => func.clone(),
-        (None, Some(m)) => format!("?@{}", m.rsplit('/').next().unwrap_or(m)),
-        (None, None) => "?".into(),
+    let base = |p: &String| p.rsplit('/').next().unwrap_or(p).to_string();
+    let mut s = f.function.clone().unwrap_or_else(|| "?".into());
+    if let (Some(file), Some(line)) = (&f.file, f.line) {
+        s.push_str(&format!(" {}:{line}", base(file)));
     }
+    if let Some(m) = &f.module {
+        s.push_str(&format!(" @{}", base(m)));
+    }
+    s
 }
 
 type Sites = BTreeMap<Vec<String>, (Vec<String>, SiteStats)>;
@@ -262,9 +267,120 @@ pub fn write_json(
     writeln!(out)
 }
 
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// One row per site (the first `top`), then one `crossed` row per threshold crossed.
+pub fn write_csv(
+    sites: &[SiteDiff],
+    crossed: &[String],
+    top: usize,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "row,live_bytes,live_blocks,allocs,leaked_blocks,base_live_bytes,new_live_bytes,\
+         base_allocs,new_allocs,stack"
+    )?;
+    for s in sites.iter().take(top) {
+        writeln!(
+            out,
+            "site,{},{},{},{},{},{},{},{},{}",
+            s.live_bytes,
+            s.live_blocks,
+            s.allocs,
+            s.leaked_blocks,
+            s.base.live_bytes,
+            s.new.live_bytes,
+            s.base.allocs,
+            s.new.allocs,
+            csv_field(&s.stack.join(";"))
+        )?;
+    }
+    for c in crossed {
+        writeln!(out, "crossed,,,,,,,,,{}", csv_field(c))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        report::{HotspotReport, SCHEMA},
+        tui::fixtures,
+    };
+
+    fn frame(function: &str, line: u32, addr: u64) -> Frame {
+        Frame {
+            addr,
+            function: Some(function.into()),
+            file: Some("/src/demo.c".into()),
+            line: Some(line),
+            module: Some("/build/demo".into()),
+            ..Frame::default()
+        }
+    }
+
+    fn report(sites: &[(u32, u64, u64)]) -> Report {
+        let mut t = fixtures::target(1, "demo");
+        t.hotspots = sites
+            .iter()
+            .map(|&(line, live_bytes, addr)| HotspotReport {
+                allocs: live_bytes / 50,
+                bytes: live_bytes,
+                live_blocks: live_bytes / 50,
+                live_bytes,
+                frees: 0,
+                stack: vec![frame("handle_request", line, addr), frame("main", 96, 0x99)],
+            })
+            .collect();
+        Report {
+            schema: SCHEMA,
+            health: Default::default(),
+            targets: vec![t],
+        }
+    }
+
+    #[test]
+    fn lines_of_one_function_stay_apart_whatever_the_addresses() {
+        let base = report(&[(60, 100, 0x1000), (61, 100, 0x1010), (62, 100, 0x1020)]);
+        // Another address layout, each line grown by 50.
+        let new = report(&[(60, 150, 0x5000), (61, 150, 0x5010), (62, 150, 0x5020)]);
+        let d = diff(&base, &new);
+        let rows: Vec<(String, i128)> = d
+            .iter()
+            .map(|s| (s.stack[0].clone(), s.live_bytes))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("handle_request (demo.c:60)".to_string(), 50),
+                ("handle_request (demo.c:61)".to_string(), 50),
+                ("handle_request (demo.c:62)".to_string(), 50),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_has_a_row_per_site_and_per_crossing() {
+        let d = diff(&report(&[(60, 100, 1)]), &report(&[(60, 300, 2)]));
+        let mut out = Vec::new();
+        write_csv(&d, &["live-bytes grew".into()], 10, &mut out).expect("test");
+        let text = String::from_utf8(out).expect("test");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(
+            lines[1],
+            "site,200,4,4,0,100,300,2,6,handle_request (demo.c:60);main (demo.c:96)"
+        );
+        assert_eq!(lines[2], "crossed,,,,,,,,,live-bytes grew");
+    }
 
     #[test]
     fn thresholds_parse() {

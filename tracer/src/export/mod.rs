@@ -4,6 +4,7 @@
 pub mod csv;
 pub mod diff;
 pub mod folded;
+pub mod interval;
 pub mod json;
 pub mod pprof;
 pub mod svg;

@@ -150,7 +150,16 @@ fn leaks(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
     if t.leaks.is_empty() {
         writeln!(out, "leaks: none")?;
     } else {
-        writeln!(out, "leaks ({}):", t.leaks.len())?;
+        if t.leaks_total > t.leaks.len() as u64 {
+            writeln!(
+                out,
+                "leaks ({} of {}; --top N per kind):",
+                t.leaks.len(),
+                t.leaks_total
+            )?;
+        } else {
+            writeln!(out, "leaks ({}):", t.leaks.len())?;
+        }
         for l in &t.leaks {
             let kind = match l.kind {
                 LeakKind::Heap => "heap",
@@ -161,16 +170,31 @@ fn leaks(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
             let size = match l.kind {
                 LeakKind::Heap | LeakKind::Mmap => human_bytes(l.bytes),
                 LeakKind::Fd => l.fd_kind.clone().unwrap_or_default(),
+                // The stacks mapped by the creating call.
+                LeakKind::Thread if l.bytes > 0 => human_bytes(l.bytes),
                 LeakKind::Thread => String::new(),
             };
             writeln!(
                 out,
-                "  {kind:<6} {:>6} × {:>10}  oldest {:>7.1}s  {}",
+                "  {kind:<6} {:<6} {:>6} × {:>10}  oldest {:>7.1}s  {}",
+                l.reason.name(),
                 l.count,
                 size,
                 l.oldest_age_ms as f64 / 1000.0,
                 stack_line(&l.stack, 4)
             )?;
+            if let Some(g) = &l.growth {
+                writeln!(
+                    out,
+                    "           growing {}/s for {:.1}s (fit R² {:.2})",
+                    match l.kind {
+                        LeakKind::Heap | LeakKind::Mmap => human_bytes(g.per_s.max(0.0) as u64),
+                        LeakKind::Fd | LeakKind::Thread => format!("{:.1}", g.per_s),
+                    },
+                    g.window_s,
+                    g.r2
+                )?;
+            }
             if !l.detail.is_empty() {
                 writeln!(out, "           {}", l.detail.join(", "))?;
             }

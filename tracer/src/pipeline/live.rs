@@ -99,6 +99,8 @@ pub struct LiveRun<'a> {
     libc_of: HashMap<u32, (Allocator, AllocatorInfo)>,
     leak_age_ns: u64,
     started: Instant,
+    /// What the last periodic text line said about each target.
+    interval_seen: export::interval::Previous,
 }
 
 /// Runs until every target has exited, the duration elapses, Ctrl-C / SIGTERM, or the viewer
@@ -131,7 +133,7 @@ impl<'a> LiveRun<'a> {
                 Some(r.recorder),
                 RecordSettings {
                     snapshot_interval: r.snapshot_interval,
-                    progress: r.progress,
+                    progress: r.progress && !shares_terminal(&targets),
                     stop_on_failure: r.stop_on_failure,
                 },
             ),
@@ -186,6 +188,7 @@ impl<'a> LiveRun<'a> {
             record: settings,
             leak_age_ns,
             started,
+            interval_seen: Default::default(),
         })
     }
 
@@ -377,7 +380,18 @@ impl<'a> LiveRun<'a> {
         );
         match self.viewer {
             Some(v) => v.publish(rep, self.started, false),
-            None => export::text::write(&rep, out)?,
+            None => {
+                let unix_secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                export::interval::write(
+                    &rep,
+                    self.started.elapsed(),
+                    unix_secs,
+                    &mut self.interval_seen,
+                    out,
+                )?;
+            }
         }
         Ok(())
     }
@@ -500,4 +514,19 @@ fn refresh_rss(info: &mut HashMap<u32, ProcessStatus>, alive: &HashSet<u32>) {
             None
         };
     }
+}
+
+/// Whether a target writes to the terminal the progress line is on; then it is left out, so
+/// the two never run into each other, and a line says why.
+fn shares_terminal(targets: &[TracedProcess]) -> bool {
+    let shared = targets
+        .iter()
+        .any(|t| procfs::writes_to_our_terminal(t.pid));
+    if shared {
+        let _ = writeln!(
+            std::io::stderr(),
+            "recording (no progress line: the target writes to this terminal)"
+        );
+    }
+    shared
 }

@@ -404,7 +404,10 @@ impl App {
         t.leaks
             .iter()
             .filter(|l| keep(l) && leak_matches(l, &self.filter))
-            .map(|l| (l, hist.and_then(|h| h.leak_slope(l))))
+            .map(|l| {
+                let slope = hist.and_then(|h| h.leak_slope(l));
+                (l, slope.or(l.growth.map(|g| g.per_s)))
+            })
             .collect()
     }
 

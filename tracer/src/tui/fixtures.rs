@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    aggregate::{FdTotals, HeapTotals, LeakKind, MapTotals, ThreadTotals},
+    aggregate::{FdTotals, HeapTotals, LeakKind, LeakReason, MapTotals, ThreadTotals},
     pipeline::ReportFrame,
     report::{
         FdReport, Health, HotspotReport, LeakReport, ModuleReport, ProcessReport, Report, SCHEMA,
@@ -57,6 +57,7 @@ pub fn target(pid: u32, comm: &str) -> ProcessReport {
         rss_bytes: Some(2 << 20),
         hotspots: Vec::new(),
         leaks: Vec::new(),
+        leaks_total: 0,
         modules: Vec::new(),
     }
 }
@@ -123,6 +124,8 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
     ];
     if leaked > 0 {
         t.leaks.push(LeakReport {
+            reason: LeakReason::Growth,
+            growth: None,
             kind: LeakKind::Heap,
             count: leaked,
             bytes: leaked * 1024,
@@ -136,6 +139,8 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
     let opened = secs;
     if opened > 1 {
         t.leaks.push(LeakReport {
+            reason: LeakReason::Age,
+            growth: None,
             kind: LeakKind::Fd,
             count: opened - 1,
             bytes: 0,
@@ -147,6 +152,8 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
     }
     if secs > 1 {
         t.leaks.push(LeakReport {
+            reason: LeakReason::Age,
+            growth: None,
             kind: LeakKind::Thread,
             count: 1,
             bytes: 0,
@@ -214,6 +221,8 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
             stack: stack.clone(),
         });
         a.leaks.push(LeakReport {
+            reason: LeakReason::Age,
+            growth: None,
             kind: if i % 3 == 0 {
                 LeakKind::Mmap
             } else {
@@ -245,6 +254,8 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
             _ => Vec::new(),
         };
         a.leaks.push(LeakReport {
+            reason: LeakReason::Age,
+            growth: None,
             kind: LeakKind::Fd,
             count: 1000 + i,
             bytes: 0,
@@ -260,6 +271,8 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
     }
     for i in 0..40u64 {
         a.leaks.push(LeakReport {
+            reason: LeakReason::Age,
+            growth: None,
             kind: LeakKind::Thread,
             count: 500 + i,
             bytes: 0,

@@ -13,6 +13,7 @@ mod hardening;
 mod harness;
 mod heap;
 mod host;
+mod leaks;
 mod live;
 mod mmap;
 mod oracle;

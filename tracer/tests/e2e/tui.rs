@@ -364,3 +364,27 @@ fn record_shows_its_progress_on_a_terminal() {
     assert!(screen.contains("tracer-exit=0"), "{screen}");
     assert!(screen.contains("tracer: recorded "), "{screen}");
 }
+
+#[test]
+fn record_leaves_out_its_progress_when_the_target_writes_to_the_same_terminal() {
+    require_root();
+    let dir = TempDir::new("rec-no-progress");
+    let rec = dir.file("run.trc").display().to_string();
+    let tmux = Tmux::start(
+        "tracer-no-progress",
+        &format!(
+            "{TRACER} record -o {rec} --duration 3s -- {} 2000000000; \
+             echo tracer-exit=$?; exec sleep 60",
+            workload(tracer_workloads::CHURN)
+        ),
+    );
+    let screen = tmux.wait_for("tracer to exit", Duration::from_secs(20), |s| {
+        s.contains("tracer-exit=")
+    });
+    assert!(screen.contains("tracer-exit=0"), "{screen}");
+    assert!(
+        screen.contains("recording (no progress line: the target writes to this terminal)"),
+        "{screen}"
+    );
+    assert!(!screen.contains("recording: "), "{screen}");
+}

@@ -201,12 +201,13 @@ pub fn kind_name(kind: LeakKind) -> &'static str {
     }
 }
 
-/// The size column of a leak: bytes for heap and mappings, the fd kind for fds ("-" for
-/// threads, which have no size).
+/// The size column of a leak: bytes for heap and mappings, the fd kind for fds, the stacks
+/// mapped for threads ("-" when none was seen).
 pub fn leak_size(l: &LeakReport) -> String {
     match l.kind {
         LeakKind::Heap | LeakKind::Mmap => human_bytes(l.bytes),
         LeakKind::Fd => l.fd_kind.clone().unwrap_or_else(|| "-".into()),
+        LeakKind::Thread if l.bytes > 0 => human_bytes(l.bytes),
         LeakKind::Thread => "-".into(),
     }
 }
@@ -231,6 +232,7 @@ impl Widget for Leaks<'_> {
                 let mut cells = Vec::new();
                 if wide {
                     cells.push(Cell::from(kind_name(l.kind)));
+                    cells.push(Cell::from(l.reason.name()));
                 }
                 cells.push(Cell::from(l.count.to_string()));
                 cells.push(Cell::from(leak_size(l)));
@@ -253,8 +255,17 @@ impl Widget for Leaks<'_> {
         });
         let (header, widths) = if wide {
             (
-                vec!["kind", "count", "bytes", "oldest", "growth", "call site"],
                 vec![
+                    "kind",
+                    "why",
+                    "count",
+                    "bytes",
+                    "oldest",
+                    "growth",
+                    "call site",
+                ],
+                vec![
+                    Constraint::Length(6),
                     Constraint::Length(6),
                     Constraint::Length(7),
                     Constraint::Length(10),
