@@ -17,20 +17,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs `tracer ARGS` expecting exit code `code`; returns its one error line.
 fn fails(args: &[&str], code: i32) -> String {
-    let child = Command::new(TRACER)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tracer");
-    let out = wait_output(child, LIMIT, "tracer");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(errors.len(), 1, "one error line: {stderr}");
-    errors[0].to_string()
+    tracer_error(&[], args, code)
 }
 
 /// A command that leaves `marker` behind if it ever runs.

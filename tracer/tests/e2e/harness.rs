@@ -101,6 +101,26 @@ pub fn tracer_command(prefix: &[&str]) -> Command {
     }
 }
 
+/// Runs `PREFIX… tracer ARGS` (from `/`, so any user can run it) expecting exit code `code`,
+/// no panic and exactly one error line, which it returns.
+pub fn tracer_error(prefix: &[&str], args: &[&str], code: i32) -> String {
+    let child = tracer_command(prefix)
+        .args(args)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tracer");
+    let out = wait_output(child, Duration::from_secs(120), "tracer");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    errors[0].to_string()
+}
+
 /// Runs `tracer ARGS` to completion within `limit`, asserting success.
 pub fn tracer_ok(args: &[&str], limit: Duration) -> Output {
     tracer_ok_as(&[], args, limit)

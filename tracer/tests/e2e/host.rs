@@ -2,10 +2,7 @@
 //! and the counts stay exact), exactly the documented capabilities (enough), one fewer (named),
 //! and tracefs that tracer's user may not read (named as such, not as "not found").
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use crate::{fds, harness::*, heap};
 
@@ -88,24 +85,6 @@ fn the_documented_capabilities_are_enough_for_every_mode() {
     fds::attach_case(DOCUMENTED);
 }
 
-fn run_error(prefix: &[&str], args: &[&str]) -> String {
-    let child = tracer_command(prefix)
-        .args(args)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tracer");
-    let out = wait_output(child, Duration::from_secs(60), "tracer");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(errors.len(), 1, "one error line: {stderr}");
-    errors[0].to_string()
-}
-
 #[test]
 fn one_capability_fewer_is_named_before_anything_starts() {
     require_root();
@@ -120,7 +99,7 @@ fn one_capability_fewer_is_named_before_anything_starts() {
     ] {
         let bounding = format!("--bounding-set=-all,{keep}");
         let prefix = ["setpriv", bounding.as_str(), "--inh-caps=-all"];
-        let line = run_error(&prefix, &["--no-tui", "--", "/bin/sh", "-c", &script]);
+        let line = tracer_error(&prefix, &["--no-tui", "--", "/bin/sh", "-c", &script], 2);
         assert!(
             line.contains(&format!("lacks {missing}:")) && line.contains("sudo"),
             "{keep}: {line}"
@@ -148,7 +127,7 @@ fn tracefs_another_user_may_not_read_is_named_as_such() {
         "--inh-caps=+sys_admin,+sys_ptrace",
         "--ambient-caps=+sys_admin,+sys_ptrace",
     ];
-    let line = run_error(&prefix, &["--no-tui", "--", "/bin/true"]);
+    let line = tracer_error(&prefix, &["--no-tui", "--", "/bin/true"], 2);
     assert!(
         line.contains("may not read tracefs at /sys/kernel/tracing")
             && line.contains("mode 0700")
