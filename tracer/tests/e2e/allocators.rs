@@ -81,20 +81,11 @@ fn check_cxx(program: &str, allocator: &str) {
             expect::CXX_NEW_NOTHROW_ARRAY_SIZE,
         ),
     ];
-    let heap_leaks = leaks(&t, "heap");
     for (function, size) in want {
-        let found: Vec<_> = heap_leaks
-            .iter()
-            .filter(|l| first_function(l) == Some(function))
-            .collect();
-        assert_eq!(
-            found.len(),
-            1,
-            "{program}: one leak from {function}: {heap_leaks:#?}"
-        );
-        assert_eq!(u(&found[0]["count"]), 1, "{program} {function}");
-        assert_eq!(u(&found[0]["bytes"]), size, "{program} {function}");
-        assert_eq!(found[0]["stack"][1]["function"], "main", "{:#}", found[0]);
+        let found = only_leak_from(&t, "heap", function, program);
+        assert_eq!(u(&found["count"]), 1, "{program} {function}");
+        assert_eq!(u(&found["bytes"]), size, "{program} {function}");
+        assert_eq!(found["stack"][1]["function"], "main", "{found:#}");
         assert_eq!(
             site_totals(&t, function),
             (1, 0, 1, size),
@@ -132,19 +123,10 @@ fn check_std(program: &str, allocator: &str) {
         (symbol::LEAK_MEMALIGN, expect::LEAK_MEMALIGN_SIZE),
         (symbol::LEAK_VALLOC, expect::LEAK_VALLOC_SIZE),
     ];
-    let heap_leaks = leaks(&t, "heap");
     let mut bytes = 0;
     for (function, size) in want {
-        let found: Vec<_> = heap_leaks
-            .iter()
-            .filter(|l| first_function(l) == Some(function))
-            .collect();
-        assert_eq!(
-            found.len(),
-            1,
-            "{program}: one leak from {function}: {heap_leaks:#?}"
-        );
-        assert_eq!(u(&found[0]["bytes"]), size, "{program} {function}");
+        let found = only_leak_from(&t, "heap", function, program);
+        assert_eq!(u(&found["bytes"]), size, "{program} {function}");
         bytes += size;
     }
     assert_eq!(bytes, expect::ALLOC_STD_LEAKED_BYTES);

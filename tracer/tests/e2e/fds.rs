@@ -13,13 +13,7 @@ use tracer_workloads::{expect, symbol, FDS_THREADS};
 use crate::harness::*;
 
 fn fd_leak<'a>(t: &'a Value, function: &str) -> &'a Value {
-    let all = leaks(t, "fd");
-    let found: Vec<_> = all
-        .iter()
-        .filter(|l| first_function(l) == Some(function))
-        .collect();
-    assert_eq!(found.len(), 1, "one fd leak from {function}: {all:#?}");
-    found[0]
+    only_leak_from(t, "fd", function, "fds_threads")
 }
 
 fn check_leaks(t: &Value) {

@@ -231,6 +231,21 @@ pub fn leaks<'a>(target: &'a Value, kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// The one leak of `kind` whose first frame is `function` (panics naming `what` otherwise).
+pub fn only_leak_from<'a>(target: &'a Value, kind: &str, function: &str, what: &str) -> &'a Value {
+    let all = leaks(target, kind);
+    let found: Vec<_> = all
+        .iter()
+        .filter(|l| first_function(l) == Some(function))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{what}: one {kind} leak from {function}: {all:#?}"
+    );
+    found[0]
+}
+
 pub fn first_function(entry: &Value) -> Option<&str> {
     entry["stack"][0]["function"].as_str()
 }
