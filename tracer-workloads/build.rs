@@ -6,6 +6,7 @@
 //! no inlining, no tail calls (a tail call would hide the calling function from the stack), and
 //! `-fno-builtin` so the compiler cannot merge, drop or rewrite allocator calls.
 //!
+//! `c/lib/<name>.c` files become shared objects `lib<name>.so` (for programs that dlopen them).
 //! `c/<name>.cc` files are C++ (with `-fno-allocation-dce`, so no new/delete pair is elided).
 //! The programs in [`LINKED`] are also built linked with each allocator of [`ALLOCATORS`], as
 //! `<name>_<allocator>` (Debian's libjemalloc-dev, libgoogle-perftools-dev, libmimalloc-dev,
@@ -126,7 +127,40 @@ fn main() {
         }
     }
 
+    for source in sources(&c_dir.join("lib")) {
+        build_shared_object(&c, &source, &out_dir, &manifest_dir);
+    }
+
     println!("cargo:rustc-env=TRACER_WORKLOAD_DIR={}", out_dir.display());
+}
+
+/// Builds `c/lib/<name>.c` into the shared object `$OUT_DIR/lib<name>.so`, with
+/// [`NOFP_CFLAGS`] when the name ends in `_nofp` (a program loads it with dlopen).
+fn build_shared_object(c: &cc::Tool, source: &Path, out_dir: &Path, manifest_dir: &Path) {
+    let name = source
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_else(|| panic!("{}: file name is not UTF-8", source.display()));
+    let output = out_dir.join(format!("lib{name}.so"));
+    let status = Command::new(c.path())
+        .args(if name.ends_with("_nofp") {
+            NOFP_CFLAGS
+        } else {
+            CFLAGS
+        })
+        .args(["-fPIC", "-shared", "-o"])
+        .arg(&output)
+        .arg(source)
+        .current_dir(manifest_dir)
+        .status()
+        .unwrap_or_else(|e| panic!("run compiler {}: {e}", c.path().display()));
+    if !status.success() {
+        panic!(
+            "compile shared object {} from {} failed ({status}); its messages are above",
+            output.display(),
+            source.display()
+        );
+    }
 }
 
 /// The `.c` files directly under `dir`, sorted so builds are reproducible.

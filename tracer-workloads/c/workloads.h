@@ -219,6 +219,22 @@ _Static_assert(FDS_LEAKED ==
 #define CHAINS_A_LEAKS 3
 /* main -> chain_b_outer -> chain_b_inner -> chain_b_mid -> leaf_alloc, this many times */
 #define CHAINS_B_LEAKS 5
+/* ---- cxx_chains_nofp: a C++ method leaking through two chains, no frame pointers ------- */
+
+/* Registry::add: new Entry of this many bytes, leaked, once per call */
+#define CXX_ENTRY_SIZE 88
+/* main -> load_config -> Registry::add, this many times */
+#define CXX_CHAINS_A_LEAKS 4
+/* main -> import_batch -> parse_record -> Registry::add, this many times */
+#define CXX_CHAINS_B_LEAKS 6
+
+/* ---- dlopen_nofp: leaks from a shared object loaded with dlopen ------------------------- */
+
+/* plugin_leak: malloc(DLOPEN_NODE_SIZE), leaked, once per call */
+#define DLOPEN_NODE_SIZE 6161
+/* plugin_run -> plugin_mid -> plugin_leak, this many times */
+#define DLOPEN_LEAKS 4
+
 /* ---- alloc_std: alloc_each's leaks through the seven entry points all allocators have --- */
 
 #define ALLOC_STD_LEAKED_BLOCKS 7

@@ -138,6 +138,20 @@ constants! {
     /// Leaks through main → chain_b_outer → chain_b_inner → chain_b_mid → leaf_alloc.
     CHAINS_B_LEAKS = 5;
 
+    // ---- cxx_chains_nofp ---------------------------------------------------------------------
+    /// `Registry::add`: bytes of each `new Entry`, leaked.
+    CXX_ENTRY_SIZE = 88;
+    /// Leaks through main → load_config → Registry::add.
+    CXX_CHAINS_A_LEAKS = 4;
+    /// Leaks through main → import_batch → parse_record → Registry::add.
+    CXX_CHAINS_B_LEAKS = 6;
+
+    // ---- dlopen_nofp -------------------------------------------------------------------------
+    /// `plugin_leak` (in libplugin_nofp.so): bytes of each leaked block.
+    DLOPEN_NODE_SIZE = 6161;
+    /// Leaks through plugin_run → plugin_mid → plugin_leak.
+    DLOPEN_LEAKS = 4;
+
     // ---- mmap_leak -------------------------------------------------------------------------
     /// The page size the program requires (it fails on any other).
     MMAP_PAGE_SIZE = 4096;

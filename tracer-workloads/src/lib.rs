@@ -18,6 +18,8 @@
 //! | [`MMAP_LEAK`] | `mmap_leak [--hold]` | after one stdin byte (or EOF): leaks a 7-page anonymous mapping, maps and unmaps 3 pages, maps 5 pages and unmaps the last 2; writes `d` and exits |
 //! | [`CHURN`] | `churn [ITERATIONS [THREADS]] [--wait] [--report-ns]` | each thread runs `churn_loop`: malloc([`expect::CHURN_BLOCK_SIZE`]) + free, ITERATIONS times; one thread runs on the main thread; `--wait` first waits for a stdin byte; `--report-ns` writes the elapsed nanoseconds of the loop (with several threads: from the first create to the last join) as one decimal line to stdout |
 //! | [`CHAINS_NOFP`] | `chains_nofp` | built `-O2 -fomit-frame-pointer`: `leaf_alloc` leaks [`expect::CHAINS_NODE_SIZE`] bytes [`expect::CHAINS_A_LEAKS`] times through `main → chain_a_outer → chain_a_mid` and [`expect::CHAINS_B_LEAKS`] times through `main → chain_b_outer → chain_b_inner → chain_b_mid` |
+//! | [`CXX_CHAINS_NOFP`] | `cxx_chains_nofp` | C++ built `-O2 -fomit-frame-pointer`: the method `Registry::add` leaks `new Entry` ([`expect::CXX_ENTRY_SIZE`] bytes) [`expect::CXX_CHAINS_A_LEAKS`] times through `main → load_config` and [`expect::CXX_CHAINS_B_LEAKS`] times through `main → import_batch → parse_record` |
+//! | [`DLOPEN_NOFP`] | `dlopen_nofp PATH` | `load_plugin` dlopens PATH ([`PLUGIN_NOFP`], built without frame pointers) and calls its `plugin_run`, which leaks [`expect::DLOPEN_NODE_SIZE`] bytes [`expect::DLOPEN_LEAKS`] times through `plugin_run → plugin_mid → plugin_leak` |
 //! | [`DEEP_FP`], [`DEEP_NOFP`] | `deep_fp [ITERATIONS] [--report-ns]` | churn's malloc + free loop [`expect::DEEP_CHAIN_DEPTH`] calls below main; built -O2 with and without frame pointers, for the benchmark of stack walking |
 //! | [`DEMO`] | `demo [SECONDS]` | every 100 ms: `handle_request` allocates and frees three blocks, `cache_insert` leaks 1 KiB; every second `open_config` leaks an fd; `start_worker` leaks a sleeping thread; `0` seconds runs until killed |
 //!
@@ -60,6 +62,13 @@ pub const JEMALLOC_API: &str = "jemalloc_api";
 pub const ATTACH_TARGET: &str = "attach_target";
 /// `chains_nofp`: one leaf leaking through two call chains, built without frame pointers.
 pub const CHAINS_NOFP: &str = "chains_nofp";
+/// `cxx_chains_nofp`: a C++ method leaking `new Entry` through two chains, no frame pointers.
+pub const CXX_CHAINS_NOFP: &str = "cxx_chains_nofp";
+/// `dlopen_nofp`: leaks from [`PLUGIN_NOFP`], which it loads with dlopen.
+pub const DLOPEN_NOFP: &str = "dlopen_nofp";
+/// The shared object [`DLOPEN_NOFP`] loads (`path(PLUGIN_NOFP)`), built without frame
+/// pointers.
+pub const PLUGIN_NOFP: &str = "libplugin_nofp.so";
 /// `churn`: malloc + free in a tight loop, optionally on several threads.
 pub const CHURN: &str = "churn";
 /// `deep_fp`: churn's loop 12 calls deep, built -O2 with frame pointers (benchmark).
@@ -83,6 +92,8 @@ pub const NAMES: &[&str] = &[
     JEMALLOC_API,
     ATTACH_TARGET,
     CHAINS_NOFP,
+    CXX_CHAINS_NOFP,
+    DLOPEN_NOFP,
     CHURN,
     DEEP_FP,
     DEEP_NOFP,
@@ -215,6 +226,32 @@ pub mod symbol {
         "main",
     ];
 
+    /// `cxx_chains_nofp`: the method that writes `new Entry`, and the two chains above it,
+    /// innermost first, as the tracer names them (demangled).
+    pub const REGISTRY_ADD: &str = "Registry::add(unsigned long)";
+    pub const CXX_CHAIN_A: &[&str] = &[
+        REGISTRY_ADD,
+        "load_config(Registry*, unsigned long, unsigned long, unsigned long, unsigned long, unsigned long)",
+        "main",
+    ];
+    pub const CXX_CHAIN_B: &[&str] = &[
+        REGISTRY_ADD,
+        "parse_record(Registry*, unsigned long, unsigned long, unsigned long, unsigned long, unsigned long)",
+        "import_batch(Registry*, unsigned long)",
+        "main",
+    ];
+
+    /// `dlopen_nofp`: the functions of libplugin_nofp.so that leak, innermost first, then the
+    /// program's own above them.
+    pub const PLUGIN_LEAK: &str = "plugin_leak";
+    pub const PLUGIN_CHAIN: &[&str] = &[
+        "plugin_leak",
+        "plugin_mid",
+        "plugin_run",
+        "load_plugin",
+        "main",
+    ];
+
     /// Every symbol above with the workload that defines it.
     pub const ALL: &[(&str, &str)] = &[
         (super::ALLOC_EACH, LEAK_MALLOC),
@@ -262,6 +299,9 @@ pub mod symbol {
         (super::FORKER, FORK_CHILD),
         (super::DEMO, START_WORKER),
         (super::CHAINS_NOFP, LEAF_ALLOC),
+        (super::CXX_CHAINS_NOFP, "_ZN8Registry3addEm"),
+        (super::DLOPEN_NOFP, "load_plugin"),
+        (super::PLUGIN_NOFP, PLUGIN_LEAK),
     ];
 }
 

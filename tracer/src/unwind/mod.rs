@@ -92,6 +92,24 @@ struct Loaded {
     segments: table::Segments,
 }
 
+/// What to subtract from a run-time address in the mapping at `start` (of file offset `offset`)
+/// to get the module address the rows use: the segment holding that file offset gives it.
+/// Segments share pages (lld puts `.text` in the page where the read-only segment ends, at
+/// a module address one page above its file offset), so the one starting last wins: the
+/// kernel maps a segment from the page of its own start.
+fn bias(segments: &table::Segments, start: u64, offset: u64) -> Option<u64> {
+    segments
+        .iter()
+        .filter(|(off, _, size)| offset >= off & !0xfff && offset < off + size)
+        .max_by_key(|(off, _, _)| *off)
+        .map(|(off, vaddr, _)| {
+            start
+                .wrapping_add(*off)
+                .wrapping_sub(*vaddr)
+                .wrapping_sub(offset)
+        })
+}
+
 /// A file, as the kernel knows it: device, inode, size, modification time.
 type FileKey = (u64, u64, u64, i64);
 
@@ -335,17 +353,8 @@ impl Inner {
         let Some(Some(loaded)) = self.modules.get(&key) else {
             return m;
         };
-        // The segment holding the mapping's file offset gives the module address of `start`.
-        let seg = loaded
-            .segments
-            .iter()
-            .find(|(off, _, size)| e.offset >= off & !0xfff && e.offset < off + size);
-        if let Some((off, vaddr, _)) = seg {
-            m.bias = e
-                .start
-                .wrapping_add(*off)
-                .wrapping_sub(*vaddr)
-                .wrapping_sub(e.offset);
+        if let Some(bias) = bias(&loaded.segments, e.start, e.offset) {
+            m.bias = bias;
             m.row_start = loaded.row_start;
             m.row_count = loaded.row_count;
             m.page_start = loaded.page_start;
@@ -419,5 +428,33 @@ fn same_file(a: &str, b: &str) -> bool {
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bias;
+
+    #[test]
+    fn the_mapping_s_own_segment_gives_the_bias() {
+        // rust-lld's layout (Rust 1.90+): read-only data from file offset 0, code from file
+        // offset 0x128b0 at module address 0x138b0; the kernel maps the code from file page
+        // 0x12000 at BASE + 0x13000.
+        let lld = vec![
+            (0, 0, 0x128b0),
+            (0x128b0, 0x138b0, 0x3cb30),
+            (0x4f3e0, 0x513e0, 0x2640),
+        ];
+        let base = 0x5558_959a_b000;
+        assert_eq!(bias(&lld, base + 0x13000, 0x12000), Some(base));
+        // GNU ld's: code in its own pages, file offset = module address.
+        let bfd = vec![
+            (0, 0, 0x5f0),
+            (0x1000, 0x1000, 0x1d5),
+            (0x2000, 0x2000, 0x104),
+        ];
+        assert_eq!(bias(&bfd, base + 0x1000, 0x1000), Some(base));
+        // A mapping of no segment has no bias.
+        assert_eq!(bias(&bfd, base + 0x9000, 0x9000), None);
     }
 }

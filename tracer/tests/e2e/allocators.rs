@@ -188,28 +188,10 @@ fn jemalloc_s_own_api_counts_like_malloc_and_free() {
     assert_eq!(site_totals(&t, symbol::CHURN_X), (3, 3, 0, 0));
 }
 
-/// Builds the Rust workload with mimalloc as its static global allocator; returns its path.
-fn build_rust_mimalloc() -> String {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "rust-mimalloc"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .status()
-        .expect("run cargo build -p rust-mimalloc");
-    assert!(status.success(), "cargo build -p rust-mimalloc failed");
-    let exe = std::env::current_exe().expect("test binary");
-    // target/release/deps/e2e-… → target/release/rust-mimalloc
-    let release = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/release");
-    release.join("rust-mimalloc").display().to_string()
-}
-
 #[test]
 fn a_rust_release_binary_with_a_static_mimalloc_is_traced_in_it() {
     require_root();
-    let exe = build_rust_mimalloc();
+    let exe = build_rust_workload("rust-mimalloc");
     let (_, doc) = trace_json(&["--top", "1000", "--", &exe], LIMIT);
     assert_eq!(u(&doc["health"]["dropped"]), 0, "{:#}", doc["health"]);
     let t = only_target(&doc);

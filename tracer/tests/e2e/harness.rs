@@ -276,3 +276,25 @@ fn wait_until(pid: u32, what: &str, ready: impl Fn(u32) -> bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Builds the Rust workload `package` (a member of the workspace) with `cargo build --release`,
+/// as Rust builds by default (no frame pointers); returns the executable's path.
+pub fn build_rust_workload(package: &str) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", package])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .unwrap_or_else(|e| panic!("run cargo build -p {package}: {e}"));
+    assert!(
+        status.success(),
+        "cargo build --release -p {package} failed"
+    );
+    let exe = std::env::current_exe().expect("test binary");
+    // target/release/deps/e2e-… → target/release/PACKAGE
+    let release = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/release");
+    release.join(package).display().to_string()
+}
