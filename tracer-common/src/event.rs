@@ -59,7 +59,8 @@ pub struct AllocData {
     pub func: u32,
     /// `ALLOC_*` flags.
     pub flags: u32,
-    pub _pad: u32,
+    /// The heap of the function called (see [`crate::cookie`]).
+    pub heap: u32,
 }
 
 /// An allocation record with room for its frames, as built by the kernel programs.
@@ -79,6 +80,9 @@ pub const ALLOC_FIXED_BYTES: usize = size_of::<EventHeader>() + size_of::<AllocD
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FreeData {
     pub ptr: u64,
+    /// The heap of the function called (see [`crate::cookie`]).
+    pub heap: u32,
+    pub _pad: u32,
 }
 
 /// Flag in [`MapData::flags`]: the call happened inside an allocator call (e.g. malloc's own
@@ -300,13 +304,13 @@ pub mod counter {
 
 const _: () = assert!(size_of::<EventHeader>() == 24);
 const _: () = assert!(size_of::<AllocData>() == 64);
-const _: () = assert!(size_of::<FreeData>() == 8);
+const _: () = assert!(size_of::<FreeData>() == 16);
 const _: () = assert!(size_of::<MapData>() == 56);
 const _: () = assert!(size_of::<ExitData>() == 8);
 const _: () = assert!(size_of::<AllocEvent>() == 88);
 const _: () = assert!(ALLOC_FIXED_BYTES == 88);
 const _: () = assert!(size_of::<AllocRecord>() == 88 + 8 * MAX_FRAMES);
-const _: () = assert!(size_of::<FreeEvent>() == 32);
+const _: () = assert!(size_of::<FreeEvent>() == 40);
 const _: () = assert!(size_of::<MapEvent>() == 80);
 const _: () = assert!(size_of::<MapRecord>() == 80 + size_of::<SysStack>());
 const _: () = assert!(size_of::<ExitEvent>() == 32);

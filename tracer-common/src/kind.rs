@@ -111,11 +111,14 @@ pub enum AllocFunc {
     Mallocx = 13,
     /// jemalloc's `rallocx(ptr, size, flags)`: a realloc.
     Rallocx = 14,
+    /// jemalloc's `xallocx(ptr, size, extra, flags)`: resizes in place; a resize to at least
+    /// `size` bytes is a realloc of the block to itself, one that could not is a failed call.
+    Xallocx = 15,
 }
 
 impl AllocFunc {
     /// Every function, in a stable order.
-    pub const ALL: [AllocFunc; 14] = [
+    pub const ALL: [AllocFunc; 15] = [
         AllocFunc::Malloc,
         AllocFunc::Calloc,
         AllocFunc::Realloc,
@@ -130,6 +133,7 @@ impl AllocFunc {
         AllocFunc::NewArray,
         AllocFunc::Mallocx,
         AllocFunc::Rallocx,
+        AllocFunc::Xallocx,
     ];
 
     /// The C symbol name.
@@ -149,6 +153,7 @@ impl AllocFunc {
             AllocFunc::NewArray => "operator new[]",
             AllocFunc::Mallocx => "mallocx",
             AllocFunc::Rallocx => "rallocx",
+            AllocFunc::Xallocx => "xallocx",
         }
     }
 
@@ -174,6 +179,7 @@ impl AllocFunc {
             12 => AllocFunc::NewArray,
             13 => AllocFunc::Mallocx,
             14 => AllocFunc::Rallocx,
+            15 => AllocFunc::Xallocx,
             _ => return None,
         })
     }

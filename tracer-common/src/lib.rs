@@ -6,6 +6,7 @@
 #![no_std]
 
 pub mod config;
+pub mod cookie;
 pub mod event;
 pub mod kind;
 pub mod names;
@@ -21,4 +22,4 @@ pub use stack::{stack_hash, stack_hash_seal, stack_hash_step, STACK_HASH_SEED};
 
 /// Bumped on any change to a layout or a kind number; recordings carry it and a mismatch is
 /// rejected.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;

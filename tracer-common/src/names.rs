@@ -56,6 +56,9 @@ pub mod programs {
     pub const NEW_ARRAY_ENTER: &str = "new_array_enter";
     pub const MALLOCX_ENTER: &str = "mallocx_enter";
     pub const RALLOCX_ENTER: &str = "rallocx_enter";
+    pub const XALLOCX_ENTER: &str = "xallocx_enter";
+    /// xallocx returns the block's size, not a block.
+    pub const XALLOCX_EXIT: &str = "xallocx_exit";
     /// Every free-like entry point but `free` (the block is the first argument).
     pub const DELETE_ENTER: &str = "delete_enter";
     pub const SYS_ENTER_MMAP: &str = "syscalls_sys_enter_mmap";

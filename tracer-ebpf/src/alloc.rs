@@ -29,17 +29,23 @@
 //! in order, so it always has the frames before the first record that leaves them out.
 //!
 //! The loader may attach an entry probe a few instructions into the function (see
-//! `tracer::bpf::placement`), never past an instruction that writes an argument register, the
-//! stack pointer or the frame pointer, so everything read here is as at the call.
+//! `tracer::bpf::placement`), never past an instruction that writes the stack pointer, the
+//! frame pointer or memory, nor one that overwrites an argument no other register still holds:
+//! the probe's attach cookie (`tracer_common::cookie`) says where each argument is, and which
+//! heap the function belongs to.
+
+use core::mem::offset_of;
 
 use aya_ebpf::{
     bindings::pt_regs,
-    helpers::{bpf_probe_read_user, bpf_probe_read_user_buf},
+    helpers::{
+        bpf_get_attach_cookie, bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_buf,
+    },
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
 use tracer_common::{
-    counter, kind::AllocFunc, names::STACK_CACHE_SLOTS, AllocData, EventKind, FreeData,
+    cookie, counter, kind::AllocFunc, names::STACK_CACHE_SLOTS, AllocData, EventKind, FreeData,
     ALLOC_FIXED_BYTES, ALLOC_NO_STACK, ALLOC_STACK_CACHED, ALLOC_STACK_TRUNCATED, MAX_FRAMES,
 };
 
@@ -58,6 +64,7 @@ fn regs(ctx: &impl aya_ebpf::EbpfContext) -> *const pt_regs {
 #[inline(always)]
 fn enter(
     ctx: &ProbeContext,
+    cookie: u64,
     func: AllocFunc,
     size: u64,
     count: u64,
@@ -155,13 +162,24 @@ fn enter(
         nframes,
         func: func.as_u32(),
         flags,
-        _pad: 0,
+        heap: u32::from(cookie::heap(cookie)),
     };
     0
 }
 
+/// What a return probe makes of the returned value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Returns {
+    /// The block (0 on failure).
+    Block,
+    /// 0 on success; the block was stored through the pointer argument.
+    Stored,
+    /// xallocx: the block's real size; at least the size asked for means resized.
+    Size,
+}
+
 #[inline(always)]
-fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
+fn exit(ctx: &RetProbeContext, returns: Returns) -> u32 {
     if CONFIG.load().empty_probes != 0 {
         return 0;
     }
@@ -182,13 +200,13 @@ fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
     }
     p.active = 0;
     let ret: u64 = ctx.ret();
-    let ptr = if !posix_memalign {
-        ret
-    } else if ret as u32 != 0 {
-        0
-    } else {
+    let ptr = match returns {
+        Returns::Block => ret,
+        Returns::Stored if ret as u32 != 0 => 0,
         // SAFETY: reads the pointer posix_memalign stored; a fault reads as failure.
-        unsafe { bpf_probe_read_user(p.out_ptr as *const u64) }.unwrap_or(0)
+        Returns::Stored => unsafe { bpf_probe_read_user(p.out_ptr as *const u64) }.unwrap_or(0),
+        Returns::Size if ret >= p.record.data.size => p.record.data.old_ptr,
+        Returns::Size => 0,
     };
     let rec = &mut p.record;
     rec.header = header(EventKind::Alloc, pid, tid);
@@ -221,121 +239,183 @@ fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
     0
 }
 
+/// The probe's attach cookie (0 when it has none).
 #[inline(always)]
-fn arg(ctx: &ProbeContext, n: usize) -> u64 {
-    ctx.arg::<u64>(n).unwrap_or(0)
+fn cookie_of(ctx: &ProbeContext) -> u64 {
+    // SAFETY: the helper only reads the attachment of the running program.
+    unsafe { bpf_get_attach_cookie(aya_ebpf::EbpfContext::as_ptr(ctx)) }
+}
+
+/// Argument `n` of the call, from the register the cookie names (see `tracer_common::cookie`).
+/// The register is read through a helper: a context access at an offset that depends on a
+/// value is refused by the verifier.
+#[inline(always)]
+fn arg(ctx: &ProbeContext, cookie: u64, n: usize) -> u64 {
+    let Some(reg) = cookie::arg_reg(cookie, n) else {
+        return ctx.arg::<u64>(n).unwrap_or(0);
+    };
+    let offset = match reg {
+        0 => offset_of!(pt_regs, rax),
+        1 => offset_of!(pt_regs, rcx),
+        2 => offset_of!(pt_regs, rdx),
+        3 => offset_of!(pt_regs, rbx),
+        6 => offset_of!(pt_regs, rsi),
+        7 => offset_of!(pt_regs, rdi),
+        8 => offset_of!(pt_regs, r8),
+        9 => offset_of!(pt_regs, r9),
+        10 => offset_of!(pt_regs, r10),
+        11 => offset_of!(pt_regs, r11),
+        12 => offset_of!(pt_regs, r12),
+        13 => offset_of!(pt_regs, r13),
+        14 => offset_of!(pt_regs, r14),
+        15 => offset_of!(pt_regs, r15),
+        _ => return 0,
+    };
+    let at = (regs(ctx) as *const u8).wrapping_add(offset) as *const u64;
+    // SAFETY: reads one saved register of the context; a failure reads as 0.
+    unsafe { bpf_probe_read_kernel(at) }.unwrap_or(0)
+}
+
+/// Records an allocator call whose arguments `args(ctx, cookie)` gives as (size, count,
+/// old block, out pointer).
+#[inline(always)]
+fn call(ctx: &ProbeContext, func: AllocFunc, args: impl Fn(&ProbeContext, u64) -> [u64; 4]) -> u32 {
+    let cookie = cookie_of(ctx);
+    let [size, count, old_ptr, out_ptr] = args(ctx, cookie);
+    enter(ctx, cookie, func, size, count, old_ptr, out_ptr)
 }
 
 #[uprobe]
 pub fn malloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Malloc, arg(&ctx, 0), 1, 0, 0)
+    call(&ctx, AllocFunc::Malloc, |c, k| [arg(c, k, 0), 1, 0, 0])
 }
 
 #[uprobe]
 pub fn calloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Calloc, arg(&ctx, 1), arg(&ctx, 0), 0, 0)
+    call(&ctx, AllocFunc::Calloc, |c, k| {
+        [arg(c, k, 1), arg(c, k, 0), 0, 0]
+    })
 }
 
 #[uprobe]
 pub fn realloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Realloc, arg(&ctx, 1), 1, arg(&ctx, 0), 0)
+    call(&ctx, AllocFunc::Realloc, |c, k| {
+        [arg(c, k, 1), 1, arg(c, k, 0), 0]
+    })
 }
 
 #[uprobe]
 pub fn reallocarray_enter(ctx: ProbeContext) -> u32 {
-    enter(
-        &ctx,
-        AllocFunc::Reallocarray,
-        arg(&ctx, 2),
-        arg(&ctx, 1),
-        arg(&ctx, 0),
-        0,
-    )
+    call(&ctx, AllocFunc::Reallocarray, |c, k| {
+        [arg(c, k, 2), arg(c, k, 1), arg(c, k, 0), 0]
+    })
 }
 
 #[uprobe]
 pub fn posix_memalign_enter(ctx: ProbeContext) -> u32 {
-    enter(
-        &ctx,
-        AllocFunc::PosixMemalign,
-        arg(&ctx, 2),
-        1,
-        0,
-        arg(&ctx, 0),
-    )
+    call(&ctx, AllocFunc::PosixMemalign, |c, k| {
+        [arg(c, k, 2), 1, 0, arg(c, k, 0)]
+    })
 }
 
 /// memalign and aligned_alloc: glibc makes them one function; the loader attaches once per
 /// address and reports which symbols share it.
 #[uprobe]
 pub fn memalign_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Memalign, arg(&ctx, 1), 1, 0, 0)
+    call(&ctx, AllocFunc::Memalign, |c, k| [arg(c, k, 1), 1, 0, 0])
 }
 
 #[uprobe]
 pub fn aligned_alloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::AlignedAlloc, arg(&ctx, 1), 1, 0, 0)
+    call(&ctx, AllocFunc::AlignedAlloc, |c, k| {
+        [arg(c, k, 1), 1, 0, 0]
+    })
 }
 
 #[uprobe]
 pub fn valloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Valloc, arg(&ctx, 0), 1, 0, 0)
+    call(&ctx, AllocFunc::Valloc, |c, k| [arg(c, k, 0), 1, 0, 0])
 }
 
 #[uprobe]
 pub fn pvalloc_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Pvalloc, arg(&ctx, 0), 1, 0, 0)
+    call(&ctx, AllocFunc::Pvalloc, |c, k| [arg(c, k, 0), 1, 0, 0])
 }
 
 /// Return probe of every allocator that returns the new block.
 #[uretprobe]
 pub fn alloc_exit(ctx: RetProbeContext) -> u32 {
-    exit(&ctx, false)
+    exit(&ctx, Returns::Block)
 }
 
 /// posix_memalign returns 0 and stores the block through its first argument.
 #[uretprobe]
 pub fn posix_memalign_exit(ctx: RetProbeContext) -> u32 {
-    exit(&ctx, true)
+    exit(&ctx, Returns::Stored)
 }
 
-#[uprobe]
-pub fn free_enter(ctx: ProbeContext) -> u32 {
+/// xallocx returns the block's real size after the attempt.
+#[uretprobe]
+pub fn xallocx_exit(ctx: RetProbeContext) -> u32 {
+    exit(&ctx, Returns::Size)
+}
+
+/// `free` and every free-like entry point (`kind` Delete: all but `free` itself).
+#[inline(always)]
+fn release(ctx: &ProbeContext, kind: EventKind) -> u32 {
     if CONFIG.load().empty_probes != 0 {
         return 0;
     }
-    let ptr = arg(&ctx, 0);
+    let cookie = cookie_of(ctx);
+    let ptr = arg(ctx, cookie, 0);
     if ptr == 0 {
         bump(counter::FREE_NULL);
         return 0;
     }
     let (pid, tid) = current();
-    emit::<FreeData>(EventKind::Free, pid, tid, |d| *d = FreeData { ptr });
+    let heap = u32::from(cookie::heap(cookie));
+    emit::<FreeData>(kind, pid, tid, |d| *d = FreeData { ptr, heap, _pad: 0 });
     0
+}
+
+#[uprobe]
+pub fn free_enter(ctx: ProbeContext) -> u32 {
+    release(&ctx, EventKind::Free)
 }
 
 /// C++ `operator new` in every variant (`_Znwm`, aligned, nothrow): the size comes first.
 #[uprobe]
 pub fn new_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::New, arg(&ctx, 0), 1, 0, 0)
+    call(&ctx, AllocFunc::New, |c, k| [arg(c, k, 0), 1, 0, 0])
 }
 
 /// C++ `operator new[]` in every variant.
 #[uprobe]
 pub fn new_array_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::NewArray, arg(&ctx, 0), 1, 0, 0)
+    call(&ctx, AllocFunc::NewArray, |c, k| [arg(c, k, 0), 1, 0, 0])
 }
 
 /// jemalloc `void *mallocx(size_t size, int flags)`: flags do not change the size counted.
 #[uprobe]
 pub fn mallocx_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Mallocx, arg(&ctx, 0), 1, 0, 0)
+    call(&ctx, AllocFunc::Mallocx, |c, k| [arg(c, k, 0), 1, 0, 0])
 }
 
 /// jemalloc `void *rallocx(void *ptr, size_t size, int flags)`: a realloc.
 #[uprobe]
 pub fn rallocx_enter(ctx: ProbeContext) -> u32 {
-    enter(&ctx, AllocFunc::Rallocx, arg(&ctx, 1), 1, arg(&ctx, 0), 0)
+    call(&ctx, AllocFunc::Rallocx, |c, k| {
+        [arg(c, k, 1), 1, arg(c, k, 0), 0]
+    })
+}
+
+/// jemalloc `size_t xallocx(void *ptr, size_t size, size_t extra, int flags)`: resizes the
+/// block in place to at least `size` bytes, counted as `size` (`extra` is best effort).
+#[uprobe]
+pub fn xallocx_enter(ctx: ProbeContext) -> u32 {
+    call(&ctx, AllocFunc::Xallocx, |c, k| {
+        [arg(c, k, 1), 1, arg(c, k, 0), 0]
+    })
 }
 
 /// Every free-like entry point but `free`, the block first: C++ operator delete in every
@@ -344,15 +424,5 @@ pub fn rallocx_enter(ctx: ProbeContext) -> u32 {
 /// own kind: the `free` such a function may call inside is part of it (`tracer::aggregate`).
 #[uprobe]
 pub fn delete_enter(ctx: ProbeContext) -> u32 {
-    if CONFIG.load().empty_probes != 0 {
-        return 0;
-    }
-    let ptr = arg(&ctx, 0);
-    if ptr == 0 {
-        bump(counter::FREE_NULL);
-        return 0;
-    }
-    let (pid, tid) = current();
-    emit::<FreeData>(EventKind::Delete, pid, tid, |d| *d = FreeData { ptr });
-    0
+    release(&ctx, EventKind::Delete)
 }

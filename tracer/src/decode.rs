@@ -383,7 +383,10 @@ mod tests {
     fn free_and_map_round_trip() {
         let rec: FreeEvent = Record {
             header: header(EventKind::Free),
-            data: FreeData { ptr: 0xabc },
+            data: FreeData {
+                ptr: 0xabc,
+                ..FreeData::default()
+            },
         };
         assert_eq!(
             decode(&encode(&rec)).expect("decodes").body,
@@ -445,7 +448,10 @@ mod tests {
     fn unknown_numbers_are_errors() {
         let mut rec: FreeEvent = Record {
             header: header(EventKind::Free),
-            data: FreeData { ptr: 1 },
+            data: FreeData {
+                ptr: 1,
+                ..FreeData::default()
+            },
         };
         rec.header.kind = 999;
         assert_eq!(decode(&encode(&rec)), Err(DecodeError::UnknownKind(999)));
@@ -468,7 +474,10 @@ mod tests {
     fn oversized_records_decode_their_known_prefix() {
         let rec: FreeEvent = Record {
             header: header(EventKind::Free),
-            data: FreeData { ptr: 5 },
+            data: FreeData {
+                ptr: 5,
+                ..FreeData::default()
+            },
         };
         let mut bytes = encode(&rec);
         bytes.extend_from_slice(&[0xff; 16]);

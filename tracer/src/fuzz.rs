@@ -250,7 +250,10 @@ mod tests {
         };
         let free = crate::decode::encode(&Record {
             header: header(EventKind::Free, 3_000),
-            data: FreeData { ptr: 0x1000 },
+            data: FreeData {
+                ptr: 0x1000,
+                ..FreeData::default()
+            },
         });
         vec![alloc(0x1000, 2_000), free, alloc(0x2000, 4_000)]
     }

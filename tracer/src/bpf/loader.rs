@@ -8,7 +8,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         trace_point::TracePointLink,
-        uprobe::{UProbeLink, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeScope},
         TracePoint, UProbe,
     },
     Ebpf, EbpfLoader,
@@ -212,7 +212,9 @@ impl Tracer {
             };
             let sites = plan.sites.clone();
             functions.extend(plan.symbols().map(str::to_string));
-            self.attach_sites(pid, &key.path, &sites)?;
+            // Heap 1: an allocator of the executable's own besides the one `malloc` binds to.
+            let heap = u8::from(key.role == probes::Role::Extra);
+            self.attach_sites(pid, &key.path, &sites, heap)?;
         }
         Ok(functions)
     }
@@ -222,6 +224,7 @@ impl Tracer {
         pid: u32,
         path: &std::path::Path,
         sites: &[probes::Site],
+        heap: u8,
     ) -> anyhow::Result<()> {
         let scope = UProbeScope::OneProcess(
             NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0 cannot be traced"))?,
@@ -252,7 +255,11 @@ impl Tracer {
                 );
                 let result = program(&mut self.ebpf, prog_name).and_then(|prog| {
                     let up: &mut UProbe = prog.try_into()?;
-                    let id = up.attach(site.file_offset, path, scope)?;
+                    let point = UProbeAttachPoint {
+                        location: UProbeAttachLocation::AbsoluteOffset(site.file_offset),
+                        cookie: Some(site.placement.cookie(site.spec.shift, heap)),
+                    };
+                    let id = up.attach(point, path, scope)?;
                     Ok(up.take_link(id)?)
                 });
                 let result = result.map(|link| self.links.push(Link::UProbe(link)));

@@ -10,10 +10,15 @@
 //! [`choose`] decodes a short straight-line prefix of the function with a small,
 //! deliberately conservative decoder and moves the probe to the first emulated
 //! instruction. Guarantees: every instruction it skips was fully decoded here,
-//! transfers no control, writes none of the argument registers the caller
-//! needs and, when the stack is needed, neither `rsp`, `rbp` nor memory. Any
-//! byte sequence it does not fully understand makes it fall back to offset 0,
-//! which is always correct, merely slow. It never panics on any input.
+//! transfers no control, leaves every argument the caller needs in some register
+//! (a 64-bit register-to-register `mov` copies one: jemalloc's and mimalloc's
+//! `malloc` move the size out of `rdi` before their first branch, and the
+//! [`Placement::args`] say where each argument is at the probe) and, when the
+//! stack is needed, writes neither `rsp`, `rbp` nor memory. Any byte sequence it
+//! does not fully understand makes it fall back to offset 0, which is always
+//! correct, merely slow. It never panics on any input.
+
+use tracer_common::cookie;
 
 /// What the probe at the chosen place must still see as at the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,14 +38,53 @@ pub struct Placement {
     pub offset: u64,
     /// Whether the kernel emulates the instruction there (cheap hit).
     pub emulated: bool,
+    /// The register holding each SysV integer argument at the probe (x86 numbers), for the
+    /// arguments the probe needs; the calling convention's own register for the rest.
+    pub args: [u8; 6],
+}
+
+impl Placement {
+    /// The attach cookie of a probe here whose first argument is SysV argument `shift`
+    /// (mimalloc's `mi_heap_*` functions take the heap first), for heap `heap`.
+    pub fn cookie(&self, shift: u8, heap: u8) -> u64 {
+        let mut regs = [0u8; cookie::MAX_ARGS];
+        for (i, r) in regs.iter_mut().enumerate() {
+            *r = self
+                .args
+                .get(i + usize::from(shift))
+                .copied()
+                .unwrap_or(ARG_REGS[0]);
+        }
+        cookie::encode(regs, heap)
+    }
+
+    /// The arguments found in another register than the calling convention's, as
+    /// `rsi=arg1` pairs, for `-v`.
+    pub fn moved_args(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .zip(ARG_REGS)
+            .enumerate()
+            .filter(|(_, (at, orig))| *at != orig)
+            .map(|(i, (at, _))| format!("arg{} in {}", i + 1, reg_name(*at)))
+            .collect()
+    }
+}
+
+fn reg_name(r: u8) -> &'static str {
+    const NAMES: [&str; 16] = [
+        "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
+        "r13", "r14", "r15",
+    ];
+    NAMES[usize::from(r & 15)]
 }
 
 /// Longest straight-line prefix scanned, in instructions.
-const MAX_INSNS: usize = 8;
-const RSP: u8 = 4;
-const RBP: u8 = 5;
+const MAX_INSNS: usize = 16;
+const RSP: u8 = cookie::reg::RSP;
+const RBP: u8 = cookie::reg::RBP;
 /// SysV integer argument registers in order: rdi, rsi, rdx, rcx, r8, r9.
-const ARG_REGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
+const ARG_REGS: [u8; 6] = cookie::ARG_REGS;
 const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
 
 /// What a decoded instruction does, as far as placement cares.
@@ -50,8 +94,13 @@ enum Effect {
     Emulated,
     /// An ordinary instruction that falls through: `regs` is a bitmask of the
     /// general registers it writes (bit n = register n), `mem` whether it
-    /// may write memory.
-    Plain { regs: u16, mem: bool },
+    /// may write memory, `copy` the (source, destination) of a 64-bit
+    /// register-to-register move.
+    Plain {
+        regs: u16,
+        mem: bool,
+        copy: Option<(u8, u8)>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,13 +112,24 @@ struct Insn {
 /// Choose the probe offset for a function whose first bytes are `code`.
 ///
 /// Returns the first instruction boundary (within a straight-line prefix of at
-/// most 8 instructions) whose instruction the kernel emulates, provided every
-/// instruction before it is fully decoded, does not transfer control, writes
-/// no needed argument register and, if `needs.stack`, writes neither `rsp`,
+/// most 16 instructions) whose instruction the kernel emulates, provided every
+/// instruction before it is fully decoded, does not transfer control, leaves each
+/// needed argument in some register and, if `needs.stack`, writes neither `rsp`,
 /// `rbp` nor memory. Otherwise offset 0, with `emulated` telling whether the
 /// instruction at 0 is emulated.
 pub fn choose(code: &[u8], needs: Needs) -> Placement {
-    let forbidden = forbidden_regs(needs);
+    let at_entry = Placement {
+        offset: 0,
+        emulated: decode(code).is_some_and(|i| i.effect == Effect::Emulated),
+        args: ARG_REGS,
+    };
+    let stack = if needs.stack { bit(RSP) | bit(RBP) } else { 0 };
+    let wanted = usize::from(needs.arg_regs).min(ARG_REGS.len());
+    // holder[r]: the argument register r holds now (as at the call).
+    let mut holder: [Option<u8>; 16] = [None; 16];
+    for (i, r) in ARG_REGS.iter().enumerate() {
+        holder[usize::from(*r)] = Some(i as u8);
+    }
     let mut pos = 0usize;
     for _ in 0..MAX_INSNS {
         let Some(insn) = code.get(pos..).and_then(decode) else {
@@ -80,32 +140,45 @@ pub fn choose(code: &[u8], needs: Needs) -> Placement {
                 return Placement {
                     offset: pos as u64,
                     emulated: true,
+                    args: where_args(&holder),
                 }
             }
-            Effect::Plain { regs, mem } => {
-                if regs & forbidden != 0 || (mem && needs.stack) {
+            Effect::Plain { regs, mem, copy } => {
+                if regs & stack != 0 || (mem && needs.stack) {
+                    break;
+                }
+                let copied = copy.map(|(src, _)| holder[usize::from(src & 15)]);
+                for r in 0..16u8 {
+                    if regs & bit(r) != 0 {
+                        holder[usize::from(r)] = None;
+                    }
+                }
+                if let (Some((_, dst)), Some(arg)) = (copy, copied) {
+                    holder[usize::from(dst & 15)] = arg;
+                }
+                let lost = (0..wanted).any(|i| !holder.contains(&Some(i as u8)));
+                if lost {
                     break;
                 }
                 pos += insn.len;
             }
         }
     }
-    Placement {
-        offset: 0,
-        emulated: decode(code).is_some_and(|i| i.effect == Effect::Emulated),
-    }
+    at_entry
 }
 
-fn forbidden_regs(needs: Needs) -> u16 {
-    let args = ARG_REGS
-        .iter()
-        .take(usize::from(needs.arg_regs))
-        .fold(0u16, |m, &r| m | bit(r));
-    if needs.stack {
-        args | bit(RSP) | bit(RBP)
-    } else {
-        args
+/// For each argument, the register holding it (its own one first).
+fn where_args(holder: &[Option<u8>; 16]) -> [u8; 6] {
+    let mut out = ARG_REGS;
+    for (i, slot) in out.iter_mut().enumerate() {
+        let own = *slot;
+        if holder[usize::from(own)] != Some(i as u8) {
+            if let Some(r) = holder.iter().position(|h| *h == Some(i as u8)) {
+                *slot = r as u8;
+            }
+        }
     }
+    out
 }
 
 fn bit(reg: u8) -> u16 {
@@ -167,7 +240,20 @@ impl Cursor<'_> {
 }
 
 fn plain(regs: u16, mem: bool) -> Option<Effect> {
-    Some(Effect::Plain { regs, mem })
+    Some(Effect::Plain {
+        regs,
+        mem,
+        copy: None,
+    })
+}
+
+/// An instruction writing the r/m operand of ModRM `(md, rm)`: the register, or memory.
+fn to_rm(md: u8, rm: u8, byte: bool, rex: Option<u8>) -> Option<Effect> {
+    match (md, byte) {
+        (3, true) => plain(byte_reg(rm, rex), false),
+        (3, false) => plain(bit(rm), false),
+        _ => plain(0, true),
+    }
 }
 
 /// Decode one instruction at the start of `code`; `None` if it is not one
@@ -179,84 +265,171 @@ fn decode(code: &[u8]) -> Option<Insn> {
             effect: Effect::Plain {
                 regs: 0,
                 mem: false,
+                copy: None,
             },
         });
     }
     let mut c = Cursor { code, pos: 0 };
-    let (mut opsize16, mut rex) = (false, None);
+    let (mut opsize16, mut segment, mut rex) = (false, false, None);
     let mut op = c.byte()?;
     loop {
         match op {
-            // 66 after REX would cancel the REX: left as unknown.
+            // 66 or a segment override after REX would cancel the REX: left as unknown.
             0x66 if rex.is_none() => opsize16 = true,
+            // fs/gs: only where a memory operand is read or written.
+            0x64 | 0x65 if rex.is_none() && !segment => segment = true,
             0x40..=0x4f if rex.is_none() => rex = Some(op),
             _ => break,
         }
         op = c.byte()?;
     }
-    let prefixed = opsize16 || rex.is_some();
+    // A segment override is only understood on the ALU and mov forms with a memory operand.
+    let segment_ok = matches!(op, 0x00..=0x03 | 0x08..=0x0b | 0x20..=0x23 | 0x28..=0x2b)
+        || matches!(op, 0x30..=0x33 | 0x38..=0x3b | 0x88..=0x8b);
+    if segment && !segment_ok {
+        return None;
+    }
+    let effect = decode_op(&mut c, op, opsize16 || segment, rex)?;
+    Some(Insn { len: c.pos, effect })
+}
+
+/// The instruction `op` after its prefixes (`legacy`: a 66 or segment prefix).
+fn decode_op(c: &mut Cursor<'_>, op: u8, legacy: bool, rex: Option<u8>) -> Option<Effect> {
+    let prefixed = legacy || rex.is_some();
+    let opsize16 = legacy;
     let r = rex.unwrap_or(0);
-    let imm_z = if r & 8 == 0 && opsize16 { 2 } else { 4 };
-    let effect = match op {
-        0x50..=0x57 if !opsize16 && matches!(rex, None | Some(0x41)) => Some(Effect::Emulated),
+    let wide = r & 8 != 0;
+    let imm_z = if !wide && opsize16 { 2 } else { 4 };
+    match op {
+        0x50..=0x57 if !legacy && matches!(rex, None | Some(0x41)) => Some(Effect::Emulated),
         0x90 if rex.is_none() => Some(Effect::Emulated),
         0x70..=0x7f | 0xeb if !prefixed => c.skip(1).map(|()| Effect::Emulated),
         0xe8 | 0xe9 if !prefixed => c.skip(4).map(|()| Effect::Emulated),
-        0x0f => match c.byte()? {
-            0x1f if rex.is_none() => match c.modrm(r)? {
-                (_, 0, _, _) => Some(Effect::Emulated),
-                _ => None,
-            },
-            0x80..=0x8f if !prefixed => c.skip(4).map(|()| Effect::Emulated),
-            _ => None,
-        },
+        0x0f => decode_0f(c, prefixed, rex),
         // test, cmp r/m,r and cmp r,r/m: flags only.
         0x84 | 0x85 | 0x38..=0x3b => c.modrm(r).and_then(|_| plain(0, false)),
-        0x3c => c.skip(1).and_then(|()| plain(0, false)),
-        0x3d => c.skip(imm_z).and_then(|()| plain(0, false)),
+        0x3c | 0xa8 => c.skip(1).and_then(|()| plain(0, false)),
+        0x3d | 0xa9 => c.skip(imm_z).and_then(|()| plain(0, false)),
+        // add, or, adc, sbb, and, sub, xor: r/m op= r, or r op= r/m.
+        0x00..=0x03
+        | 0x08..=0x0b
+        | 0x10..=0x13
+        | 0x18..=0x1b
+        | 0x20..=0x23
+        | 0x28..=0x2b
+        | 0x30..=0x33 => {
+            let (md, _, reg, rm) = c.modrm(r)?;
+            let byte = op & 1 == 0;
+            if op & 2 == 0 {
+                to_rm(md, rm, byte, rex)
+            } else if byte {
+                plain(byte_reg(reg, rex), false)
+            } else {
+                plain(bit(reg), false)
+            }
+        }
+        // The same with the accumulator and an immediate.
+        0x04 | 0x0c | 0x14 | 0x1c | 0x24 | 0x2c | 0x34 => {
+            c.skip(1).and_then(|()| plain(bit(0), false))
+        }
+        0x05 | 0x0d | 0x15 | 0x1d | 0x25 | 0x2d | 0x35 => {
+            c.skip(imm_z).and_then(|()| plain(bit(0), false))
+        }
         0x80 | 0x81 | 0x83 => {
             let (md, ext, _, rm) = c.modrm(r)?;
             c.skip(if op == 0x81 { imm_z } else { 1 })?;
             match ext {
                 7 => plain(0, false), // cmp
-                // add, sub (not the byte forms, 80 /0 and 80 /5)
-                0 | 5 if op != 0x80 && md == 3 => plain(bit(rm), false),
-                0 | 5 if op != 0x80 => plain(0, true),
-                _ => None,
+                _ => to_rm(md, rm, op == 0x80, rex),
+            }
+        }
+        // Shifts and rotates by an immediate, by one, by cl.
+        0xc0 | 0xc1 | 0xd0 | 0xd1 | 0xd2 | 0xd3 => {
+            let (md, ext, _, rm) = c.modrm(r)?;
+            if ext == 6 {
+                return None;
+            }
+            if op <= 0xc1 {
+                c.skip(1)?;
+            }
+            to_rm(md, rm, op & 1 == 0, rex)
+        }
+        0xf6 | 0xf7 => {
+            let (md, ext, _, rm) = c.modrm(r)?;
+            match ext {
+                0 => c
+                    .skip(if op == 0xf6 { 1 } else { imm_z })
+                    .and_then(|()| plain(0, false)), // test
+                2 | 3 => to_rm(md, rm, op == 0xf6, rex), // not, neg
+                4 | 5 => plain(bit(0) | bit(2), false),  // mul, imul: rdx:rax
+                _ => None,                               // div can fault
             }
         }
         0x88 | 0x89 => {
-            let (md, _, _, rm) = c.modrm(r)?;
+            let (md, _, reg, rm) = c.modrm(r)?;
             match (md, op) {
                 (3, 0x88) => plain(byte_reg(rm, rex), false),
+                (3, _) if wide => Some(Effect::Plain {
+                    regs: bit(rm),
+                    mem: false,
+                    copy: Some((reg, rm)),
+                }),
                 (3, _) => plain(bit(rm), false),
                 _ => plain(0, true),
             }
         }
         0x8a | 0x8b => {
-            let (_, _, reg, _) = c.modrm(r)?;
-            let regs = if op == 0x8a {
-                byte_reg(reg, rex)
+            let (md, _, reg, rm) = c.modrm(r)?;
+            if op == 0x8a {
+                plain(byte_reg(reg, rex), false)
+            } else if md == 3 && wide {
+                Some(Effect::Plain {
+                    regs: bit(reg),
+                    mem: false,
+                    copy: Some((rm, reg)),
+                })
             } else {
-                bit(reg)
-            };
-            plain(regs, false)
+                plain(bit(reg), false)
+            }
         }
+        // movsxd
+        0x63 => match c.modrm(r)? {
+            (_, _, reg, _) => plain(bit(reg), false),
+        },
         0x8d => match c.modrm(r)? {
             (3, ..) => None,
             (_, _, reg, _) => plain(bit(reg), false),
         },
-        0x31 | 0x33 => match c.modrm(r)? {
-            (3, _, reg, rm) => plain(bit(if op == 0x31 { rm } else { reg }), false),
-            _ => None,
-        },
+        0xc6 | 0xc7 => {
+            let (md, ext, _, rm) = c.modrm(r)?;
+            c.skip(if op == 0xc6 { 1 } else { imm_z })?;
+            if ext != 0 {
+                return None;
+            }
+            to_rm(md, rm, op == 0xc6, rex)
+        }
         0xb8..=0xbf => {
-            c.skip(if r & 8 != 0 { 8 } else { imm_z })?;
+            c.skip(if wide { 8 } else { imm_z })?;
             plain(bit((op & 7) | ((r & 1) << 3)), false)
         }
         _ => None,
-    }?;
-    Some(Insn { len: c.pos, effect })
+    }
+}
+
+/// Two-byte opcodes: long jcc, NOPs, movzx/movsx, cmovcc.
+fn decode_0f(c: &mut Cursor<'_>, prefixed: bool, rex: Option<u8>) -> Option<Effect> {
+    let r = rex.unwrap_or(0);
+    match c.byte()? {
+        0x1f if rex.is_none() => match c.modrm(r)? {
+            (_, 0, _, _) => Some(Effect::Emulated),
+            _ => None,
+        },
+        0x80..=0x8f if !prefixed => c.skip(4).map(|()| Effect::Emulated),
+        0xb6 | 0xb7 | 0xbe | 0xbf | 0x40..=0x4f => match c.modrm(r)? {
+            (_, _, reg, _) => plain(bit(reg), false),
+        },
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -268,7 +441,20 @@ mod tests {
     }
 
     fn at(offset: u64, emulated: bool) -> Placement {
-        Placement { offset, emulated }
+        Placement {
+            offset,
+            emulated,
+            args: ARG_REGS,
+        }
+    }
+
+    /// At `offset`, emulated, with argument `n` (0-based) in register `reg`.
+    fn moved(offset: u64, moves: &[(usize, u8)]) -> Placement {
+        let mut p = at(offset, true);
+        for &(n, reg) in moves {
+            p.args[n] = reg;
+        }
+        p
     }
 
     #[test]
@@ -353,6 +539,90 @@ mod tests {
             ("pvalloc", [0x80, 0x3d, 0x01, 0x0e, 0x14, 0x00, 0x00, 0x53, 0x48, 0x89, 0xfb, 0x74,
                 0x2b, 0x48, 0x8b, 0x05, 0x04, 0x98, 0x13, 0x00, 0x48, 0x8b, 0x78, 0x18],
                 needs(1, true), at(7, true)),
+        ];
+        for (name, code, n, want) in cases {
+            assert_eq!(choose(code, *n), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn real_jemalloc_and_mimalloc() {
+        // Debian 12: libjemalloc2 5.3.0-1 and libmimalloc2.0 2.0.9+ds-2 (objdump -d).
+        const RAX: u8 = 0;
+        const RDX: u8 = 2;
+        const RSI: u8 = 6;
+        #[rustfmt::skip]
+        let cases: &[(&str, &[u8], Needs, Placement)] = &[
+            // cmp $0x1000,%rdi; ja
+            ("jemalloc malloc", &[0x48, 0x81, 0xff, 0x00, 0x10, 0x00, 0x00, 0x0f, 0x87, 0x93,
+                0x00, 0x00, 0x00, 0x48, 0x8d, 0x15], needs(1, true), at(7, true)),
+            // mov %rdi,%rax; mov rip,%rdx; mov %rdi,%rcx; shr; and; and; add %fs:0,%rax;
+            // add %rdx,%rax; cmp 0x1b0(%rax),%rcx; jne
+            ("jemalloc free", &[0x48, 0x89, 0xf8, 0x48, 0x8b, 0x15, 0x0e, 0x53, 0x0a, 0x00, 0x48,
+                0x89, 0xf9, 0x48, 0xc1, 0xe8, 0x1a, 0x48, 0x81, 0xe1, 0x00, 0x00, 0x00, 0xc0, 0x25,
+                0xf0, 0x00, 0x00, 0x00, 0x64, 0x48, 0x03, 0x04, 0x25, 0x00, 0x00, 0x00, 0x00, 0x48,
+                0x01, 0xd0, 0x48, 0x3b, 0x88, 0xb0, 0x01, 0x00, 0x00, 0x0f, 0x85, 0x8a, 0x00, 0x00,
+                0x00], needs(1, true), at(0x30, true)),
+            // mov rip,%rax; mov %rdi,%rsi; mov %fs:(%rax),%rdi; cmp $0x400,%rsi; ja
+            ("mimalloc malloc", &[0x48, 0x8b, 0x05, 0x49, 0xb4, 0x00, 0x00, 0x48, 0x89, 0xfe, 0x64,
+                0x48, 0x8b, 0x38, 0x48, 0x81, 0xfe, 0x00, 0x04, 0x00, 0x00, 0x77, 0x29, 0x48],
+                needs(1, true), moved(0x15, &[(0, RSI)])),
+            // mov rip,%rdx; mov %rdi,%rax; mov %fs:(%rdx),%rdi; cmp $1,%rax; je
+            ("mimalloc calloc", &[0x48, 0x8b, 0x15, 0xc9, 0xad, 0x00, 0x00, 0x48, 0x89, 0xf8, 0x64,
+                0x48, 0x8b, 0x3a, 0x48, 0x83, 0xf8, 0x01, 0x74, 0x08, 0x48, 0xf7, 0xe6, 0x48],
+                needs(2, true), moved(0x12, &[(0, RAX)])),
+            // mov rip,%rax; mov %rsi,%rdx; mov %rdi,%rsi; mov %fs:(%rax),%rax; mov %rax,%rdi;
+            // jmp mi_heap_realloc
+            ("mimalloc realloc", &[0x48, 0x8b, 0x05, 0x49, 0xa9, 0x00, 0x00, 0x48, 0x89, 0xf2, 0x48,
+                0x89, 0xfe, 0x64, 0x48, 0x8b, 0x00, 0x48, 0x89, 0xc7, 0xe9, 0xf7, 0x4e, 0xff, 0xff],
+                needs(2, true), moved(0x14, &[(0, RSI), (1, RDX)])),
+            // mov %rdi,%rcx; test %rdi,%rdi; je
+            ("mimalloc free", &[0x48, 0x89, 0xf9, 0x48, 0x85, 0xff, 0x74, 0x5d, 0x48, 0x8d],
+                needs(1, true), at(6, true)),
+        ];
+        for (name, code, n, want) in cases {
+            assert_eq!(choose(code, *n), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_cookie_names_where_each_argument_is_and_the_heap() {
+        use tracer_common::cookie::{arg_reg, heap};
+        let p = moved(0x14, &[(0, 6), (1, 2)]);
+        let c = p.cookie(0, 1);
+        assert_eq!(
+            (arg_reg(c, 0), arg_reg(c, 1), arg_reg(c, 2)),
+            (Some(6), Some(2), Some(2))
+        );
+        assert_eq!(heap(c), 1);
+        // mi_heap_malloc(heap, size): the size is the second SysV argument.
+        let c = at(0, false).cookie(1, 0);
+        assert_eq!((arg_reg(c, 0), heap(c)), (Some(6), 0));
+        assert_eq!(p.moved_args(), ["arg1 in rsi", "arg2 in rdx"]);
+        assert_eq!(arg_reg(0, 0), None);
+    }
+
+    #[test]
+    fn a_copy_keeps_an_argument_that_its_register_loses() {
+        #[rustfmt::skip]
+        let cases: &[(&str, &[u8], Needs, Placement)] = &[
+            // mov %rdi,%rax; xor %edi,%edi; push %rbp
+            ("copied", &[0x48, 0x89, 0xf8, 0x31, 0xff, 0x55], needs(1, true), moved(5, &[(0, 0)])),
+            // mov %edi,%eax (32 bits: not a copy); xor %edi,%edi; push
+            ("32-bit", &[0x89, 0xf8, 0x31, 0xff, 0x55], needs(1, true), at(0, false)),
+            // mov %rdi,%rax; mov %rsi,%rax (the copy is overwritten); xor %edi,%edi
+            ("overwritten", &[0x48, 0x89, 0xf8, 0x48, 0x89, 0xf0, 0x31, 0xff, 0x55],
+                needs(1, true), at(0, false)),
+            // mov %rdi,%rax; shr $4,%rax; xor %edi,%edi (the copy was changed)
+            ("changed", &[0x48, 0x89, 0xf8, 0x48, 0xc1, 0xe8, 0x04, 0x31, 0xff, 0x55],
+                needs(1, true), at(0, false)),
+            // fs-prefixed store: memory, not allowed with the stack needed
+            ("fs store", &[0x64, 0x48, 0x89, 0x38, 0x55], needs(0, true), at(0, false)),
+            ("fs store no stack", &[0x64, 0x48, 0x89, 0x38, 0x55], needs(0, false), at(4, true)),
+            // fs-prefixed push: not understood
+            ("fs push", &[0x64, 0x55], needs(0, false), at(0, false)),
+            // div can fault: not skipped
+            ("div", &[0x48, 0xf7, 0xf1, 0x55], needs(0, false), at(0, false)),
         ];
         for (name, code, n, want) in cases {
             assert_eq!(choose(code, *n), *want, "{name}");

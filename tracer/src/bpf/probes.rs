@@ -29,6 +29,9 @@ pub struct ProbeSpec {
     pub exit: Option<&'static str>,
     /// Leading integer arguments the entry reads.
     pub args: u8,
+    /// Arguments before the first one the entry reads (mimalloc's `mi_heap_*` take the heap
+    /// first): the attach cookie points the program past them.
+    pub shift: u8,
     /// Without it the allocator cannot be traced: the run fails.
     pub required: bool,
     /// Part of the C API, which prefixed builds of jemalloc rename; C++ operators never are.
@@ -48,8 +51,17 @@ const fn c(
         entry,
         exit,
         args,
+        shift: 0,
         required: false,
         prefixed: true,
+    }
+}
+
+/// `like`, for a function taking one more argument first (mimalloc's `mi_heap_*`).
+const fn on_heap(symbol: &'static str, like: ProbeSpec) -> ProbeSpec {
+    ProbeSpec {
+        shift: 1,
+        ..named(symbol, like)
     }
 }
 
@@ -121,9 +133,16 @@ pub const C_PROBES: &[ProbeSpec] = &[
     ALIGNED_ALLOC,
     VALLOC,
     PVALLOC,
-    // jemalloc's non-standard API; xallocx (resizing in place) is not traced.
+    // jemalloc's non-standard API.
     c("mallocx", AllocFunc::Mallocx, p::MALLOCX_ENTER, X, 1),
     c("rallocx", AllocFunc::Rallocx, p::RALLOCX_ENTER, X, 2),
+    c(
+        "xallocx",
+        AllocFunc::Xallocx,
+        p::XALLOCX_ENTER,
+        Some(p::XALLOCX_EXIT),
+        2,
+    ),
     c("sdallocx", AllocFunc::Free, p::DELETE_ENTER, None, 1),
     c("dallocx", AllocFunc::Free, p::DELETE_ENTER, None, 1),
     // gperftools tcmalloc (aliases of the above in its shared library).
@@ -158,8 +177,8 @@ pub const C_PROBES: &[ProbeSpec] = &[
     named("TCMallocInternalDeleteArray", DELETE),
     named("TCMallocInternalDeleteSized", DELETE),
     named("TCMallocInternalDeleteAligned", DELETE),
-    // mimalloc (`malloc` and friends are aliases of these in its override build; the
-    // `mi_heap_*` API and the string functions are not traced).
+    // mimalloc (`malloc` and friends are aliases of these in its override build; the string
+    // functions are not traced).
     named("mi_malloc", MALLOC),
     named("mi_zalloc", MALLOC),
     named("mi_calloc", CALLOC),
@@ -192,6 +211,27 @@ pub const C_PROBES: &[ProbeSpec] = &[
     named("mi_new_nothrow", NEW),
     named("mi_new_aligned", NEW),
     named("mi_new_aligned_nothrow", NEW),
+    // mimalloc's first-class heaps: the same with the heap first.
+    on_heap("mi_heap_malloc", MALLOC),
+    on_heap("mi_heap_zalloc", MALLOC),
+    on_heap("mi_heap_malloc_small", MALLOC),
+    on_heap("mi_heap_calloc", CALLOC),
+    on_heap("mi_heap_mallocn", CALLOC),
+    on_heap("mi_heap_realloc", REALLOC),
+    on_heap("mi_heap_reallocf", REALLOC),
+    on_heap("mi_heap_rezalloc", REALLOC),
+    on_heap("mi_heap_reallocn", REALLOCARRAY),
+    on_heap("mi_heap_recalloc", REALLOCARRAY),
+    on_heap("mi_heap_malloc_aligned", MALLOC),
+    on_heap("mi_heap_zalloc_aligned", MALLOC),
+    on_heap("mi_heap_malloc_aligned_at", MALLOC),
+    on_heap("mi_heap_zalloc_aligned_at", MALLOC),
+    on_heap("mi_heap_calloc_aligned", CALLOC),
+    on_heap("mi_heap_calloc_aligned_at", CALLOC),
+    on_heap("mi_heap_realloc_aligned", REALLOC),
+    on_heap("mi_heap_realloc_aligned_at", REALLOC),
+    on_heap("mi_heap_rezalloc_aligned", REALLOC),
+    on_heap("mi_heap_rezalloc_aligned_at", REALLOC),
 ];
 
 /// C++ operator new and delete in every variant (sized, aligned, nothrow).
@@ -462,7 +502,7 @@ pub fn plan(key: &ObjectKey) -> Result<LibcProbes, LibcError> {
         let placement = placement::choose(
             code,
             Needs {
-                arg_regs: spec.args,
+                arg_regs: spec.args + spec.shift,
                 stack: true,
             },
         );

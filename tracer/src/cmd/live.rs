@@ -372,8 +372,9 @@ fn log_plans(cli: &TraceArgs, tracer: &Tracer) {
     }
     for plan in tracer.plans() {
         for site in &plan.sites {
+            let moved = site.placement.moved_args();
             log::info!(
-                "{} in {}: probe at +{:#x} ({}){}",
+                "{} in {}: probe at +{:#x} ({}{}){}",
                 site.symbol,
                 plan.path.display(),
                 site.placement.offset,
@@ -381,6 +382,11 @@ fn log_plans(cli: &TraceArgs, tracer: &Tracer) {
                     "emulated"
                 } else {
                     "single-stepped"
+                },
+                if moved.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", moved.join(", "))
                 },
                 if site.aliases.is_empty() {
                     String::new()
