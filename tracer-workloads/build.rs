@@ -65,7 +65,10 @@ const ALLOCATORS: &[(&str, &str)] = &[
 const LINKED: &[&str] = &["cxx_new", "alloc_std", "churn"];
 
 /// Programs of one allocator's own API, built linked with it only: (program, linker flag).
-const ONLY_WITH: &[(&str, &str)] = &[("jemalloc_api", "-ljemalloc")];
+const ONLY_WITH: &[(&str, &str)] = &[
+    ("jemalloc_api", "-ljemalloc"),
+    ("mimalloc_api", "-lmimalloc"),
+];
 
 fn main() {
     println!("cargo:rerun-if-changed=c");

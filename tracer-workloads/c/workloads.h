@@ -235,6 +235,31 @@ _Static_assert(FDS_LEAKED ==
 /* plugin_run -> plugin_mid -> plugin_leak, this many times */
 #define DLOPEN_LEAKS 4
 
+/* ---- mimalloc_api: the mi_heap_* functions, one leak each --------------------------- */
+
+/* leak_heap_malloc: mi_heap_malloc(h, MI_HEAP_MALLOC_SIZE) */
+#define MI_HEAP_MALLOC_SIZE 1201
+/* leak_heap_zalloc: mi_heap_zalloc(h, MI_HEAP_ZALLOC_SIZE) */
+#define MI_HEAP_ZALLOC_SIZE 1302
+/* leak_heap_calloc and leak_heap_calloc_aligned: count and element size */
+#define MI_HEAP_CALLOC_NMEMB 7
+#define MI_HEAP_CALLOC_ELEM_SIZE 201
+#define MI_HEAP_CALLOC_SIZE 1407
+/* leak_heap_mallocn: count and element size */
+#define MI_HEAP_MALLOCN_NMEMB 3
+#define MI_HEAP_MALLOCN_ELEM_SIZE 505
+#define MI_HEAP_MALLOCN_SIZE 1515
+/* leak_heap_malloc_aligned: mi_heap_malloc_aligned(h, MI_HEAP_ALIGNED_SIZE, MI_HEAP_ALIGN) */
+#define MI_HEAP_ALIGNED_SIZE 1664
+#define MI_HEAP_ALIGN 128
+/* heap_realloc_seed: mi_heap_malloc of this many bytes, freed by the realloc */
+#define MI_HEAP_REALLOC_SEED_SIZE 40
+/* leak_heap_realloc: mi_heap_realloc(h, seed, MI_HEAP_REALLOC_SIZE) */
+#define MI_HEAP_REALLOC_SIZE 5005
+/* churn_heap: four blocks of this many bytes, each freed with mi_free */
+#define MI_HEAP_CHURN_SIZE 333
+#define MI_HEAP_CHURN_BLOCKS 4
+
 /* ---- alloc_std: alloc_each's leaks through the seven entry points all allocators have --- */
 
 #define ALLOC_STD_LEAKED_BLOCKS 7
@@ -252,6 +277,12 @@ _Static_assert(FDS_LEAKED ==
 #define JE_RALLOCX_SEED_SIZE 50
 /* leak_rallocx: rallocx(seed, JE_RALLOCX_SIZE, MALLOCX_ZERO) */
 #define JE_RALLOCX_SIZE 7003
+/* leak_xallocx: mallocx(JE_XALLOCX_SEED_SIZE, 0), in jemalloc's 112-byte size class */
+#define JE_XALLOCX_SEED_SIZE 100
+/* leak_xallocx: xallocx(p, JE_XALLOCX_SIZE, 0, 0) resizes it in place (same size class) */
+#define JE_XALLOCX_SIZE 110
+/* leak_xallocx: xallocx(p, JE_XALLOCX_TOO_BIG, 0, 0) cannot: a failed call, p unchanged */
+#define JE_XALLOCX_TOO_BIG 1000000
 /* churn_x: three blocks, freed by sdallocx, dallocx and free */
 #define JE_CHURN_SIZE 90
 

@@ -152,6 +152,36 @@ constants! {
     /// Leaks through plugin_run → plugin_mid → plugin_leak.
     DLOPEN_LEAKS = 4;
 
+    // ---- mimalloc_api -------------------------------------------------------------------------
+    /// `leak_heap_malloc`: bytes.
+    MI_HEAP_MALLOC_SIZE = 1201;
+    /// `leak_heap_zalloc`: bytes.
+    MI_HEAP_ZALLOC_SIZE = 1302;
+    /// `leak_heap_calloc`, `leak_heap_calloc_aligned`: element count.
+    MI_HEAP_CALLOC_NMEMB = 7;
+    /// Their element size.
+    MI_HEAP_CALLOC_ELEM_SIZE = 201;
+    /// Their total bytes.
+    MI_HEAP_CALLOC_SIZE = MI_HEAP_CALLOC_NMEMB * MI_HEAP_CALLOC_ELEM_SIZE;
+    /// `leak_heap_mallocn`: element count.
+    MI_HEAP_MALLOCN_NMEMB = 3;
+    /// Its element size.
+    MI_HEAP_MALLOCN_ELEM_SIZE = 505;
+    /// Its total bytes.
+    MI_HEAP_MALLOCN_SIZE = MI_HEAP_MALLOCN_NMEMB * MI_HEAP_MALLOCN_ELEM_SIZE;
+    /// `leak_heap_malloc_aligned`: bytes.
+    MI_HEAP_ALIGNED_SIZE = 1664;
+    /// Its alignment.
+    MI_HEAP_ALIGN = 128;
+    /// `heap_realloc_seed`: bytes, freed by the realloc.
+    MI_HEAP_REALLOC_SEED_SIZE = 40;
+    /// `leak_heap_realloc`: bytes after the realloc.
+    MI_HEAP_REALLOC_SIZE = 5005;
+    /// `churn_heap`: bytes of each block.
+    MI_HEAP_CHURN_SIZE = 333;
+    /// `churn_heap`: blocks, each freed.
+    MI_HEAP_CHURN_BLOCKS = 4;
+
     // ---- mmap_leak -------------------------------------------------------------------------
     /// The page size the program requires (it fails on any other).
     MMAP_PAGE_SIZE = 4096;
@@ -258,6 +288,12 @@ constants! {
     JE_RALLOCX_SIZE = 7003;
     /// `churn_x`: bytes of each of its three blocks.
     JE_CHURN_SIZE = 90;
+    /// `leak_xallocx`: mallocx of this many bytes (jemalloc's 112-byte size class).
+    JE_XALLOCX_SEED_SIZE = 100;
+    /// `leak_xallocx`: resized in place to this many bytes, leaked.
+    JE_XALLOCX_SIZE = 110;
+    /// `leak_xallocx`: an in-place resize to this many bytes, which fails.
+    JE_XALLOCX_TOO_BIG = 1_000_000;
 
     // ---- cxx_new ----------------------------------------------------------------------
     /// `leak_new`: `new Plain`.

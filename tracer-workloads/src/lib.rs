@@ -58,6 +58,8 @@ pub fn linked(name: &str, allocator: &str) -> String {
 
 /// `jemalloc_api`: mallocx, rallocx, sdallocx and dallocx (linked with jemalloc).
 pub const JEMALLOC_API: &str = "jemalloc_api";
+/// `mimalloc_api`: the mi_heap_* functions (linked with mimalloc).
+pub const MIMALLOC_API: &str = "mimalloc_api";
 /// `attach_target`: waits on stdin, then allocates and partly frees.
 pub const ATTACH_TARGET: &str = "attach_target";
 /// `chains_nofp`: one leaf leaking through two call chains, built without frame pointers.
@@ -90,6 +92,7 @@ pub const NAMES: &[&str] = &[
     ALLOC_STD,
     CXX_NEW,
     JEMALLOC_API,
+    MIMALLOC_API,
     ATTACH_TARGET,
     CHAINS_NOFP,
     CXX_CHAINS_NOFP,
@@ -156,6 +159,19 @@ pub mod symbol {
     pub const LEAK_RALLOCX: &str = "leak_rallocx";
     /// `jemalloc_api`: three blocks freed by sdallocx, dallocx and free.
     pub const CHURN_X: &str = "churn_x";
+    /// `jemalloc_api`: mallocx, then xallocx in place (and a failed one), leaked.
+    pub const LEAK_XALLOCX: &str = "leak_xallocx";
+    /// `mimalloc_api`: one leak per mi_heap_* entry point, the seed of the realloc, and the
+    /// churn.
+    pub const LEAK_HEAP_MALLOC: &str = "leak_heap_malloc";
+    pub const LEAK_HEAP_ZALLOC: &str = "leak_heap_zalloc";
+    pub const LEAK_HEAP_CALLOC: &str = "leak_heap_calloc";
+    pub const LEAK_HEAP_MALLOCN: &str = "leak_heap_mallocn";
+    pub const LEAK_HEAP_MALLOC_ALIGNED: &str = "leak_heap_malloc_aligned";
+    pub const LEAK_HEAP_CALLOC_ALIGNED: &str = "leak_heap_calloc_aligned";
+    pub const HEAP_REALLOC_SEED: &str = "heap_realloc_seed";
+    pub const LEAK_HEAP_REALLOC: &str = "leak_heap_realloc";
+    pub const CHURN_HEAP: &str = "churn_heap";
     /// `cxx_new`: `new Plain`, leaked.
     pub const LEAK_NEW: &str = "leak_new";
     /// `cxx_new`: `new char[]`, leaked.
@@ -271,6 +287,16 @@ pub mod symbol {
         (super::JEMALLOC_API, RALLOCX_SEED),
         (super::JEMALLOC_API, LEAK_RALLOCX),
         (super::JEMALLOC_API, CHURN_X),
+        (super::JEMALLOC_API, LEAK_XALLOCX),
+        (super::MIMALLOC_API, LEAK_HEAP_MALLOC),
+        (super::MIMALLOC_API, LEAK_HEAP_ZALLOC),
+        (super::MIMALLOC_API, LEAK_HEAP_CALLOC),
+        (super::MIMALLOC_API, LEAK_HEAP_MALLOCN),
+        (super::MIMALLOC_API, LEAK_HEAP_MALLOC_ALIGNED),
+        (super::MIMALLOC_API, LEAK_HEAP_CALLOC_ALIGNED),
+        (super::MIMALLOC_API, HEAP_REALLOC_SEED),
+        (super::MIMALLOC_API, LEAK_HEAP_REALLOC),
+        (super::MIMALLOC_API, CHURN_HEAP),
         (super::CXX_NEW, LEAK_NEW),
         (super::CXX_NEW, LEAK_NEW_ARRAY),
         (super::CXX_NEW, LEAK_NEW_NOTHROW),

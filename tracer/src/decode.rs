@@ -128,6 +128,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             Body::Free {
                 ptr: d.ptr,
                 outer: kind == EventKind::Delete,
+                heap: d.heap as u8,
             }
         }
         EventKind::Map => Body::Map(map(payload)?),
@@ -175,6 +176,7 @@ fn alloc(payload: &[u8]) -> Result<Alloc, DecodeError> {
         ptr: d.ptr,
         size: d.size.checked_mul(d.count),
         old_ptr: d.old_ptr,
+        heap: d.heap as u8,
         site: CallSite {
             caller: d.caller,
             stack: (d.flags & ALLOC_NO_STACK == 0 && d.stack_hash != 0)
@@ -392,7 +394,8 @@ mod tests {
             decode(&encode(&rec)).expect("decodes").body,
             Body::Free {
                 ptr: 0xabc,
-                outer: false
+                outer: false,
+                heap: 0,
             }
         );
         let rec: MapEvent = Record {
@@ -485,7 +488,8 @@ mod tests {
             decode(&bytes).expect("decodes").body,
             Body::Free {
                 ptr: 5,
-                outer: false
+                outer: false,
+                heap: 0,
             }
         );
     }

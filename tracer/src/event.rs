@@ -23,6 +23,9 @@ pub enum Body {
     Free {
         ptr: u64,
         outer: bool,
+        /// The heap of the function called (`tracer_common::cookie`): a block of another heap
+        /// is not freed by it.
+        heap: u8,
     },
     Map(Map),
     TaskExit {
@@ -115,6 +118,8 @@ pub struct Alloc {
     pub size: Option<u64>,
     /// realloc/reallocarray: the block passed in.
     pub old_ptr: u64,
+    /// The heap of the function called (`tracer_common::cookie`).
+    pub heap: u8,
     pub site: CallSite,
     /// Frames of `site.stack` when this record carried them (the first record of a stack on
     /// its CPU), innermost first; empty otherwise.

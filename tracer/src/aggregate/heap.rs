@@ -25,6 +25,8 @@ pub struct Block {
     pub size: u64,
     pub site: CallSite,
     pub ts_ns: u64,
+    /// The heap that made it (`tracer_common::cookie`).
+    pub heap: u8,
 }
 
 /// Per-call-site counts.
@@ -48,8 +50,13 @@ pub struct HeapTotals {
     pub total_alloc_bytes: u64,
     /// Calls that returned NULL (not allocations).
     pub failed_allocs: u64,
-    /// Frees of addresses never seen allocated (made before attach, or lost to drops).
+    /// Frees of addresses never seen allocated (made before attach, or lost to drops), and
+    /// frees of a block through another allocator than the one that made it
+    /// (`foreign_frees`).
     pub unknown_frees: u64,
+    /// Of the unknown frees: a live block of one allocator passed to another allocator's free
+    /// (a Rust block to C's `free`). The block stays live.
+    pub foreign_frees: u64,
     /// Allocations returned at an address still live here: its free was lost (dropped event).
     pub replaced_blocks: u64,
     /// Blocks still live when the process executed a new program (its heap went with it).
@@ -103,7 +110,7 @@ impl Heap {
     pub fn apply_alloc(&mut self, a: &Alloc, tid: u32, ts_ns: u64) {
         let resizes = matches!(
             a.func,
-            AllocFunc::Realloc | AllocFunc::Reallocarray | AllocFunc::Rallocx
+            AllocFunc::Realloc | AllocFunc::Reallocarray | AllocFunc::Rallocx | AllocFunc::Xallocx
         );
         self.outer_free.remove(&tid);
         self.ts_ns = ts_ns;
@@ -114,7 +121,7 @@ impl Heap {
         if a.ptr == 0 {
             if resizes && a.size == Some(0) && a.old_ptr != 0 {
                 if !freed_inside {
-                    self.free(a.old_ptr, tid);
+                    self.free(a.old_ptr, a.heap, tid);
                 }
             } else {
                 self.totals.failed_allocs += 1;
@@ -123,7 +130,7 @@ impl Heap {
             return;
         }
         if resizes && a.old_ptr != 0 && !freed_inside {
-            self.free(a.old_ptr, tid);
+            self.free(a.old_ptr, a.heap, tid);
         }
         self.last_free.remove(&tid);
         let size = a.size.unwrap_or(0);
@@ -144,6 +151,7 @@ impl Heap {
                 size,
                 site: a.site,
                 ts_ns,
+                heap: a.heap,
             },
         ) {
             self.totals.replaced_blocks += 1;
@@ -173,18 +181,18 @@ impl Heap {
             .or_insert_with(|| Series::new(ts, live_bytes));
     }
 
-    /// A free-like call at `ts_ns` (see [`Heap::free_call`]).
-    pub fn free_at(&mut self, ptr: u64, tid: u32, outer: bool, ts_ns: u64) {
+    /// A free-like call of `heap` at `ts_ns` (see [`Heap::free_call`]).
+    pub fn free_at(&mut self, ptr: u64, heap: u8, tid: u32, outer: bool, ts_ns: u64) {
         self.ts_ns = ts_ns;
-        self.free_call(ptr, tid, outer);
+        self.free_call(ptr, heap, tid, outer);
     }
 
-    /// A free-like call by thread `tid`: `outer` for one other than `free` itself.
-    pub fn free_call(&mut self, ptr: u64, tid: u32, outer: bool) {
+    /// A free-like call of `heap` by thread `tid`: `outer` for one other than `free` itself.
+    pub fn free_call(&mut self, ptr: u64, heap: u8, tid: u32, outer: bool) {
         if self.outer_free.get(&tid) == Some(&ptr) && !self.live.contains_key(&ptr) {
             return; // inside the outer free-like call of the same block
         }
-        self.free(ptr, tid);
+        self.free(ptr, heap, tid);
         if outer {
             self.outer_free.insert(tid, ptr);
         } else {
@@ -192,9 +200,15 @@ impl Heap {
         }
     }
 
-    /// A free (or the free half of a realloc) by thread `tid`.
-    pub fn free(&mut self, ptr: u64, tid: u32) {
+    /// A free (or the free half of a realloc) of `heap` by thread `tid`. A live block of
+    /// another heap is not freed: that allocator does not know it.
+    pub fn free(&mut self, ptr: u64, heap: u8, tid: u32) {
         self.last_free.insert(tid, ptr);
+        if self.live.get(&ptr).is_some_and(|b| b.heap != heap) {
+            self.totals.unknown_frees += 1;
+            self.totals.foreign_frees += 1;
+            return;
+        }
         match self.live.remove(&ptr) {
             Some(block) => {
                 self.totals.total_frees += 1;

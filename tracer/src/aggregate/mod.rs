@@ -148,7 +148,9 @@ impl Aggregator {
         let proc = self.procs.entry(ev.pid).or_default();
         match &ev.body {
             Body::Alloc(a) => proc.heap.apply_alloc(a, ev.tid, ev.ts_ns),
-            Body::Free { ptr, outer } => proc.heap.free_at(*ptr, ev.tid, *outer, ev.ts_ns),
+            Body::Free { ptr, outer, heap } => {
+                proc.heap.free_at(*ptr, *heap, ev.tid, *outer, ev.ts_ns)
+            }
             Body::Map(m) => proc.maps.apply(m, ev.ts_ns),
             Body::TaskExit { group_dead } => {
                 proc.heap.thread_exited(ev.tid);

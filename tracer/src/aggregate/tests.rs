@@ -36,6 +36,7 @@ fn alloc(ts: u64, func: AllocFunc, ptr: u64, size: u64, old_ptr: u64, site: Call
             ptr,
             size: Some(size),
             old_ptr,
+            heap: 0,
             site,
             frames: Vec::new(),
         }),
@@ -47,12 +48,26 @@ fn malloc(ts: u64, ptr: u64, size: u64) -> Event {
 }
 
 fn free(ts: u64, ptr: u64) -> Event {
-    ev(ts, Body::Free { ptr, outer: false })
+    ev(
+        ts,
+        Body::Free {
+            ptr,
+            outer: false,
+            heap: 0,
+        },
+    )
 }
 
 /// operator delete, sdallocx and other free-likes but `free`.
 fn delete(ts: u64, ptr: u64) -> Event {
-    ev(ts, Body::Free { ptr, outer: true })
+    ev(
+        ts,
+        Body::Free {
+            ptr,
+            outer: true,
+            heap: 0,
+        },
+    )
 }
 
 fn map(ts: u64, op: MapOp, addr: u64, len: u64) -> Event {
@@ -509,4 +524,49 @@ fn a_site_growing_steadily_is_a_suspect_before_the_leak_age() {
     agg.mark_exited(PID);
     let p = only(&agg, 4000 * MS, 30_000 * MS);
     assert_eq!(p.leaks[0].reason, LeakReason::Exit);
+}
+
+/// `e` made by (or freeing through) heap `heap` instead of 0.
+fn on_heap(mut e: Event, heap: u8) -> Event {
+    match &mut e.body {
+        Body::Alloc(a) => a.heap = heap,
+        Body::Free { heap: h, .. } => *h = heap,
+        _ => {}
+    }
+    e
+}
+
+#[test]
+fn a_block_freed_through_another_allocator_is_an_unknown_free_and_stays_live() {
+    let agg = run(&[
+        // Heap 1 (the executable's own allocator) makes 0xa; glibc's free (heap 0) gets it.
+        on_heap(malloc(1, 0xa, 100), 1),
+        free(2, 0xa),
+        // glibc's realloc of heap 1's 0xb does not free it either.
+        on_heap(malloc(3, 0xb, 10), 1),
+        alloc(4, AllocFunc::Realloc, 0xc, 20, 0xb, SITE_A),
+        // Its own free does.
+        on_heap(free(5, 0xa), 1),
+    ]);
+    let h = only(&agg, 10, 0).heap;
+    assert_eq!((h.unknown_frees, h.foreign_frees), (2, 2), "{h:?}");
+    assert_eq!(h.total_frees, 1, "{h:?}");
+    assert_eq!((h.live_blocks, h.live_bytes), (2, 30), "{h:?}");
+}
+
+#[test]
+fn xallocx_in_place_is_a_resize_of_the_block_to_itself_and_one_that_cannot_fails() {
+    let agg = run(&[
+        malloc(1, 0xa, 100),
+        alloc(2, AllocFunc::Xallocx, 0xa, 110, 0xa, SITE_B),
+        alloc(3, AllocFunc::Xallocx, 0, 1_000_000, 0xa, SITE_B),
+    ]);
+    let h = only(&agg, 10, 0).heap;
+    assert_eq!(
+        (h.total_allocs, h.total_frees, h.failed_allocs),
+        (2, 1, 1),
+        "{h:?}"
+    );
+    assert_eq!((h.live_blocks, h.live_bytes), (1, 110), "{h:?}");
+    assert_eq!(h.replaced_blocks, 0, "{h:?}");
 }

@@ -95,7 +95,7 @@ fn target(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
     let h = &t.heap;
     writeln!(
         out,
-        "heap: live {} in {} blocks (peak {}); {} allocations of {}, {} frees; {} failed, {} unknown frees",
+        "heap: live {} in {} blocks (peak {}); {} allocations of {}, {} frees; {} failed, {} unknown frees{}",
         human_bytes(h.live_bytes),
         h.live_blocks,
         human_bytes(h.peak_live_bytes),
@@ -103,7 +103,15 @@ fn target(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
         human_bytes(h.total_alloc_bytes),
         h.total_frees,
         h.failed_allocs,
-        h.unknown_frees
+        h.unknown_frees,
+        if h.foreign_frees > 0 {
+            format!(
+                " ({} of another allocator's block: it stays live)",
+                h.foreign_frees
+            )
+        } else {
+            String::new()
+        }
     )?;
     let m = &t.mappings;
     writeln!(
