@@ -34,13 +34,16 @@ pub mod reg {
 /// The SysV integer argument registers in order: rdi, rsi, rdx, rcx, r8, r9.
 pub const ARG_REGS: [u8; 6] = [reg::RDI, reg::RSI, reg::RDX, reg::RCX, reg::R8, reg::R9];
 
-/// The cookie for arguments found in `regs` (register numbers, first argument first) and
+/// The cookie for arguments found in `regs` (register numbers, first argument first; `None`:
+/// the calling convention's register, which the program reads without a helper call) and
 /// `heap`.
-pub const fn encode(regs: [u8; MAX_ARGS], heap: u8) -> u64 {
+pub const fn encode(regs: [Option<u8>; MAX_ARGS], heap: u8) -> u64 {
     let mut cookie = (heap as u64) << HEAP_SHIFT;
     let mut i = 0;
     while i < MAX_ARGS {
-        cookie |= ((regs[i] as u64 & 0xf) + 1) << (ARG_BITS * i as u32);
+        if let Some(r) = regs[i] {
+            cookie |= ((r as u64 & 0xf) + 1) << (ARG_BITS * i as u32);
+        }
         i += 1;
     }
     cookie

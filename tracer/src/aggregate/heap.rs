@@ -204,12 +204,15 @@ impl Heap {
     /// another heap is not freed: that allocator does not know it.
     pub fn free(&mut self, ptr: u64, heap: u8, tid: u32) {
         self.last_free.insert(tid, ptr);
-        if self.live.get(&ptr).is_some_and(|b| b.heap != heap) {
-            self.totals.unknown_frees += 1;
-            self.totals.foreign_frees += 1;
-            return;
-        }
-        match self.live.remove(&ptr) {
+        let found = match self.live.remove(&ptr) {
+            Some(block) if block.heap != heap => {
+                self.live.insert(ptr, block);
+                self.totals.foreign_frees += 1;
+                None
+            }
+            found => found,
+        };
+        match found {
             Some(block) => {
                 self.totals.total_frees += 1;
                 self.forget(&block);

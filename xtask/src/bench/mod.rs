@@ -168,8 +168,13 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
             .find(|(s, _)| *s == c)
             .and_then(|(_, v)| Summary::of(v))
     };
+    let glibc_probes = allocators::probes(&bench.tracer, &bench.churn)?;
     let others = allocators::markdown(
-        (summary(Config::Untraced), summary(Config::Tracer)),
+        (
+            summary(Config::Untraced),
+            summary(Config::Tracer),
+            glibc_probes,
+        ),
         &others,
     );
     let mut runs = Vec::new();
@@ -374,10 +379,10 @@ fn heaptrack_allocations(out: &Output) -> anyhow::Result<u64> {
 }
 
 /// A probe place from `tracer -v`: `(function, library, offset from entry, emulated)`.
-type Placement = (String, PathBuf, u64, bool);
+pub(super) type Placement = (String, PathBuf, u64, bool);
 
 /// Parses `tracer: info: free in /usr/lib/…/libc.so.6: probe at +0x3 (emulated)…`.
-fn parse_placement(line: &str) -> Option<Placement> {
+pub(super) fn parse_placement(line: &str) -> Option<Placement> {
     let rest = line.split("info: ").nth(1)?;
     let (head, tail) = rest.split_once(": probe at +0x")?;
     let (function, library) = head.split_once(" in ")?;
