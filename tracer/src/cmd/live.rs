@@ -102,9 +102,12 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         pipeline::run(tracer, targets, &cfg, record, None, io.reborrow()).await?
     };
     if use_tui {
-        // The TUI scrolled through more hotspots than the printed report lists.
+        // The TUI scrolled through more hotspots, leaks and modules than the printed report
+        // lists.
         for t in &mut report.targets {
             t.hotspots.truncate(cli.top);
+            t.modules.truncate(cli.top);
+            crate::report::keep_per_kind(&mut t.leaks, cli.top);
         }
     }
     if end == End::RecordingFailed {
@@ -116,6 +119,9 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         }
     }
     end_launched(&mut launched, &report, io.targets).await;
+    if !cli.show_runtime {
+        report.hide_runtime();
+    }
     if !opts.quiet {
         match opts.format {
             Format::Json => export::json::write(&report, io.out)?,
