@@ -17,6 +17,7 @@ mod leaks;
 mod live;
 mod mmap;
 mod oracle;
+mod rank;
 mod record;
 mod redis;
 mod ring;
