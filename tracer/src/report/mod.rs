@@ -295,37 +295,6 @@ pub fn keep_per_kind(leaks: &mut Vec<LeakReport>, top: usize) {
     });
 }
 
-/// The program's leaks and the runtime's (flagged), each in the order given; what
-/// `pthread_create` allocated for a leaked thread is added to that thread's bytes.
-fn split_runtime(all: Vec<LeakReport>) -> (Vec<LeakReport>, Vec<LeakReport>) {
-    let mut program = Vec::new();
-    let mut rt = Vec::new();
-    let mut for_threads: Vec<(u64, LeakReport)> = Vec::new();
-    for l in all {
-        match runtime::owner(l.kind, l.growth.is_some(), &l.stack) {
-            runtime::Owner::Program => program.push(l),
-            runtime::Owner::Runtime => rt.push(l),
-            runtime::Owner::Thread(addr) => for_threads.push((addr, l)),
-        }
-    }
-    for (addr, mut l) in for_threads {
-        let thread = program.iter_mut().find(|t| {
-            t.kind == LeakKind::Thread && t.stack.first().is_some_and(|f| f.addr == addr)
-        });
-        match thread {
-            Some(t) => t.bytes = t.bytes.saturating_add(l.bytes),
-            None => {
-                l.runtime = true;
-                rt.push(l);
-            }
-        }
-    }
-    for l in &mut rt {
-        l.runtime = true;
-    }
-    (program, rt)
-}
-
 /// Builds the report of one snapshot. `top` bounds hotspots per target and leaks per kind;
 /// `every_sort` adds the leaders by allocations and by live bytes and keeps every leak (for
 /// the TUI's sort keys and its Leaks tab).
@@ -410,18 +379,8 @@ fn process_report(
             runtime: false,
         })
         .collect();
-    let (program, runtime_leaks) = split_runtime(all);
-    let leaks_total = program.len() as u64;
-    let runtime = RuntimeLeaks {
-        entries: runtime_leaks.len() as u64,
-        count: runtime_leaks.iter().map(|l| l.count).sum(),
-        bytes: runtime_leaks.iter().map(|l| l.bytes).sum(),
-        listed: true,
-    };
     let limit = if every_sort { usize::MAX } else { top };
-    let mut leaks = program;
-    leaks.extend(runtime_leaks);
-    keep_per_kind(&mut leaks, limit);
+    let (leaks, leaks_total, runtime) = runtime::lists(all, limit);
     let mut modules = modules_of(pid, &p.hotspots, sym);
     let modules_total = modules.len() as u64;
     modules.truncate(limit);

@@ -19,6 +19,7 @@
 //! program's own code calling an allocating function of libc (`strdup`, `fopen`, ...), and
 //! every fd and thread.
 
+use super::{keep_per_kind, LeakReport, RuntimeLeaks};
 use crate::{aggregate::LeakKind, symbolize::Frame};
 
 /// Who a leak entry belongs to.
@@ -109,6 +110,53 @@ pub fn owner(kind: LeakKind, growing: bool, stack: &[Frame]) -> Owner {
         Some(_) => Owner::Runtime,
         None => Owner::Program,
     }
+}
+
+/// The leak list of a target: the program's entries then the runtime's (flagged), each at
+/// most `limit` per kind; with the count of the program's entries and the runtime's totals.
+pub fn lists(all: Vec<LeakReport>, limit: usize) -> (Vec<LeakReport>, u64, RuntimeLeaks) {
+    let (mut leaks, rt) = split(all);
+    let total = leaks.len() as u64;
+    let summary = RuntimeLeaks {
+        entries: rt.len() as u64,
+        count: rt.iter().map(|l| l.count).sum(),
+        bytes: rt.iter().map(|l| l.bytes).sum(),
+        listed: true,
+    };
+    leaks.extend(rt);
+    keep_per_kind(&mut leaks, limit);
+    (leaks, total, summary)
+}
+
+/// The program's leaks and the runtime's (flagged), each in the order given; what
+/// `pthread_create` allocated for a leaked thread is added to that thread's bytes.
+fn split(all: Vec<LeakReport>) -> (Vec<LeakReport>, Vec<LeakReport>) {
+    let mut program = Vec::new();
+    let mut rt = Vec::new();
+    let mut for_threads: Vec<(u64, LeakReport)> = Vec::new();
+    for l in all {
+        match owner(l.kind, l.growth.is_some(), &l.stack) {
+            Owner::Program => program.push(l),
+            Owner::Runtime => rt.push(l),
+            Owner::Thread(addr) => for_threads.push((addr, l)),
+        }
+    }
+    for (addr, mut l) in for_threads {
+        let thread = program.iter_mut().find(|t| {
+            t.kind == LeakKind::Thread && t.stack.first().is_some_and(|f| f.addr == addr)
+        });
+        match thread {
+            Some(t) => t.bytes = t.bytes.saturating_add(l.bytes),
+            None => {
+                l.runtime = true;
+                rt.push(l);
+            }
+        }
+    }
+    for l in &mut rt {
+        l.runtime = true;
+    }
+    (program, rt)
 }
 
 #[cfg(test)]
@@ -202,5 +250,66 @@ mod tests {
         let start = stack(&[("__libc_start_main_impl", LIBC), ("_start", "demo")]);
         assert_eq!(owner(LeakKind::Fd, false, &start), Owner::Program);
         assert_eq!(owner(LeakKind::Thread, false, &start), Owner::Program);
+    }
+
+    fn entry(kind: LeakKind, bytes: u64, stack: Vec<Frame>) -> LeakReport {
+        LeakReport {
+            kind,
+            reason: crate::aggregate::LeakReason::Exit,
+            growth: None,
+            count: 1,
+            bytes,
+            oldest_age_ms: 0,
+            stack,
+            fd_kind: None,
+            detail: Vec::new(),
+            runtime: false,
+        }
+    }
+
+    #[test]
+    fn lists_put_the_descriptor_with_its_thread_and_the_runtime_last() {
+        let dtv = || {
+            entry(
+                LeakKind::Heap,
+                272,
+                stack(&[
+                    ("allocate_dtv", LD),
+                    ("__pthread_create_2_1", LIBC),
+                    ("start_worker", "demo"),
+                ]),
+            )
+        };
+        let mut thread_stack = stack(&[("start_worker", "demo")]);
+        // The thread's creating call returns where the descriptor's third frame does.
+        thread_stack[0].addr = 3;
+        let thread = entry(LeakKind::Thread, 8 << 20, thread_stack);
+        let locale = entry(
+            LeakKind::Heap,
+            100,
+            stack(&[("__GI_setlocale", LIBC), ("main", "demo")]),
+        );
+        let own = entry(LeakKind::Heap, 1024, stack(&[("cache_insert", "demo")]));
+        let (leaks, total, rt) =
+            lists(vec![own, dtv(), locale.clone(), thread.clone()], usize::MAX);
+        // The program's two entries (the thread with its descriptor), then the locale data.
+        assert_eq!(total, 2);
+        let got: Vec<(LeakKind, u64, bool)> =
+            leaks.iter().map(|l| (l.kind, l.bytes, l.runtime)).collect();
+        assert_eq!(
+            got,
+            [
+                (LeakKind::Heap, 1024, false),
+                (LeakKind::Thread, (8 << 20) + 272, false),
+                (LeakKind::Heap, 100, true),
+            ]
+        );
+        assert_eq!((rt.entries, rt.count, rt.bytes), (1, 1, 100));
+        // Without a leaked thread, the descriptor is the runtime's (cached by glibc).
+        let (leaks, total, rt) = lists(vec![dtv(), locale], 1);
+        assert_eq!(total, 0);
+        assert_eq!((rt.entries, rt.bytes), (2, 372));
+        // One per kind of the runtime's entries.
+        assert_eq!(leaks.len(), 1);
     }
 }
