@@ -325,3 +325,63 @@ fn unnamed_frames_are_written_as_module_and_file_offset() {
         }
     }
 }
+
+/// python3 holding one 50 MB bytes object from the start, appending 100 kB objects to a list 20 times
+/// a second (2 MB/s) and opening a file twice a second without closing it.
+const PY_MIXED: &str = concat!(
+    "import time\n",
+    "big = b'x' * 50_000_000\n",
+    "l, files = [], []\n",
+    "while True:\n",
+    "    for _ in range(10):\n",
+    "        l.append(bytearray(100000))\n",
+    "        time.sleep(0.05)\n",
+    "    files.append(open('/etc/hostname'))\n",
+);
+
+#[test]
+fn python_leaking_memory_and_fds_ranks_both_above_its_big_flat_block() {
+    require_root();
+    let (_, doc) = trace_json(
+        &[
+            "--duration",
+            "6s",
+            "--leak-age",
+            "1s",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            PY_MIXED,
+        ],
+        LIMIT,
+    );
+    let t = only_target(&doc);
+    let all = t["leaks"].as_array().expect("leaks");
+    // The list's growth first, about 2 MB/s.
+    let first = &all[0];
+    assert_eq!(first["kind"], "heap", "{first:#}");
+    assert_eq!(first["reason"], "growth", "{first:#}");
+    let rate = first["growth"]["per_s"].as_f64().expect("per_s");
+    assert!((1_500_000.0..2_500_000.0).contains(&rate), "{first:#}");
+    // The files, about two a second, growing too.
+    let fds = leaks(t, "fd");
+    let files = fds
+        .iter()
+        .find(|l| l["detail"][0] == "/etc/hostname")
+        .unwrap_or_else(|| panic!("no /etc/hostname fd leak: {:#}", t["leaks"]));
+    assert_eq!(files["reason"], "growth", "{files:#}");
+    let fd_rate = files["growth"]["per_s"].as_f64().expect("per_s");
+    assert!((1.4..=2.6).contains(&fd_rate), "{files:#}");
+    // The 50 MB block is listed (older than the leak age) but, flat, after every growing entry.
+    let big = all
+        .iter()
+        .position(|l| u(&l["bytes"]) >= 50_000_000 && u(&l["count"]) == 1)
+        .unwrap_or_else(|| panic!("no 50 MB block: {all:#?}"));
+    assert_eq!(all[big]["reason"], "age", "{:#}", all[big]);
+    assert!(all[big].get("growth").is_none(), "{:#}", all[big]);
+    let last_growing = all
+        .iter()
+        .rposition(|l| l.get("growth").is_some())
+        .expect("growing entries");
+    assert!(last_growing < big, "{all:#?}");
+}

@@ -175,8 +175,10 @@ fn tui_shows_the_leaking_function_its_fd_and_thread_leaks_then_quits_cleanly() {
     );
 
     // Close the stack, clear the filter, then the fd the demo opens every second and never
-    // closes: its path, and with Enter the stack that opened it.
+    // closes: its path, and with Enter the stack that opened it. One Escape at a time: two
+    // arriving in one read can be taken for one key sequence.
     tmux.keys(&["Escape"]);
+    tmux.wait_for("the stack closed", limit, |s| !s.contains("Call stack"));
     tmux.keys(&["Escape"]);
     tmux.wait_for("the filter cleared", limit, |s| !s.contains("filter /"));
     tmux.keys(&["4"]);
