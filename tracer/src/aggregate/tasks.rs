@@ -118,7 +118,9 @@ impl Tasks {
                 t.alive_at_exit = dying;
                 self.totals.alive = self.totals.alive.saturating_sub(1);
                 self.totals.exited_total += 1;
-                if let Some(site) = t.site {
+                // A thread ended by its process's exit stays counted at its site: the
+                // growth until the exit is what the leak at exit is ranked by.
+                if let Some(site) = t.site.filter(|_| !dying) {
                     self.growth.sub(site, ts_ns, 1);
                 }
             }

@@ -587,4 +587,21 @@ fn fds_threads_and_mappings_piling_up_are_suspects_before_the_leak_age() {
     // Two seconds in, the rise is too small and the window too short to judge.
     let early = run(&events[..events.len() / 5 * 2]);
     assert!(only(&early, 2000 * MS, 60_000 * MS).leaks.is_empty());
+
+    // The process exits (exit_group, then each thread): every entry is a leak at exit and
+    // keeps the rate its site grew at until then.
+    events.push(ev(5000 * MS, Body::GroupExit));
+    for i in 0..5u32 {
+        let mut e = ev(5001 * MS, Body::TaskExit { group_dead: false });
+        e.tid = PID + 1 + i;
+        events.push(e);
+    }
+    events.push(ev(5002 * MS, Body::TaskExit { group_dead: true }));
+    let agg = run(&events);
+    let p = only(&agg, 9000 * MS, 60_000 * MS);
+    assert_eq!(p.leaks.len(), 3, "{:?}", p.leaks);
+    for l in &p.leaks {
+        assert_eq!(l.reason, LeakReason::Exit, "{l:?}");
+        assert!(l.growth.is_some(), "{l:?}");
+    }
 }

@@ -54,7 +54,7 @@ fn leak_growth_comes_from_successive_reports() {
     let app = demo_app(2..=6);
     let rows = app.leak_rows();
     assert_eq!(rows.len(), 3, "heap, fd and thread");
-    assert_eq!(rows[0].0.kind, LeakKind::Heap, "most bytes first");
+    assert_eq!(rows[0].0.kind, LeakKind::Heap, "the growing leak first");
     let growth = rows[0].1.expect("a trend after several reports");
     assert!((growth - 10240.0).abs() < 1e-6, "{growth}");
 }
