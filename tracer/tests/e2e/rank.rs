@@ -273,7 +273,7 @@ fn top_limits_the_modules_list_too() {
 /// Every `NAME+0xHEX` in `text` with the file NAME's size.
 fn offsets(text: &str) -> Vec<(String, u64)> {
     let mut out = Vec::new();
-    for word in text.split([';', ' ', '\n', '(', ')']) {
+    for word in text.split([';', ' ', '\n', '(', ')', '<', '>', '"']) {
         if let Some((module, hex)) = word.split_once("+0x") {
             if let Ok(off) = u64::from_str_radix(hex, 16) {
                 out.push((module.to_string(), off));
@@ -304,6 +304,7 @@ fn unnamed_frames_are_written_as_module_and_file_offset() {
         .to_string();
     for (format, args) in [
         ("folded", vec!["export", &rec, "--format", "folded"]),
+        ("svg", vec!["export", &rec, "--format", "svg"]),
         ("text", vec!["report", &rec, "--top", "50"]),
     ] {
         let out = tracer_ok(&args, LIMIT);
