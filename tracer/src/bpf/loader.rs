@@ -6,17 +6,15 @@ use std::{collections::HashMap, num::NonZeroU32};
 use anyhow::{anyhow, Context as _};
 use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::{
-        trace_point::TracePointLink,
-        uprobe::{UProbeLink, UProbeScope},
-        TracePoint, UProbe,
-    },
+    programs::{uprobe::UProbeScope, TracePoint, UProbe},
     Ebpf, EbpfLoader,
 };
 use tracer_common::{counter, names, TraceConfig};
 
+pub use super::detach::Detaching;
 use super::{
     binding::Allocator,
+    detach::{detach_all, Link},
     features,
     probes::{self, LibcProbes, ObjectKey},
     tracefs,
@@ -59,53 +57,10 @@ pub struct Tracer {
     unwind: crate::unwind::Tables,
 }
 
-/// One attachment; dropping it detaches the program.
-enum Link {
-    TracePoint(#[allow(dead_code, reason = "held for its drop")] TracePointLink),
-    UProbe(#[allow(dead_code, reason = "held for its drop")] UProbeLink),
-}
-
 impl Drop for Tracer {
     fn drop(&mut self) {
         detach_all(std::mem::take(&mut self.links));
     }
-}
-
-/// Links being detached on a thread of their own; dropping this waits for the end.
-pub struct Detaching(Option<std::thread::JoinHandle<()>>);
-
-impl Detaching {
-    /// Waits until every link is detached.
-    pub fn wait(mut self) {
-        self.join();
-    }
-
-    fn join(&mut self) {
-        if let Some(t) = self.0.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Detaching {
-    fn drop(&mut self) {
-        self.join();
-    }
-}
-
-/// Detaches every link at once. Each detach waits for the kernel's RCU grace periods (about
-/// 0.1 s a link here, so seconds for all of them in turn); made together they share them, and
-/// the targets are free of the probes sooner.
-fn detach_all(links: Vec<Link>) {
-    std::thread::scope(|s| {
-        for link in links {
-            // A thread that cannot start drops its link right here, in turn.
-            let _ = std::thread::Builder::new()
-                .name("tracer-detach".into())
-                .stack_size(64 << 10)
-                .spawn_scoped(s, move || drop(link));
-        }
-    });
 }
 
 fn ring_size(bytes: u32) -> u32 {
@@ -267,18 +222,22 @@ impl Tracer {
         Ok(())
     }
 
-    /// Starts detaching every program (the kernel takes seconds for them all) while the
-    /// caller goes on: the maps stay readable, and no new events come.
-    pub fn detach_in_background(&mut self) -> Detaching {
-        let links = std::mem::take(&mut self.links);
-        match std::thread::Builder::new()
-            .name("tracer-detach".into())
-            .spawn(move || detach_all(links))
-        {
-            Ok(t) => Detaching(Some(t)),
-            // No thread: detached here and now (the spawn error dropped the links).
-            Err(_) => Detaching(None),
+    /// Ends tracing at once: every process leaves the traced set, so the programs, still
+    /// attached, record nothing more; the maps stay readable. Returns the links, to be
+    /// detached when the caller is done (the kernel takes about 40 ms a probe: see
+    /// [`Detaching`]).
+    pub fn stop_tracing(&mut self) -> anyhow::Result<Detaching> {
+        let mut targets: BpfHashMap<&mut MapData, u32, u32> = BpfHashMap::try_from(
+            self.ebpf
+                .map_mut(names::TARGETS)
+                .ok_or_else(|| anyhow!("map {} missing", names::TARGETS))?,
+        )?;
+        let pids: Vec<u32> = targets.keys().filter_map(Result::ok).collect();
+        for pid in pids {
+            // A process that exited meanwhile left the set by itself.
+            let _ = targets.remove(&pid);
         }
+        Ok(Detaching::new(std::mem::take(&mut self.links)))
     }
 
     /// The probe sites planned so far, for `--verbose` output and benchmarks.
