@@ -1,7 +1,10 @@
 //! Loads the embedded eBPF object, writes its globals, attaches programs and owns the links for
 //! their lifetime (dropping the [`Tracer`] detaches everything).
 
-use std::{collections::HashMap, num::NonZeroU32};
+use std::{
+    collections::{HashMap, HashSet},
+    num::NonZeroU32,
+};
 
 use anyhow::{anyhow, Context as _};
 use aya::{
@@ -29,7 +32,9 @@ pub struct LoadOptions {
     pub stacks: crate::unwind::StackMode,
     /// Allocator probes do nothing (benchmark floor).
     pub empty_probes: bool,
-    /// Trace processes forked by targets.
+    /// Trace processes forked by targets. The kernel adds a target's children to the traced
+    /// set itself, and the allocator probes are attached once per object for every process
+    /// (filtered by that set in the programs): a child needs no attach of its own.
     pub follow: bool,
 }
 
@@ -55,6 +60,35 @@ pub struct Tracer {
     links: Vec<Link>,
     /// Unwind tables and the targets' mappings, for the kernel's stack walk.
     unwind: crate::unwind::Tables,
+    /// Attach allocator probes for every process, once per object (`--follow`).
+    everywhere: bool,
+    /// Objects whose probes are attached for every process.
+    attached_everywhere: HashSet<ObjectId>,
+}
+
+/// One object's probes as attached: the file (device, inode) and what was planned in it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ObjectId {
+    dev: u64,
+    ino: u64,
+    prefix: String,
+    role: probes::Role,
+    static_syms: bool,
+}
+
+impl ObjectId {
+    fn of(key: &ObjectKey) -> anyhow::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta =
+            std::fs::metadata(&key.path).with_context(|| format!("read {}", key.path.display()))?;
+        Ok(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            prefix: key.prefix.clone(),
+            role: key.role,
+            static_syms: key.static_syms,
+        })
+    }
 }
 
 impl Drop for Tracer {
@@ -135,6 +169,8 @@ impl Tracer {
             attach_failures: Vec::new(),
             links,
             unwind,
+            everywhere: opts.follow,
+            attached_everywhere: HashSet::new(),
         })
     }
 
@@ -167,20 +203,27 @@ impl Tracer {
             };
             let sites = plan.sites.clone();
             functions.extend(plan.symbols().map(str::to_string));
-            self.attach_sites(pid, &key.path, &sites)?;
+            let scope = if self.everywhere {
+                if !self.attached_everywhere.insert(ObjectId::of(key)?) {
+                    continue;
+                }
+                UProbeScope::AllProcesses
+            } else {
+                UProbeScope::OneProcess(
+                    NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0 cannot be traced"))?,
+                )
+            };
+            self.attach_sites(scope, &key.path, &sites)?;
         }
         Ok(functions)
     }
 
     fn attach_sites(
         &mut self,
-        pid: u32,
+        scope: UProbeScope,
         path: &std::path::Path,
         sites: &[probes::Site],
     ) -> anyhow::Result<()> {
-        let scope = UProbeScope::OneProcess(
-            NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0 cannot be traced"))?,
-        );
         // Return probes first: an entry must never be recorded without its return watched.
         for pass_exit in [true, false] {
             for site in sites {
