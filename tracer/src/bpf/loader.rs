@@ -135,18 +135,7 @@ impl Tracer {
                 "/tracer"
             )))
             .map_err(|e| refused_or(e.into(), "load the eBPF programs into the kernel"))?;
-        let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
-        for name in &names {
-            let prog = ebpf
-                .program_mut(name)
-                .ok_or_else(|| anyhow!("program {name} vanished"))?;
-            match prog {
-                aya::programs::Program::UProbe(u) => u.load(),
-                aya::programs::Program::TracePoint(t) => t.load(),
-                _ => continue,
-            }
-            .map_err(|e| refused_or(e.into(), &format!("verify program {name}")))?;
-        }
+        load_programs(&mut ebpf)?;
         let unwind = crate::unwind::Tables::new(
             &mut ebpf,
             opts.stacks,
@@ -345,6 +334,44 @@ fn refused_or(err: anyhow::Error, what: &str) -> anyhow::Error {
          eBPF here; `dmesg` names which",
         err.root_cause()
     )
+}
+
+/// Loads (verifies) every program, on as many threads as there are CPUs: the verifier takes
+/// most of tracer's start-up, up to 0.1 s for each program that walks stacks.
+fn load_programs(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    let queue: std::sync::Mutex<Vec<(&str, &mut aya::programs::Program)>> =
+        std::sync::Mutex::new(ebpf.programs_mut().collect());
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let next = || queue.lock().ok().and_then(|mut q| q.pop());
+    let work = || -> anyhow::Result<()> {
+        while let Some((name, prog)) = next() {
+            match prog {
+                aya::programs::Program::UProbe(u) => u.load(),
+                aya::programs::Program::TracePoint(t) => t.load(),
+                _ => continue,
+            }
+            .map_err(|e| refused_or(e.into(), &format!("verify program {name}")))?;
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("tracer-verify".into())
+                    .spawn_scoped(s, work)
+                    .ok()
+            })
+            .collect();
+        let mine = work();
+        helpers
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a verifier thread panicked")))
+            })
+            .fold(mine, Result::and)
+    })
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {
