@@ -391,6 +391,7 @@ impl<'a> LiveRun<'a> {
                     &mut self.interval_seen,
                     out,
                 )?;
+                out.flush()?;
             }
         }
         Ok(())
