@@ -20,5 +20,6 @@ mod oracle;
 mod record;
 mod redis;
 mod ring;
+mod teardown;
 mod tui;
 mod unwind;
