@@ -45,7 +45,7 @@ use tracer_common::{
 
 use crate::{
     emit::{copy_prefix_to_ring, emit, header},
-    filter::{alloc_wanted, current},
+    filter::{current, should_trace},
     maps::{bump, CONFIG, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES},
     unwind::{walk, Regs, Start},
 };
@@ -69,7 +69,8 @@ fn enter(
         return 0;
     }
     let (pid, tid) = current();
-    if !alloc_wanted(&config, pid) {
+    // Attached for every process with --follow, and still attached after a run's end.
+    if !should_trace(pid) {
         return 0;
     }
     // SAFETY: a uprobe's context is the user register set saved by the kernel.
@@ -170,7 +171,8 @@ fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
         return 0;
     }
     let (pid, tid) = current();
-    if !alloc_wanted(&config, pid) {
+    // Attached for every process with --follow, and still attached after a run's end.
+    if !should_trace(pid) {
         return 0;
     }
     let Some(p) = PENDING.get_ptr_mut(tid) else {
@@ -313,7 +315,8 @@ pub fn free_enter(ctx: ProbeContext) -> u32 {
         return 0;
     }
     let (pid, tid) = current();
-    if !alloc_wanted(&config, pid) {
+    // Attached for every process with --follow, and still attached after a run's end.
+    if !should_trace(pid) {
         return 0;
     }
     let ptr = arg(&ctx, 0);
@@ -360,7 +363,8 @@ pub fn delete_enter(ctx: ProbeContext) -> u32 {
         return 0;
     }
     let (pid, tid) = current();
-    if !alloc_wanted(&config, pid) {
+    // Attached for every process with --follow, and still attached after a run's end.
+    if !should_trace(pid) {
         return 0;
     }
     let ptr = arg(&ctx, 0);

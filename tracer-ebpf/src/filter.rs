@@ -16,11 +16,3 @@ pub fn current() -> (u32, u32) {
 pub fn should_trace(pid: u32) -> bool {
     pid != CONFIG.load().self_tgid && TARGETS.get_ptr(pid).is_some()
 }
-
-/// Whether an allocator probe hit in process `pid` is wanted. Without `--follow` the kernel
-/// fires the probes only in the targets (they are attached per process); with it they are
-/// attached once for every process and the traced set decides here.
-#[inline(always)]
-pub fn alloc_wanted(config: &tracer_common::TraceConfig, pid: u32) -> bool {
-    config.follow == 0 || should_trace(pid)
-}
