@@ -305,7 +305,10 @@ fn write_markdown(md: &mut String, figures: &[Figure], repeat: u32) -> std::fmt:
          every child with its 7777-byte leak); tracer then exits and a helper process detaches \
          the programs (the kernel frees perf-event probes one at a time, about 40 ms each). \
          `--pid` start: until tracer logs `tracing pid`, when the probes are attached and the \
-         pid is in the traced set (events from then on are recorded)."
+         pid is in the traced set (events from then on are recorded). Starts wait for the \
+         kernel's `event_mutex` at each of their ~58 perf-event attaches, which any detach on \
+         the machine holds for about 40 ms per probe (the helpers of the runs just before, \
+         other tracers): on a shared machine the start figures measure mostly that wait."
     )
 }
 
