@@ -93,9 +93,8 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         mut report,
         recording,
         end,
-        // Held to the end of this function: the report is out before tracer waits for the
-        // kernel to finish detaching.
-        detaching: _detaching,
+        // Held to the end of this function: the report is out before the programs come off.
+        detaching,
     } = if use_tui {
         run_with_tui(tracer, targets, &cfg, record, &mut io, &mut launched).await?
     } else {
@@ -131,6 +130,13 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     }
     if let (Some(stats), Some(path)) = (recording, &opts.record) {
         log_recording(&stats?, path, opts.quiet);
+    }
+    let programs = detaching.len();
+    if let Some(helper) = detaching.hand_off() {
+        log::info!(
+            "{programs} programs are detached by helper process {helper} after tracer exits \
+             (the kernel frees one probe at a time)"
+        );
     }
     Ok(report)
 }

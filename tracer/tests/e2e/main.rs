@@ -21,5 +21,6 @@ mod rank;
 mod record;
 mod redis;
 mod ring;
+mod teardown;
 mod tui;
 mod unwind;
