@@ -51,7 +51,7 @@ use tracer_common::{
 
 use crate::{
     emit::{copy_prefix_to_ring, emit, header},
-    filter::current,
+    filter::{current, should_trace},
     maps::{bump, CONFIG, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES},
     unwind::{walk, Regs, Start},
 };
@@ -76,6 +76,10 @@ fn enter(
         return 0;
     }
     let (pid, tid) = current();
+    // Attached for every process with --follow, and still attached after a run's end.
+    if !should_trace(pid) {
+        return 0;
+    }
     // SAFETY: a uprobe's context is the user register set saved by the kernel.
     let (sp, fp) = unsafe { ((*regs(ctx)).rsp, (*regs(ctx)).rbp) };
     let p = match PENDING.get_ptr_mut(tid) {
@@ -184,6 +188,10 @@ fn exit(ctx: &RetProbeContext, returns: Returns) -> u32 {
         return 0;
     }
     let (pid, tid) = current();
+    // Attached for every process with --follow, and still attached after a run's end.
+    if !should_trace(pid) {
+        return 0;
+    }
     let Some(p) = PENDING.get_ptr_mut(tid) else {
         return 0;
     };
@@ -366,13 +374,17 @@ fn release(ctx: &ProbeContext, kind: EventKind) -> u32 {
     if CONFIG.load().empty_probes != 0 {
         return 0;
     }
+    let (pid, tid) = current();
+    // Attached for every process with --follow, and still attached after a run's end.
+    if !should_trace(pid) {
+        return 0;
+    }
     let cookie = cookie_of(ctx);
     let ptr = arg(ctx, cookie, 0);
     if ptr == 0 {
         bump(counter::FREE_NULL);
         return 0;
     }
-    let (pid, tid) = current();
     let heap = u32::from(cookie::heap(cookie));
     emit::<FreeData>(kind, pid, tid, |d| *d = FreeData { ptr, heap, _pad: 0 });
     0
