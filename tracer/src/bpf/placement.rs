@@ -335,9 +335,10 @@ fn decode_op(c: &mut Cursor<'_>, op: u8, legacy: bool, rex: Option<u8>) -> Optio
             }
         }
         // movsxd
-        0x63 => match c.modrm(r)? {
-            (_, _, reg, _) => plain(bit(reg), false),
-        },
+        0x63 => {
+            let (_, _, reg, _) = c.modrm(r)?;
+            plain(bit(reg), false)
+        }
         0x8d => match c.modrm(r)? {
             (3, ..) => None,
             (_, _, reg, _) => plain(bit(reg), false),
@@ -430,9 +431,10 @@ fn decode_0f(c: &mut Cursor<'_>, prefixed: bool, rex: Option<u8>) -> Option<Effe
             _ => None,
         },
         0x80..=0x8f if !prefixed => c.skip(4).map(|()| Effect::Emulated),
-        0xb6 | 0xb7 | 0xbe | 0xbf | 0x40..=0x4f => match c.modrm(r)? {
-            (_, _, reg, _) => plain(bit(reg), false),
-        },
+        0xb6 | 0xb7 | 0xbe | 0xbf | 0x40..=0x4f => {
+            let (_, _, reg, _) = c.modrm(r)?;
+            plain(bit(reg), false)
+        }
         _ => None,
     }
 }
