@@ -21,6 +21,7 @@ pub mod record;
 pub mod report;
 pub mod symbolize;
 pub mod target;
+pub mod trend;
 pub mod tui;
 pub mod unwind;
 pub mod usage;

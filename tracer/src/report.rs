@@ -101,6 +101,10 @@ pub struct ProcessReport {
     /// Heap footprint per module (shared object or executable) of the allocating caller,
     /// most live bytes first. Covers every call site, not only the listed hotspots.
     pub modules: Vec<ModuleReport>,
+    /// Rates of live heap, RSS, fds, threads and mappings, and when each limit is reached at
+    /// that rate (absent before the first sample).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trend: Option<crate::trend::TrendReport>,
     /// The file mappings the hotspots' frames lie in, by address: for exporters whose
     /// consumers symbolize by themselves (pprof). Not part of the JSON report.
     #[serde(skip)]
@@ -188,6 +192,8 @@ pub struct ProcessStatus {
     pub exit_status: Option<String>,
     /// Resident set size read by the caller while the target lives.
     pub rss_bytes: Option<u64>,
+    /// Its fd, memory and thread limits, when read.
+    pub limits: Option<crate::trend::Limits>,
 }
 
 /// Heap footprint per module of the allocating caller (malloc's caller), most live bytes
@@ -373,6 +379,7 @@ fn process_report(
         leaks,
         leaks_total: p.leaks.len() as u64,
         modules,
+        trend: None,
         code,
     }
 }

@@ -89,6 +89,9 @@ fn line(t: &ProcessReport, before: Option<Seen>) -> String {
             .map_or_else(|| "(no stack)".into(), frame_label);
         s.push_str(&format!(", first: {site}"));
     }
+    if let Some(e) = t.trend.as_ref().and_then(|tr| tr.first_exhaustion()) {
+        s.push_str(&format!("  {}", crate::trend::text::forecast(e)));
+    }
     if t.exited {
         s.push_str("  (exited)");
     }

@@ -16,6 +16,7 @@ use std::{
 use super::{
     publish::Viewer,
     run::{End, RecordOptions, RecordingStats, RunConfig, RunIo, RunOutput, TracedProcess},
+    sample::{self, Sampler},
     state::{Inputs, State},
 };
 use crate::{
@@ -101,6 +102,8 @@ pub struct LiveRun<'a> {
     started: Instant,
     /// What the last periodic text line said about each target.
     interval_seen: export::interval::Previous,
+    /// RSS and limits, read every [`sample::PERIOD`].
+    sampler: Sampler,
 }
 
 /// Runs until every target has exited, the duration elapses, Ctrl-C / SIGTERM, or the viewer
@@ -174,7 +177,10 @@ impl<'a> LiveRun<'a> {
         for w in targets.iter().filter_map(|t| t.allocator.warning.clone()) {
             state.side(Meta::Warning { text: w });
         }
+        let mut sampler = Sampler::default();
+        sampler.sample(&mut state, targets.iter().map(|t| t.pid));
         Ok(Self {
+            sampler,
             alive: targets.iter().map(|t| t.pid).collect(),
             libc_of: targets
                 .iter()
@@ -213,6 +219,7 @@ impl<'a> LiveRun<'a> {
         )
         .await;
         let mut progress_ticker = interval(Duration::from_millis(500)).await;
+        let mut sample_ticker = interval(sample::PERIOD).await;
         // Records were left in the ring last turn: come straight back for them.
         let mut more = false;
         while !self.alive.is_empty() {
@@ -241,6 +248,7 @@ impl<'a> LiveRun<'a> {
                 }
                 _ = snap_ticker.tick(), if snapshots => self.on_snapshot()?,
                 _ = progress_ticker.tick(), if self.record.progress => self.on_progress(),
+                _ = sample_ticker.tick() => self.on_sample(),
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                     end = End::Duration;
                     break;
@@ -365,6 +373,14 @@ impl<'a> LiveRun<'a> {
         self.drain(DRAIN_ALL);
         self.state.side(Meta::Exited { pid, status });
         self.alive.remove(&pid);
+        self.sampler.forget(pid);
+    }
+
+    /// The sampling period: RSS and limits of the targets still alive, for their trends.
+    fn on_sample(&mut self) {
+        self.drain(DRAIN_BATCH);
+        let alive = self.alive.clone();
+        self.sampler.sample(&mut self.state, alive);
     }
 
     /// The output period: a report to the viewer, or the periodic text.
@@ -405,6 +421,7 @@ impl<'a> LiveRun<'a> {
             self.state.side(Meta::Rss {
                 pid,
                 rss_bytes: rss_bytes(pid),
+                mono_ns: Some(monotonic_ns()),
             });
         }
         let meta =
@@ -439,7 +456,11 @@ impl<'a> LiveRun<'a> {
         pids.sort_unstable();
         for pid in pids {
             let rss_bytes = self.alive.contains(&pid).then(|| rss_bytes(pid)).flatten();
-            self.state.side(Meta::Rss { pid, rss_bytes });
+            self.state.side(Meta::Rss {
+                pid,
+                rss_bytes,
+                mono_ns: Some(monotonic_ns()),
+            });
         }
         if self.record.progress {
             let _ = writeln!(std::io::stderr());

@@ -7,6 +7,7 @@ pub mod live;
 pub mod publish;
 pub mod replay;
 pub mod run;
+pub mod sample;
 pub mod signals;
 pub(crate) mod state;
 

@@ -59,6 +59,7 @@ pub fn target(pid: u32, comm: &str) -> ProcessReport {
         leaks: Vec::new(),
         leaks_total: 0,
         modules: Vec::new(),
+        trend: None,
     }
 }
 

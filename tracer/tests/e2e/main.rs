@@ -20,5 +20,6 @@ mod oracle;
 mod record;
 mod redis;
 mod ring;
+mod trends;
 mod tui;
 mod unwind;
