@@ -1,6 +1,6 @@
 //! Command-line interface (clap derive). Parsing only: `main` dispatches.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 
@@ -124,6 +124,18 @@ pub struct TraceArgs {
     /// to), libc, or an absolute PATH[:PREFIX] (e.g. /usr/lib/libjemalloc.so.2:je_).
     #[arg(long, value_name = "WHICH", default_value = "auto")]
     pub allocator: crate::bpf::binding::Choice,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics while running (default
+    /// 127.0.0.1:9464; a bare PORT is 127.0.0.1:PORT; 0.0.0.0:PORT listens on every
+    /// interface, only when given).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_METRICS,
+        value_parser = parse_metrics_addr
+    )]
+    pub metrics: Option<SocketAddr>,
 
     /// Log what is attached where.
     #[arg(long, short = 'v')]
@@ -258,6 +270,22 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// Where `--metrics` listens when given without an address: this host only.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+
+/// Parses `IP:PORT` (`[::1]:PORT`), or a bare `PORT` on 127.0.0.1.
+pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        format!(
+            "'{s}' is not an address to listen on: give IP:PORT (e.g. {DEFAULT_METRICS}) or a PORT"
+        )
+    })
+}
+
 /// Parses a process id: a positive whole number.
 pub fn parse_pid(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
@@ -352,5 +380,43 @@ mod tests {
         let cli = Cli::try_parse_from(["tracer", "--", "report"]).expect("parses");
         assert_eq!(cli.trace.command, vec!["report"]);
         assert!(Cli::try_parse_from(["tracer", "--pid", "1", "report", "f"]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+
+    #[test]
+    fn metrics_listen_on_this_host_unless_told_otherwise() {
+        let cli = Cli::try_parse_from(["tracer", "--metrics", "--pid", "1"]).expect("parses");
+        assert_eq!(
+            cli.trace.metrics,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        let cli = Cli::try_parse_from(["tracer", "--pid", "1", "--metrics"]).expect("parses");
+        assert_eq!(cli.trace.metrics.map(|a| a.port()), Some(9464));
+        let cli = Cli::try_parse_from(["tracer", "--metrics", "9500", "--", "ls"]).expect("parses");
+        assert_eq!(
+            cli.trace.metrics,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9500)))
+        );
+        assert_eq!(cli.trace.command, vec!["ls"]);
+        let cli = Cli::try_parse_from(["tracer", "--metrics", "0.0.0.0:9464", "--pid", "1"])
+            .expect("parses");
+        assert_eq!(
+            cli.trace.metrics,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9464)))
+        );
+        let cli = Cli::try_parse_from(["tracer", "--pid", "1"]).expect("parses");
+        assert_eq!(cli.trace.metrics, None);
+        let err = Cli::try_parse_from(["tracer", "--metrics", "localhost", "--pid", "1"])
+            .expect_err("not an address");
+        assert!(err.to_string().contains("IP:PORT"), "{err}");
+        let cli = Cli::try_parse_from(["tracer", "record", "-o", "f", "--metrics", "--", "ls"])
+            .expect("parses");
+        assert!(
+            matches!(cli.command, Some(Command::Record { trace, .. }) if trace.metrics.is_some())
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod event;
 pub mod export;
 pub mod fuzz;
 pub mod logger;
+pub mod metrics;
 pub mod outfile;
 pub mod pipeline;
 pub mod procfs;

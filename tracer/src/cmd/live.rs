@@ -56,6 +56,14 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         Some(path) => Some(Recorder::create(path)?),
         None => None,
     };
+    // Listening before any target starts: a port in use ends the run first.
+    let metrics = match cli.metrics {
+        Some(addr) => Some(crate::metrics::server::Server::start(addr)?),
+        None => None,
+    };
+    if let Some(m) = &metrics {
+        log::info!("metrics at http://{}/metrics", m.addr);
+    }
     let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
     let allocs: Vec<(u32, Allocator)> = cli
         .pids
@@ -78,7 +86,8 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         None => attach(cli, &mut tracer, allocs, tx)?,
     };
     let use_tui = opts.tui && !opts.quiet;
-    let cfg = run_config(cli, opts, use_tui);
+    let mut cfg = run_config(cli, opts, use_tui);
+    cfg.metrics = metrics.as_ref().map(|m| m.page.clone());
     // Ends the launched command if the run ended first; once.
     let mut launched = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
@@ -258,6 +267,7 @@ fn run_config(cli: &TraceArgs, opts: &Options, use_tui: bool) -> RunConfig {
             cli.top
         },
         poll: Duration::from_millis(20),
+        metrics: None,
     }
 }
 

@@ -220,6 +220,7 @@ impl<'a> LiveRun<'a> {
         .await;
         let mut progress_ticker = interval(Duration::from_millis(500)).await;
         let mut sample_ticker = interval(sample::PERIOD).await;
+        let watching = self.cfg.metrics.is_some();
         // Records were left in the ring last turn: come straight back for them.
         let mut more = false;
         while !self.alive.is_empty() {
@@ -248,7 +249,12 @@ impl<'a> LiveRun<'a> {
                 }
                 _ = snap_ticker.tick(), if snapshots => self.on_snapshot()?,
                 _ = progress_ticker.tick(), if self.record.progress => self.on_progress(),
-                _ = sample_ticker.tick() => self.on_sample(),
+                _ = sample_ticker.tick() => {
+                    self.on_sample();
+                    if watching {
+                        self.on_watch()?;
+                    }
+                }
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                     end = End::Duration;
                     break;
@@ -408,6 +414,25 @@ impl<'a> LiveRun<'a> {
                     out,
                 )?;
             }
+        }
+        Ok(())
+    }
+
+    /// The metrics page, from a report of now.
+    fn on_watch(&mut self) -> anyhow::Result<()> {
+        let rep = self.state.report(
+            monotonic_ns(),
+            &self.tracer.counters()?,
+            &self.tracer.attach_failures,
+            self.cfg.top,
+            self.leak_age_ns,
+        );
+        if let Some(page) = &self.cfg.metrics {
+            page.set(crate::metrics::render(
+                &rep,
+                &crate::metrics::Own::read(),
+                &[],
+            ));
         }
         Ok(())
     }

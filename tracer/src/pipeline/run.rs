@@ -21,6 +21,8 @@ pub struct RunConfig {
     pub top: usize,
     /// Ring poll period.
     pub poll: Duration,
+    /// The `--metrics` page, rendered every [`super::sample::PERIOD`].
+    pub metrics: Option<crate::metrics::server::Page>,
 }
 
 /// Why a run ended.

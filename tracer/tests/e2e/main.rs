@@ -15,6 +15,7 @@ mod heap;
 mod host;
 mod leaks;
 mod live;
+mod metrics;
 mod mmap;
 mod oracle;
 mod record;
