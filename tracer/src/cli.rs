@@ -15,8 +15,11 @@ Examples:
   sudo tracer --leak-age 10s -- ./batch-job   leaks: live for 10s, or never freed at exit
   sudo tracer record -o run.trc -- ./server   record, then: tracer report run.trc
 
+  sudo tracer --pid 1234 --metrics --alert 'fds>80%:critical' --alert 'eta<1h'
+                                              Prometheus at 127.0.0.1:9464/metrics, alerts
+
 Exit codes: 0 ok, 1 usage error, 2 runtime failure (with a one-line cause), 3 a diff
---fail-on threshold was crossed.";
+--fail-on threshold was crossed or an --alert held.";
 
 /// Finds where a Linux process spends and loses memory, by watching it from the kernel with
 /// eBPF: no restart, no LD_PRELOAD, no change to the target.
@@ -136,6 +139,16 @@ pub struct TraceArgs {
         value_parser = parse_metrics_addr
     )]
     pub metrics: Option<SocketAddr>,
+
+    /// Warn when a threshold holds for a traced process (repeat for several): WHAT OP
+    /// VALUE[:LEVEL], WHAT one of heap, rss, mapped, fds, threads (VALUE a size, a count or a
+    /// percentage of the process's limit), their .growth (VALUE per s, min or h), or eta, eta.fds,
+    /// eta.memory, eta.threads (the time until a limit is reached); LEVEL warn (default) or
+    /// critical. E.g. rss>2G, fds>80%:critical, heap.growth>1M/min, eta<1h. Checked every
+    /// second; each start logs a line naming the process (and the site); exit code 3 at the
+    /// end when one held.
+    #[arg(long = "alert", value_name = "EXPR", value_parser = crate::alert::parse)]
+    pub alerts: Vec<crate::alert::Alert>,
 
     /// Log what is attached where.
     #[arg(long, short = 'v')]

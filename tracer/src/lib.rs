@@ -5,6 +5,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod aggregate;
+pub mod alert;
 pub mod bpf;
 pub mod cli;
 pub mod cmd;

@@ -72,7 +72,7 @@ fn run_live(
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("start the runtime: {e}"))?;
-    rt.block_on(async {
+    let outcome = rt.block_on(async {
         match output {
             Some(path) => {
                 let mut file = tracer::outfile::create(path, tracer::outfile::REPORT_MODE)?;
@@ -82,6 +82,14 @@ fn run_live(
             None => live::run(trace, opts, &mut std::io::stdout()).await,
         }
     })?;
+    if outcome.alerts_fired > 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "tracer: {} alert(s) held during the run: exit code 3",
+            outcome.alerts_fired
+        );
+        return Ok(ExitCode::from(3));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -46,8 +46,15 @@ pub struct Options {
     pub tui: bool,
 }
 
-/// Runs the live command to its end and writes the report. Returns the report.
-pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow::Result<Report> {
+/// What a finished live run gives its caller.
+pub struct Outcome {
+    pub report: Report,
+    /// Times an `--alert` started to hold (exit code 3 when any).
+    pub alerts_fired: u64,
+}
+
+/// Runs the live command to its end and writes the report.
+pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     check_args(cli)?;
     let launch_alloc = launch_allocator(cli)?;
     features::check_all()?;
@@ -88,6 +95,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     let use_tui = opts.tui && !opts.quiet;
     let mut cfg = run_config(cli, opts, use_tui);
     cfg.metrics = metrics.as_ref().map(|m| m.page.clone());
+    cfg.alerts = cli.alerts.clone();
     // Ends the launched command if the run ended first; once.
     let mut launched = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
@@ -105,6 +113,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         // Held to the end of this function: the report is out before tracer waits for the
         // kernel to finish detaching.
         detaching: _detaching,
+        alerts_fired,
     } = if use_tui {
         run_with_tui(tracer, targets, &cfg, record, &mut io, &mut launched).await?
     } else {
@@ -135,7 +144,10 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     if let (Some(stats), Some(path)) = (recording, &opts.record) {
         log_recording(&stats?, path, opts.quiet);
     }
-    Ok(report)
+    Ok(Outcome {
+        report,
+        alerts_fired,
+    })
 }
 
 /// Rejects command lines that cannot work (exit code 1) and pids that do not exist.
@@ -268,6 +280,7 @@ fn run_config(cli: &TraceArgs, opts: &Options, use_tui: bool) -> RunConfig {
         },
         poll: Duration::from_millis(20),
         metrics: None,
+        alerts: Vec::new(),
     }
 }
 

@@ -104,6 +104,7 @@ pub struct LiveRun<'a> {
     interval_seen: export::interval::Previous,
     /// RSS and limits, read every [`sample::PERIOD`].
     sampler: Sampler,
+    alerts: crate::alert::Alerts,
 }
 
 /// Runs until every target has exited, the duration elapses, Ctrl-C / SIGTERM, or the viewer
@@ -181,6 +182,7 @@ impl<'a> LiveRun<'a> {
         sampler.sample(&mut state, targets.iter().map(|t| t.pid));
         Ok(Self {
             sampler,
+            alerts: crate::alert::Alerts::new(cfg.alerts.clone()),
             alive: targets.iter().map(|t| t.pid).collect(),
             libc_of: targets
                 .iter()
@@ -220,7 +222,7 @@ impl<'a> LiveRun<'a> {
         .await;
         let mut progress_ticker = interval(Duration::from_millis(500)).await;
         let mut sample_ticker = interval(sample::PERIOD).await;
-        let watching = self.cfg.metrics.is_some();
+        let watching = self.cfg.metrics.is_some() || !self.cfg.alerts.is_empty();
         // Records were left in the ring last turn: come straight back for them.
         let mut more = false;
         while !self.alive.is_empty() {
@@ -427,14 +429,19 @@ impl<'a> LiveRun<'a> {
             self.cfg.top,
             self.leak_age_ns,
         );
-        if let Some(page) = &self.cfg.metrics {
-            page.set(crate::metrics::render(
-                &rep,
-                &crate::metrics::Own::read(),
-                &[],
-            ));
-        }
+        self.watch(&rep);
         Ok(())
+    }
+
+    /// Logs the alerts that start to hold in `rep` and publishes its metrics.
+    fn watch(&mut self, rep: &crate::report::Report) {
+        for fired in self.alerts.check(rep) {
+            log::warn!("{}", fired.line);
+        }
+        if let Some(page) = &self.cfg.metrics {
+            let own = crate::metrics::Own::read();
+            page.set(crate::metrics::render(rep, &own, &self.alerts.firing()));
+        }
     }
 
     /// The recording's snapshot period: the targets' RSS and the totals, for timelines.
@@ -503,11 +510,13 @@ impl<'a> LiveRun<'a> {
         if let Some(v) = self.viewer {
             v.publish(report.clone(), self.started, true);
         }
+        self.watch(&report);
         Ok(RunOutput {
             report,
             recording,
             end,
             detaching,
+            alerts_fired: self.alerts.fired,
         })
     }
 

@@ -23,6 +23,8 @@ pub struct RunConfig {
     pub poll: Duration,
     /// The `--metrics` page, rendered every [`super::sample::PERIOD`].
     pub metrics: Option<crate::metrics::server::Page>,
+    /// `--alert`s, checked every [`super::sample::PERIOD`] and on the final report.
+    pub alerts: Vec<crate::alert::Alert>,
 }
 
 /// Why a run ended.
@@ -73,6 +75,8 @@ pub struct RunOutput {
     pub end: End,
     /// The probes coming off; dropping this waits until they are.
     pub detaching: Detaching,
+    /// Times an `--alert` started to hold.
+    pub alerts_fired: u64,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -5,6 +5,7 @@
 //! They need root (CI and these machines run as root) and fail, never skip, without it. Run
 //! them serially: `cargo test -p tracer --test e2e -- --test-threads=1`.
 
+mod alerts;
 mod allocators;
 mod errors;
 mod fds;
