@@ -185,6 +185,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   sudo tracer record -o run.trc -- ./server --port 8080
   sudo tracer record -o run.trc --pid 1234 --duration 10m --snapshot-interval 10s
+  sudo tracer record -o run.trc --pid 1234 --duration 1h --max-size 1G --metrics
   tracer report run.trc")]
     Record {
         /// The recording to write (mode 0600; replaced if it exists).
@@ -193,6 +194,12 @@ pub enum Command {
         /// Store totals this often, for timelines.
         #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION")]
         snapshot_interval: Option<Duration>,
+        /// Stop when the file reaches SIZE (e.g. 500M, 1G): the probes come off, a launched
+        /// command gets SIGTERM as at the end of --duration, and the file is closed complete
+        /// (it ends at most one chunk of 256 KiB before compression, plus its closing symbols,
+        /// past SIZE).
+        #[arg(long, value_parser = parse_file_size, value_name = "SIZE")]
+        max_size: Option<u64>,
         #[command(flatten)]
         trace: TraceArgs,
     },
@@ -297,6 +304,24 @@ pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
             "'{s}' is not an address to listen on: give IP:PORT (e.g. {DEFAULT_METRICS}) or a PORT"
         )
     })
+}
+
+/// Parses a file size: `65536`, `64K`, `500M`, `1G`, `2T` (powers of 1024), at least 64K.
+pub fn parse_file_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        Some((i, 'T' | 't')) => (&t[..i], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size '{s}': expected e.g. 500M, 1G"))?;
+    n.checked_mul(mult)
+        .filter(|v| *v >= 64 << 10)
+        .ok_or_else(|| format!("size '{s}' out of range: at least 64K"))
 }
 
 /// Parses a process id: a positive whole number.
@@ -430,6 +455,36 @@ mod metrics_tests {
             .expect("parses");
         assert!(
             matches!(cli.command, Some(Command::Record { trace, .. }) if trace.metrics.is_some())
+        );
+    }
+}
+
+#[cfg(test)]
+mod max_size_tests {
+    use super::*;
+
+    #[test]
+    fn file_sizes() {
+        assert_eq!(parse_file_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_file_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_file_size("2T"), Ok(2 << 40));
+        assert_eq!(parse_file_size("65536"), Ok(65536));
+        assert!(parse_file_size("1K").is_err_and(|e| e.contains("at least 64K")));
+        assert!(parse_file_size("lots").is_err_and(|e| e.contains("invalid size 'lots'")));
+        assert!(parse_file_size("99999999999T").is_err());
+        let cli = Cli::try_parse_from([
+            "tracer",
+            "record",
+            "-o",
+            "f",
+            "--max-size",
+            "1M",
+            "--",
+            "ls",
+        ])
+        .expect("parses");
+        assert!(
+            matches!(cli.command, Some(Command::Record { max_size: Some(m), .. }) if m == 1 << 20)
         );
     }
 }

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Some(Command::Record {
             output,
             snapshot_interval,
+            max_size,
             trace,
         }) => {
             let opts = live::Options {
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
                 interval: std::time::Duration::from_secs(5),
                 record: Some(output.clone()),
                 snapshot_interval: *snapshot_interval,
+                max_size: *max_size,
                 quiet: true,
                 tui: false,
             };
@@ -58,6 +60,7 @@ fn live_options(cli: &Cli) -> live::Options {
         interval: cli.interval,
         record: cli.record.clone(),
         snapshot_interval: None,
+        max_size: None,
         quiet: false,
         tui: cli.tui_allowed() && std::io::IsTerminal::is_terminal(&std::io::stdout()),
     }

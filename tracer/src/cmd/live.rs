@@ -40,6 +40,8 @@ pub struct Options {
     pub record: Option<PathBuf>,
     /// Period of the totals snapshots in the recording.
     pub snapshot_interval: Option<Duration>,
+    /// Stop when the recording reaches this many bytes.
+    pub max_size: Option<u64>,
     /// Write no report (the record command).
     pub quiet: bool,
     /// Show the live TUI (stdout is a terminal and nothing asked for another output).
@@ -131,6 +133,16 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
             if pipeline::alive_targets(&report).contains(&pid) {
                 log::warn!("pid {pid} keeps running, no longer traced");
             }
+        }
+    }
+    if end == End::MaxSize {
+        if let (Some(path), Some(max)) = (&opts.record, opts.max_size) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "tracer: {} reached --max-size {}: recording stopped",
+                path.display(),
+                export::text::human_bytes(max)
+            );
         }
     }
     end_launched(&mut launched, &report, io.targets).await;
@@ -288,6 +300,7 @@ fn record_options(opts: &Options, recorder: Option<Recorder>) -> Option<RecordOp
     recorder.map(|recorder| RecordOptions {
         recorder,
         snapshot_interval: opts.snapshot_interval,
+        max_bytes: opts.max_size,
         progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         // `tracer record` (quiet) exists for its file; a live run goes on without it.
         stop_on_failure: opts.quiet,

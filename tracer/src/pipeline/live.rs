@@ -82,6 +82,7 @@ fn maps_contain(maps: &ProcMaps, libc: &std::path::Path) -> bool {
 #[derive(Clone, Copy, Default)]
 struct RecordSettings {
     snapshot_interval: Option<Duration>,
+    max_bytes: Option<u64>,
     progress: bool,
     stop_on_failure: bool,
 }
@@ -137,6 +138,7 @@ impl<'a> LiveRun<'a> {
                 Some(r.recorder),
                 RecordSettings {
                     snapshot_interval: r.snapshot_interval,
+                    max_bytes: r.max_bytes,
                     progress: r.progress && !shares_terminal(&targets),
                     stop_on_failure: r.stop_on_failure,
                 },
@@ -273,6 +275,15 @@ impl<'a> LiveRun<'a> {
                 && self.state.recorder.as_ref().is_some_and(Recorder::failed)
             {
                 end = End::RecordingFailed;
+                break;
+            }
+            if self.record.max_bytes.is_some_and(|max| {
+                self.state
+                    .recorder
+                    .as_ref()
+                    .is_some_and(|r| r.file_bytes() >= max)
+            }) {
+                end = End::MaxSize;
                 break;
             }
         }

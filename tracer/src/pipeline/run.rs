@@ -40,6 +40,8 @@ pub enum End {
     Stopped,
     /// The recording could not be written (a full disk) and it was all the run was for.
     RecordingFailed,
+    /// The recording reached its `--max-size`.
+    MaxSize,
 }
 
 /// One traced process as the live run knows it: what it had before tracing began, and the
@@ -60,6 +62,8 @@ pub struct RecordOptions {
     pub recorder: Recorder,
     /// Period of the totals snapshots stored in the file.
     pub snapshot_interval: Option<Duration>,
+    /// End the run when the file reaches this many bytes.
+    pub max_bytes: Option<u64>,
     /// Show a progress line on stderr.
     pub progress: bool,
     /// End the run when the recording cannot be written (`tracer record`: without the file

@@ -16,6 +16,7 @@ mod heap;
 mod host;
 mod leaks;
 mod live;
+mod max_size;
 mod metrics;
 mod mmap;
 mod oracle;
