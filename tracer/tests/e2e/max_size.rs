@@ -40,7 +40,7 @@ fn a_recording_stops_at_its_max_size_and_reads_back_complete() {
     );
     let size = std::fs::metadata(&file).expect("recording").len();
     // One chunk (256 KiB before compression) and the closing records at most past the size.
-    assert!(size >= MAX && size <= MAX + (512 << 10), "size {size}");
+    assert!((MAX..=MAX + (512 << 10)).contains(&size), "size {size}");
     let (json, warnings) = report_json(&file);
     assert!(!warnings.contains("no end record"), "{warnings}");
     let doc: serde_json::Value = serde_json::from_str(&json).expect("JSON");
