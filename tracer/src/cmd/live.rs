@@ -65,14 +65,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         Some(path) => Some(Recorder::create(path)?),
         None => None,
     };
-    // Listening before any target starts: a port in use ends the run first.
-    let metrics = match cli.metrics {
-        Some(addr) => Some(crate::metrics::server::Server::start(addr)?),
-        None => None,
-    };
-    if let Some(m) = &metrics {
-        log::info!("metrics at http://{}/metrics", m.addr);
-    }
+    let metrics = start_metrics(cli)?;
     let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
     let allocs: Vec<(u32, Allocator)> = cli
         .pids
@@ -95,9 +88,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         None => attach(cli, &mut tracer, allocs, tx)?,
     };
     let use_tui = opts.tui && !opts.quiet;
-    let mut cfg = run_config(cli, opts, use_tui);
-    cfg.metrics = metrics.as_ref().map(|m| m.page.clone());
-    cfg.alerts = cli.alerts.clone();
+    let cfg = run_config(cli, opts, use_tui, metrics.as_ref().map(|m| m.page.clone()));
     // Ends the launched command if the run ended first; once.
     let mut launched = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
@@ -127,24 +118,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
             t.hotspots.truncate(cli.top);
         }
     }
-    if end == End::RecordingFailed {
-        // Its recording failed, not the command: it goes on, untraced.
-        if let Some(pid) = launched.take() {
-            if pipeline::alive_targets(&report).contains(&pid) {
-                log::warn!("pid {pid} keeps running, no longer traced");
-            }
-        }
-    }
-    if end == End::MaxSize {
-        if let (Some(path), Some(max)) = (&opts.record, opts.max_size) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "tracer: {} reached --max-size {}: recording stopped",
-                path.display(),
-                export::text::human_bytes(max)
-            );
-        }
-    }
+    say_end(end, opts, &report, &mut launched);
     end_launched(&mut launched, &report, io.targets).await;
     if !opts.quiet {
         match opts.format {
@@ -160,6 +134,41 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         report,
         alerts_fired,
     })
+}
+
+/// Listens for `--metrics` before any target starts: a port in use ends the run first.
+fn start_metrics(cli: &TraceArgs) -> anyhow::Result<Option<crate::metrics::server::Server>> {
+    let Some(addr) = cli.metrics else {
+        return Ok(None);
+    };
+    let server = crate::metrics::server::Server::start(addr)?;
+    log::info!("metrics at http://{}/metrics", server.addr);
+    Ok(Some(server))
+}
+
+/// What the way the recording ended means for the user and the launched command.
+fn say_end(end: End, opts: &Options, report: &Report, launched: &mut Option<u32>) {
+    match end {
+        End::RecordingFailed => {
+            // Its recording failed, not the command: it goes on, untraced.
+            if let Some(pid) = launched.take() {
+                if pipeline::alive_targets(report).contains(&pid) {
+                    log::warn!("pid {pid} keeps running, no longer traced");
+                }
+            }
+        }
+        End::MaxSize => {
+            if let (Some(path), Some(max)) = (&opts.record, opts.max_size) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "tracer: {} reached --max-size {}: recording stopped",
+                    path.display(),
+                    export::text::human_bytes(max)
+                );
+            }
+        }
+        End::TargetsExited | End::Duration | End::Signal | End::Stopped => {}
+    }
 }
 
 /// Rejects command lines that cannot work (exit code 1) and pids that do not exist.
@@ -271,7 +280,12 @@ fn attach(
     Ok(targets)
 }
 
-fn run_config(cli: &TraceArgs, opts: &Options, use_tui: bool) -> RunConfig {
+fn run_config(
+    cli: &TraceArgs,
+    opts: &Options,
+    use_tui: bool,
+    metrics: Option<crate::metrics::server::Page>,
+) -> RunConfig {
     RunConfig {
         leak_age: cli.leak_age,
         duration: cli.duration,
@@ -291,8 +305,8 @@ fn run_config(cli: &TraceArgs, opts: &Options, use_tui: bool) -> RunConfig {
             cli.top
         },
         poll: Duration::from_millis(20),
-        metrics: None,
-        alerts: Vec::new(),
+        metrics,
+        alerts: cli.alerts.clone(),
     }
 }
 

@@ -28,7 +28,7 @@ use crate::{
     counters::KernelCounters,
     export::{self, Format},
     procfs::{self, rss_bytes, Baseline},
-    record::{Meta, ProcessBaseline, Recorder},
+    record::{Meta, ProcessBaseline},
     report::{AllocatorInfo, ProcessStatus},
     symbolize::{unwind::Unwinder, ProcMaps},
     target::WatcherMsg,
@@ -105,7 +105,8 @@ pub struct LiveRun<'a> {
     interval_seen: export::interval::Previous,
     /// RSS and limits, read every [`sample::PERIOD`].
     sampler: Sampler,
-    alerts: crate::alert::Alerts,
+    /// Alerts and the metrics page.
+    watch: super::watch::Watch,
 }
 
 /// Runs until every target has exited, the duration elapses, Ctrl-C / SIGTERM, or the viewer
@@ -184,7 +185,7 @@ impl<'a> LiveRun<'a> {
         sampler.sample(&mut state, targets.iter().map(|t| t.pid));
         Ok(Self {
             sampler,
-            alerts: crate::alert::Alerts::new(cfg.alerts.clone()),
+            watch: super::watch::Watch::new(cfg.alerts.clone(), cfg.metrics.clone()),
             alive: targets.iter().map(|t| t.pid).collect(),
             libc_of: targets
                 .iter()
@@ -224,7 +225,6 @@ impl<'a> LiveRun<'a> {
         .await;
         let mut progress_ticker = interval(Duration::from_millis(500)).await;
         let mut sample_ticker = interval(sample::PERIOD).await;
-        let watching = self.cfg.metrics.is_some() || !self.cfg.alerts.is_empty();
         // Records were left in the ring last turn: come straight back for them.
         let mut more = false;
         while !self.alive.is_empty() {
@@ -253,12 +253,7 @@ impl<'a> LiveRun<'a> {
                 }
                 _ = snap_ticker.tick(), if snapshots => self.on_snapshot()?,
                 _ = progress_ticker.tick(), if self.record.progress => self.on_progress(),
-                _ = sample_ticker.tick() => {
-                    self.on_sample();
-                    if watching {
-                        self.on_watch()?;
-                    }
-                }
+                _ = sample_ticker.tick() => self.on_sample()?,
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                     end = End::Duration;
                     break;
@@ -271,23 +266,24 @@ impl<'a> LiveRun<'a> {
                 _ = tokio::task::yield_now(), if more => {}
             }
             more = self.drain(DRAIN_BATCH);
-            if self.record.stop_on_failure
-                && self.state.recorder.as_ref().is_some_and(Recorder::failed)
-            {
-                end = End::RecordingFailed;
-                break;
-            }
-            if self.record.max_bytes.is_some_and(|max| {
-                self.state
-                    .recorder
-                    .as_ref()
-                    .is_some_and(|r| r.file_bytes() >= max)
-            }) {
-                end = End::MaxSize;
+            if let Some(e) = self.recording_ends() {
+                end = e;
                 break;
             }
         }
         self.finish(end)
+    }
+
+    /// Whether the recording ends the run: it failed (`record`), or reached its size.
+    fn recording_ends(&self) -> Option<End> {
+        let rec = self.state.recorder.as_ref()?;
+        if self.record.stop_on_failure && rec.failed() {
+            Some(End::RecordingFailed)
+        } else if self.record.max_bytes.is_some_and(|m| rec.file_bytes() >= m) {
+            Some(End::MaxSize)
+        } else {
+            None
+        }
     }
 
     /// Applies up to `max` ring records; true when it stopped with records left.
@@ -395,11 +391,16 @@ impl<'a> LiveRun<'a> {
         self.sampler.forget(pid);
     }
 
-    /// The sampling period: RSS and limits of the targets still alive, for their trends.
-    fn on_sample(&mut self) {
+    /// The sampling period: RSS and limits of the targets still alive, for their trends;
+    /// then alerts and metrics, when asked for.
+    fn on_sample(&mut self) -> anyhow::Result<()> {
         self.drain(DRAIN_BATCH);
         let alive = self.alive.clone();
         self.sampler.sample(&mut self.state, alive);
+        if self.watch.active() {
+            self.on_watch()?;
+        }
+        Ok(())
     }
 
     /// The output period: a report to the viewer, or the periodic text.
@@ -431,7 +432,7 @@ impl<'a> LiveRun<'a> {
         Ok(())
     }
 
-    /// The metrics page, from a report of now.
+    /// Alerts and the metrics page, from a report of now.
     fn on_watch(&mut self) -> anyhow::Result<()> {
         let rep = self.state.report(
             monotonic_ns(),
@@ -440,19 +441,8 @@ impl<'a> LiveRun<'a> {
             self.cfg.top,
             self.leak_age_ns,
         );
-        self.watch(&rep);
+        self.watch.observe(&rep);
         Ok(())
-    }
-
-    /// Logs the alerts that start to hold in `rep` and publishes its metrics.
-    fn watch(&mut self, rep: &crate::report::Report) {
-        for fired in self.alerts.check(rep) {
-            log::warn!("{}", fired.line);
-        }
-        if let Some(page) = &self.cfg.metrics {
-            let own = crate::metrics::Own::read();
-            page.set(crate::metrics::render(rep, &own, &self.alerts.firing()));
-        }
     }
 
     /// The recording's snapshot period: the targets' RSS and the totals, for timelines.
@@ -521,13 +511,13 @@ impl<'a> LiveRun<'a> {
         if let Some(v) = self.viewer {
             v.publish(report.clone(), self.started, true);
         }
-        self.watch(&report);
+        self.watch.observe(&report);
         Ok(RunOutput {
             report,
             recording,
             end,
             detaching,
-            alerts_fired: self.alerts.fired,
+            alerts_fired: self.watch.fired(),
         })
     }
 

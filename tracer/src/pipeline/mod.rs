@@ -10,6 +10,7 @@ pub mod run;
 pub mod sample;
 pub mod signals;
 pub(crate) mod state;
+pub mod watch;
 
 pub use live::{run, LiveRun};
 pub use publish::{ReportFrame, Viewer};
