@@ -103,9 +103,8 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         mut report,
         recording,
         end,
-        // Held to the end of this function: the report is out before tracer waits for the
-        // kernel to finish detaching.
-        detaching: _detaching,
+        // Held to the end of this function: the report is out before the programs come off.
+        detaching,
         alerts_fired,
     } = if use_tui {
         run_with_tui(tracer, targets, &cfg, record, &mut io, &mut launched).await?
@@ -113,27 +112,50 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         pipeline::run(tracer, targets, &cfg, record, None, io.reborrow()).await?
     };
     if use_tui {
-        // The TUI scrolled through more hotspots than the printed report lists.
-        for t in &mut report.targets {
-            t.hotspots.truncate(cli.top);
-        }
+        trim_to_top(&mut report, cli.top);
     }
     say_end(end, opts, &report, &mut launched);
     end_launched(&mut launched, &report, io.targets).await;
-    if !opts.quiet {
-        match opts.format {
-            Format::Json => export::json::write(&report, io.out)?,
-            Format::Text => export::text::write(&report, io.out)?,
-        }
-        io.out.flush()?;
+    if !cli.show_runtime {
+        report.hide_runtime();
     }
+    write_report(&report, opts, io.out)?;
     if let (Some(stats), Some(path)) = (recording, &opts.record) {
         log_recording(&stats?, path, opts.quiet);
+    }
+    let programs = detaching.len();
+    if let Some(helper) = detaching.hand_off() {
+        log::info!(
+            "{programs} programs are detached by helper process {helper} after tracer exits \
+             (the kernel frees one probe at a time)"
+        );
     }
     Ok(Outcome {
         report,
         alerts_fired,
     })
+}
+
+/// The TUI scrolled through more hotspots, leaks and modules than the printed report lists.
+fn trim_to_top(report: &mut Report, top: usize) {
+    for t in &mut report.targets {
+        t.hotspots.truncate(top);
+        t.modules.truncate(top);
+        crate::report::keep_per_kind(&mut t.leaks, top);
+    }
+}
+
+/// The final report in the asked format (nothing for `record`).
+fn write_report(report: &Report, opts: &Options, out: &mut dyn Write) -> anyhow::Result<()> {
+    if opts.quiet {
+        return Ok(());
+    }
+    match opts.format {
+        Format::Json => export::json::write(report, out)?,
+        Format::Text => export::text::write(report, out)?,
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Listens for `--metrics` before any target starts: a port in use ends the run first.

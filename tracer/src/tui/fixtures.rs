@@ -3,10 +3,11 @@
 use std::{sync::Arc, time::Duration};
 
 use crate::{
-    aggregate::{FdTotals, HeapTotals, LeakKind, LeakReason, MapTotals, ThreadTotals},
+    aggregate::{growth::Fit, FdTotals, HeapTotals, LeakKind, LeakReason, MapTotals, ThreadTotals},
     pipeline::ReportFrame,
     report::{
-        FdReport, Health, HotspotReport, LeakReport, ModuleReport, ProcessReport, Report, SCHEMA,
+        FdReport, Health, HotspotReport, LeakReport, ModuleReport, ProcessReport, Report,
+        RuntimeLeaks, SCHEMA,
     },
     symbolize::{Frame, InlinedFrame},
 };
@@ -22,7 +23,18 @@ pub fn frame(addr: u64, function: &str, line: u32) -> Frame {
         module: Some(DEMO_BIN.into()),
         file: Some(DEMO.into()),
         line: Some(line),
+        offset: Some(addr),
         inlined: Vec::new(),
+    }
+}
+
+/// A steady rise of `per_s` a second over `secs` seconds.
+fn growing(per_s: f64, secs: u64) -> Fit {
+    Fit {
+        per_s,
+        r2: 1.0,
+        window_s: secs as f64,
+        recent_per_s: per_s,
     }
 }
 
@@ -58,8 +70,10 @@ pub fn target(pid: u32, comm: &str) -> ProcessReport {
         hotspots: Vec::new(),
         leaks: Vec::new(),
         leaks_total: 0,
+        runtime: RuntimeLeaks::default(),
         modules: Vec::new(),
         trend: None,
+        modules_total: 0,
     }
 }
 
@@ -126,7 +140,7 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
     if leaked > 0 {
         t.leaks.push(LeakReport {
             reason: LeakReason::Growth,
-            growth: None,
+            growth: Some(growing(10.0 * 1024.0, secs)),
             kind: LeakKind::Heap,
             count: leaked,
             bytes: leaked * 1024,
@@ -134,6 +148,7 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
             stack: main_stack(frame(0x1300, "cache_insert", 88)),
             fd_kind: None,
             detail: Vec::new(),
+            runtime: false,
         });
     }
     // One open per second from the first tick: those of the last second are too young.
@@ -141,7 +156,7 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
     if opened > 1 {
         t.leaks.push(LeakReport {
             reason: LeakReason::Age,
-            growth: None,
+            growth: Some(growing(1.0, secs)),
             kind: LeakKind::Fd,
             count: opened - 1,
             bytes: 0,
@@ -149,6 +164,7 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
             stack: main_stack(frame(0x1380, "open_config", 79)),
             fd_kind: Some("file".into()),
             detail: vec!["/etc/hostname".into()],
+            runtime: false,
         });
     }
     if secs > 1 {
@@ -157,11 +173,13 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
             growth: None,
             kind: LeakKind::Thread,
             count: 1,
-            bytes: 0,
+            // Its stack (8 MiB and a guard page) and its thread descriptor.
+            bytes: 8_392_704 + 272,
             oldest_age_ms: secs * 1000,
             stack: main_stack(frame(0x1180, "start_worker", 55)),
             fd_kind: None,
             detail: vec!["demo-worker".into()],
+            runtime: false,
         });
     }
     // stdin, stdout and stderr (a terminal) were open at start.
@@ -235,6 +253,7 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
             stack,
             fd_kind: None,
             detail: Vec::new(),
+            runtime: false,
         });
         a.modules.push(ModuleReport {
             module: Some(format!("/usr/lib/x86_64-linux-gnu/libsomething-{i}.so.1")),
@@ -268,6 +287,7 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
             )),
             fd_kind: Some(kind.into()),
             detail,
+            runtime: false,
         });
     }
     for i in 0..40u64 {
@@ -287,6 +307,7 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
             detail: (0..3)
                 .map(|j| format!("tokio-runtime-worker-{i}-{j}"))
                 .collect(),
+            runtime: false,
         });
     }
     a.fds = FdReport {

@@ -17,6 +17,7 @@
 
 mod allocators;
 mod floor;
+mod latency;
 mod recording;
 mod report;
 mod stacks;
@@ -51,6 +52,9 @@ pub struct Args {
     /// whose ring overflows fails the benchmark, since tracer then misses allocations.
     #[arg(long, value_name = "BYTES")]
     ring_size: Option<String>,
+    /// Measure only start and exit times (printed, not written to the results file).
+    #[arg(long)]
+    latency_only: bool,
     /// Where to write the markdown results (relative to the workspace root).
     #[arg(long, default_value = "bench/results.md", value_name = "FILE")]
     output: PathBuf,
@@ -119,6 +123,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitCode> {
     let churn = util::workload(tracer_workloads::CHURN)?;
     let tracer = meta.release_tracer();
+    let forker = util::workload(tracer_workloads::FORKER)?;
+    if args.latency_only {
+        let figures = latency::run(&tracer, &forker, args.repeat, scratch)?;
+        util::out(format_args!("{}", latency::markdown(&figures, args.repeat)));
+        return Ok(ExitCode::SUCCESS);
+    }
     let (libc, sites) = probe_places(&tracer, &churn)?;
     let heaptrack = which("heaptrack");
     let bench = Bench {
@@ -184,10 +194,13 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
     }
     let deep = stacks::run(&bench.tracer, args.iterations, args.repeat, scratch)
         .context("the stack-walking benchmark")?;
+    let latencies = latency::run(&bench.tracer, &forker, args.repeat, scratch)
+        .context("the start and exit benchmark")?;
     let mut markdown = page.markdown();
     markdown.push_str(&others);
     markdown.push_str(&recording::markdown(&runs, &page.command));
     markdown.push_str(&stacks::markdown(&deep));
+    markdown.push_str(&latency::markdown(&latencies, args.repeat));
     let output = util::workspace_root().join(&args.output);
     if let Some(dir) = output.parent() {
         fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
