@@ -42,6 +42,10 @@ pub static STACK_TOP: PerCpuArray<StackTop> = PerCpuArray::with_max_entries(1, 0
 #[map]
 pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
 
+/// tgid → execs since it was added (`names::EXECS`); removed with the process.
+#[map]
+pub static EXECS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
 /// tid → the outermost allocator call in progress on that thread.
 #[map]
 pub static PENDING: HashMap<u32, PendingAlloc> = HashMap::with_max_entries(MAX_PENDING, 0);

@@ -179,6 +179,7 @@ fn alloc(payload: &[u8]) -> Result<Alloc, DecodeError> {
             caller: d.caller,
             stack: (d.flags & ALLOC_NO_STACK == 0 && d.stack_hash != 0)
                 .then_some(StackRef::Hash(d.stack_hash)),
+            generation: 0,
         },
         frames,
     })
@@ -209,6 +210,7 @@ fn map(payload: &[u8]) -> Result<Map, DecodeError> {
         site: CallSite {
             caller: 0,
             stack: None,
+            generation: 0,
         },
     })
 }
@@ -237,6 +239,7 @@ fn fd_open(payload: &[u8]) -> Result<FdOpen, DecodeError> {
         site: CallSite {
             caller: stack.ip,
             stack: None,
+            generation: 0,
         },
         stack,
     })
@@ -253,6 +256,7 @@ fn task_new(payload: &[u8]) -> Result<TaskNew, DecodeError> {
         site: CallSite {
             caller: stack.ip,
             stack: None,
+            generation: 0,
         },
         stack,
     })
@@ -328,7 +332,8 @@ mod tests {
             a.site,
             CallSite {
                 caller: 0x55,
-                stack: Some(StackRef::Hash(7))
+                stack: Some(StackRef::Hash(7)),
+                generation: 0,
             }
         );
         assert_eq!(a.frames, vec![0x66, 0x77]);

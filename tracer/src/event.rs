@@ -98,11 +98,14 @@ pub enum StackRef {
 
 /// Where a traced call (an allocation, an fd or thread creation, a mapping) was made: the
 /// return address into the caller, plus the frames above it (`None` when no stack was
-/// recorded).
+/// recorded), and which program image of the process made it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallSite {
     pub caller: u64,
     pub stack: Option<StackRef>,
+    /// The process's execs before the call (0: the program it ran when tracing began): its
+    /// addresses are named from the maps of that image, never from a later program's.
+    pub generation: u32,
 }
 
 /// An allocator call returned.

@@ -199,7 +199,7 @@ pub fn modules_of(
 ) -> Vec<ModuleReport> {
     let mut by: HashMap<Option<&str>, ModuleReport> = HashMap::new();
     for h in hotspots {
-        let module = sym.module_of(pid, h.site.caller);
+        let module = sym.module_of(pid, h.site.generation, h.site.caller);
         let m = by.entry(module).or_insert_with(|| ModuleReport {
             module: module.map(str::to_string),
             ..ModuleReport::default()
@@ -317,7 +317,7 @@ fn process_report(
     let heap_stack = |site: &CallSite, sym: &mut Symbolizer| -> Vec<Frame> {
         heap_addrs(site, stacks)
             .into_iter()
-            .map(|a| sym.resolve(pid, a, true))
+            .map(|a| sym.resolve(pid, site.generation, a, true))
             .collect()
     };
     let hotspots: Vec<HotspotReport> = ranked(&p.hotspots, top, every_sort)
@@ -377,14 +377,18 @@ fn process_report(
     }
 }
 
-/// The file mappings of `pid` that frames of `hotspots` lie in, by start address.
+/// The file mappings of `pid` that frames of `hotspots` lie in, by start address (in the
+/// latest image that maps the address).
 fn code_mappings(pid: u32, hotspots: &[HotspotReport], sym: &Symbolizer) -> Vec<CodeMapping> {
-    let Some(maps) = sym.maps(pid) else {
-        return Vec::new();
-    };
+    let images = sym.images(pid);
     let mut found: std::collections::BTreeMap<u64, CodeMapping> = Default::default();
     for f in hotspots.iter().flat_map(|h| &h.stack) {
-        let Some(e) = maps.find(f.addr) else { continue };
+        let Some((maps, e)) = images
+            .iter()
+            .find_map(|(_, m)| m.find(f.addr).map(|e| (*m, e)))
+        else {
+            continue;
+        };
         let Some(path) = &e.path else { continue };
         found.entry(e.start).or_insert_with(|| CodeMapping {
             start: e.start,
@@ -407,6 +411,7 @@ mod tests {
             site: CallSite {
                 caller,
                 stack: None,
+                generation: 0,
             },
             stats: SiteStats {
                 allocs,

@@ -9,14 +9,17 @@ const PID: u32 = 100;
 const SITE_A: CallSite = CallSite {
     caller: 0x1000,
     stack: Some(StackRef::Hash(1)),
+    generation: 0,
 };
 const SITE_B: CallSite = CallSite {
     caller: 0x2000,
     stack: None,
+    generation: 0,
 };
 const MSITE: CallSite = CallSite {
     caller: 0x3000,
     stack: Some(StackRef::Hash(9)),
+    generation: 0,
 };
 
 fn ev(ts_ns: u64, body: Body) -> Event {

@@ -71,6 +71,20 @@ impl Drop for Tracer {
     }
 }
 
+/// The kernel's count of execs per traced process (`names::EXECS`).
+pub struct ExecCounts(BpfHashMap<MapData, u32, u32>);
+
+impl ExecCounts {
+    /// Execs of `pid` since it was added (0 when none); `None` when the map cannot be read.
+    pub fn get(&self, pid: u32) -> Option<u32> {
+        match self.0.get(&pid, 0) {
+            Ok(n) => Some(n),
+            Err(aya::maps::MapError::KeyNotFound) => Some(0),
+            Err(_) => None,
+        }
+    }
+}
+
 /// Links being detached on a thread of their own; dropping this waits for the end.
 pub struct Detaching(Option<std::thread::JoinHandle<()>>);
 
@@ -293,6 +307,15 @@ impl Tracer {
             .take_map(names::EVENTS)
             .ok_or_else(|| anyhow!("ring buffer already taken"))?;
         Ok(RingBuf::<MapData>::try_from(map)?)
+    }
+
+    /// Takes the per-process exec counts (once): how many execs the kernel saw of each target.
+    pub fn take_exec_counts(&mut self) -> anyhow::Result<ExecCounts> {
+        let map = self
+            .ebpf
+            .take_map(names::EXECS)
+            .ok_or_else(|| anyhow!("map {} already taken", names::EXECS))?;
+        Ok(ExecCounts(BpfHashMap::try_from(map)?))
     }
 
     /// Reads the kernel counters.

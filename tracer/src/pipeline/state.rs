@@ -24,6 +24,9 @@ fn is_loader(path: &str) -> bool {
 pub(super) enum Inputs {
     Live {
         unwinder: Box<Unwinder>,
+        /// The kernel's count of execs of a process (`None`: unknown). /proc/PID/maps is the
+        /// maps of an event's image only while this equals the event's generation.
+        exec_count: Box<dyn Fn(u32) -> Option<u32>>,
         /// Side inputs used by the record being applied, when recording.
         journal: Option<Vec<Meta>>,
     },
@@ -61,10 +64,31 @@ impl Inputs {
         }
     }
 
-    fn read_maps(&mut self, pid: u32) -> Option<ProcMaps> {
+    /// Whether the program `pid` runs now is its image `generation` (always, in a replay:
+    /// the recording holds what was read then).
+    pub(super) fn is_current(&self, pid: u32, generation: u32) -> bool {
         match self {
-            Self::Live { journal, .. } => {
-                let maps = ProcMaps::read(pid).ok();
+            Self::Live { exec_count, .. } => exec_count(pid) == Some(generation),
+            Self::Replay { .. } => true,
+        }
+    }
+
+    /// The maps of `pid`'s image `generation`: live, read from /proc only while that image
+    /// runs (checked before and after, since an exec may come in between); an image already
+    /// replaced by exec gives `None` rather than the next program's maps.
+    fn read_maps(&mut self, pid: u32, generation: u32) -> Option<ProcMaps> {
+        match self {
+            Self::Live {
+                journal,
+                exec_count,
+                ..
+            } => {
+                let current = || exec_count(pid) == Some(generation);
+                let maps = if current() {
+                    ProcMaps::read(pid).ok().filter(|_| current())
+                } else {
+                    None
+                };
                 Self::note(journal, || Meta::Maps {
                     pid,
                     maps: maps.clone(),
@@ -109,8 +133,10 @@ pub(crate) struct State {
     pub(super) info: HashMap<u32, ProcessStatus>,
     /// Shown with the attach failures.
     pub(super) warnings: Vec<String>,
-    /// (pid, address) pairs whose module is known, so maps are read once per new code.
-    pub(super) known: HashSet<(u32, u64)>,
+    /// (pid, generation, address) whose module is known, so maps are read once per new code.
+    pub(super) known: HashSet<(u32, u32, u64)>,
+    /// Execs of each process in the event stream so far: the generation of its next events.
+    pub(super) generations: HashMap<u32, u32>,
     pub(super) decode_errors: u64,
     /// Allocation records naming a stack whose frames never arrived (the record carrying them
     /// was dropped).
@@ -134,6 +160,7 @@ impl State {
             info: HashMap::new(),
             warnings: Vec::new(),
             known: HashSet::new(),
+            generations: HashMap::new(),
             decode_errors: 0,
             missing_stacks: 0,
             hash_collisions: 0,
@@ -176,16 +203,33 @@ impl State {
         }
     }
 
-    /// Captures `pid`'s maps when `addr` is new code outside the known ones.
+    /// The generation (execs so far) of `pid`'s events at this point of the stream.
+    pub(super) fn generation(&self, pid: u32) -> u32 {
+        self.generations.get(&pid).copied().unwrap_or(0)
+    }
+
+    /// Whether maps read from /proc now are those of `pid`'s current image in the stream
+    /// (false while records of a program it has since replaced by exec are being applied).
+    pub(super) fn image_is_current(&self, pid: u32) -> bool {
+        self.inputs.is_current(pid, self.generation(pid))
+    }
+
+    /// Captures the maps of `pid`'s current image when `addr` is new code outside the known
+    /// ones.
     fn note_code(&mut self, pid: u32, addr: u64) {
-        if !self.known.insert((pid, addr)) {
+        let generation = self.generation(pid);
+        if !self.known.insert((pid, generation, addr)) {
             return;
         }
-        if self.sym.maps(pid).is_some_and(|m| m.find(addr).is_some()) {
+        if self
+            .sym
+            .maps(pid, generation)
+            .is_some_and(|m| m.find(addr).is_some())
+        {
             return;
         }
-        if let Some(maps) = self.inputs.read_maps(pid) {
-            self.sym.set_maps(pid, maps);
+        if let Some(maps) = self.inputs.read_maps(pid, generation) {
+            self.sym.set_maps(pid, generation, maps);
         }
     }
 
@@ -226,17 +270,23 @@ impl State {
     /// code is marked so. Maps of code seen for the first time are captured on the way (live
     /// from /proc, in a replay from the recording).
     pub(super) fn resolve(&mut self, mut ev: Event) -> Event {
+        let generation = self.generation(ev.pid);
         match &mut ev.body {
             Body::Alloc(a) => {
                 let (pid, caller, stack) = (ev.pid, a.site.caller, a.site.stack);
+                a.site.generation = generation;
                 let mut frames = std::mem::take(&mut a.frames);
                 self.note_carried_stack(stack, &mut frames);
                 self.note_code(pid, caller);
             }
             Body::Map(m) => {
+                m.site.generation = generation;
                 if let Some(stack) = m.stack.take() {
                     m.site = self.sys_site(ev.pid, &stack);
-                    m.from_loader = self.sym.module_of(ev.pid, stack.ip).is_some_and(is_loader);
+                    m.from_loader = self
+                        .sym
+                        .module_of(ev.pid, generation, stack.ip)
+                        .is_some_and(is_loader);
                 }
             }
             Body::FdOpen(o) => o.site = self.sys_site(ev.pid, &o.stack),
@@ -245,16 +295,18 @@ impl State {
             | Body::TaskExit { .. }
             | Body::FdClose { .. }
             | Body::TaskRename { .. }
-            | Body::GroupExit
-            | Body::Exec => {}
+            | Body::GroupExit => {}
+            // Later records are the new program's.
+            Body::Exec => *self.generations.entry(ev.pid).or_default() += 1,
         }
         ev
     }
 
     /// The call site of a syscall event: its stack unwound past libc, interned.
     fn sys_site(&mut self, pid: u32, stack: &crate::event::SysStack) -> CallSite {
+        let generation = self.generation(pid);
         self.note_code(pid, stack.ip);
-        let frames = match self.sym.maps(pid) {
+        let frames = match self.sym.maps(pid, generation) {
             Some(maps) => self.inputs.unwind(maps, stack),
             None => Vec::new(),
         };
@@ -262,6 +314,7 @@ impl State {
             return CallSite {
                 caller: stack.ip,
                 stack: None,
+                generation,
             };
         };
         self.note_code(pid, caller);
@@ -271,6 +324,7 @@ impl State {
         CallSite {
             caller,
             stack: Some(key),
+            generation,
         }
     }
 
@@ -285,7 +339,10 @@ impl State {
     /// Applies a metadata record (live or replayed).
     pub(super) fn apply_meta(&mut self, meta: Meta) {
         match meta {
-            Meta::ExitMaps { pid, maps } => self.sym.set_maps(pid, maps),
+            Meta::ExitMaps { pid, maps } => {
+                let generation = self.generation(pid);
+                self.sym.set_maps(pid, generation, maps);
+            }
             Meta::Comm { pid, comm } => {
                 if let Some(i) = self.info.get_mut(&pid) {
                     i.comm = comm;

@@ -48,7 +48,8 @@ pub enum Meta {
     Maps { pid: u32, maps: Option<ProcMaps> },
     /// The result of unwinding a syscall stack.
     Unwound { frames: Vec<u64> },
-    /// Maps captured at a target's exit stop.
+    /// Maps captured while a target was stopped (at its exit, exec or fork stop): the maps of
+    /// its program image at this point of the stream (the generation of its records so far).
     ExitMaps { pid: u32, maps: ProcMaps },
     /// A target's name at its exit.
     Comm { pid: u32, comm: String },
