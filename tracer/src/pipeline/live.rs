@@ -155,6 +155,7 @@ impl<'a> LiveRun<'a> {
                 pid: t.pid,
                 comm: t.comm.clone(),
                 fds: t.baseline.fds.clone(),
+                cloexec_fds: t.baseline.cloexec_fds.clone(),
                 threads: t.baseline.threads.clone(),
                 allocator: Some(Box::new(t.allocator_info.clone())),
             })
@@ -316,6 +317,7 @@ impl<'a> LiveRun<'a> {
                         pid: child,
                         comm,
                         fds: baseline.fds,
+                        cloexec_fds: baseline.cloexec_fds,
                         threads: baseline.threads,
                         allocator: Some(Box::new(libc.1.clone())),
                     },

@@ -173,7 +173,7 @@ impl State {
     pub(super) fn start(&mut self, targets: &[ProcessBaseline]) {
         for t in targets {
             let proc = self.agg.add_target(t.pid);
-            proc.fds.set_baseline(t.fds.iter().cloned());
+            proc.fds.set_baseline(t.fds.iter().cloned(), &t.cloexec_fds);
             proc.tasks.set_baseline(t.threads.iter().cloned());
             self.info.insert(
                 t.pid,

@@ -22,6 +22,10 @@ pub struct ProcessBaseline {
     pub comm: String,
     /// Fds (fd, kind, path) open before tracing began.
     pub fds: Vec<(i32, String, Option<String>)>,
+    /// The fds of `fds` marked close-on-exec (absent in recordings made before tracer read
+    /// them: none then).
+    #[serde(default)]
+    pub cloexec_fds: Vec<i32>,
     /// Threads (tid, name) alive before tracing began.
     pub threads: Vec<(u32, String)>,
     /// The allocator probed (absent in recordings made before tracer named it).

@@ -68,3 +68,94 @@ fn an_fd_carried_across_exec_is_named_from_the_program_that_opened_it() {
         fds[0]
     );
 }
+
+/// Debian's python (not a shim found on the PATH).
+const PYTHON: &str = "/usr/bin/python3";
+
+#[test]
+fn ioctl_fioclex_and_fionclex_decide_which_fds_survive_exec() {
+    require_root();
+    // CPython's os.set_inheritable is ioctl(FIONCLEX) / ioctl(FIOCLEX). Both files are opened
+    // close-on-exec; /etc/hostname is made inheritable, /etc/os-release made inheritable and
+    // then close-on-exec again.
+    let script = "import os\n\
+                  a = os.open('/etc/hostname', os.O_RDONLY)\n\
+                  os.set_inheritable(a, True)\n\
+                  b = os.open('/etc/os-release', os.O_RDONLY)\n\
+                  os.set_inheritable(b, True)\n\
+                  os.set_inheritable(b, False)\n\
+                  os.execv('/bin/sleep', ['sleep', '0.2'])\n";
+    let (_, doc) = trace_json(&["--", PYTHON, "-c", script], LIMIT);
+    let t = only_target(&doc);
+    assert_eq!(t["comm"], "sleep", "{t:#}");
+    let paths: Vec<&str> = leaks(t, "fd")
+        .iter()
+        .flat_map(|l| l["detail"].as_array().expect("detail").iter())
+        .filter_map(|d| d.as_str())
+        .collect();
+    assert!(paths.contains(&"/etc/hostname"), "{paths:?}");
+    assert!(!paths.contains(&"/etc/os-release"), "{paths:?}");
+    assert_eq!(u(&t["fds"]["unknown_closes"]), 0, "{:#}", t["fds"]);
+}
+
+#[test]
+fn fds_open_close_on_exec_before_attach_are_closed_by_a_later_exec() {
+    require_root();
+    // Opened before tracer attaches: /etc/os-release close-on-exec (Python's default),
+    // /etc/hostname inheritable. After attach the process execs a shell that closes nothing
+    // (sleep would: coreutils close stdout and stderr at exit).
+    let script = "import os, sys\n\
+                  a = os.open('/etc/hostname', os.O_RDONLY)\n\
+                  os.set_inheritable(a, True)\n\
+                  b = os.open('/etc/os-release', os.O_RDONLY)\n\
+                  sys.stdin.buffer.read(1)\n\
+                  os.execv('/bin/sh', ['sh', '-c', ':'])\n";
+    let mut target = Guard(
+        std::process::Command::new(PYTHON)
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn python3"),
+    );
+    let pid = target.pid();
+    wait_reading_stdin(pid);
+    let cloexec = |fd: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("flags:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .is_some_and(|f| f & 0o2_000_000 != 0)
+    };
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let closing = fds.iter().filter(|fd| cloexec(fd)).count() as u64;
+    assert!(closing >= 1, "os-release is close-on-exec: {fds:?}");
+    let dir = TempDir::new("exec-attach");
+    let report = dir.file("r.json");
+    let tracer = start_tracer(&["--pid", &pid.to_string()], &report);
+    {
+        use std::io::Write as _;
+        let mut stdin = target.0.stdin.take().expect("stdin");
+        stdin.write_all(b"g").expect("release");
+    }
+    let doc = finish(tracer, &report, Duration::from_secs(60));
+    let _ = target.0.wait();
+    let t = only_target(&doc);
+    let f = &t["fds"];
+    assert_eq!(t["comm"], "sh", "{t:#}");
+    assert_eq!(u(&f["baseline"]), fds.len() as u64, "{f:#}");
+    // Exec closed exactly the baseline's close-on-exec fds; the shell closed what it opened.
+    assert_eq!(u(&f["open"]), fds.len() as u64 - closing, "{f:#}");
+    assert_eq!(
+        u(&f["closed_total"]),
+        u(&f["opened_total"]) + closing,
+        "{f:#}"
+    );
+    assert_eq!(u(&f["unknown_closes"]), 0, "{f:#}");
+}
