@@ -165,6 +165,9 @@ pub struct LeakReport {
     /// fd leaks: paths or descriptions; thread leaks: thread names.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub detail: Vec<String>,
+    /// Reason `exec`: the name of the earlier program that opened it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inherited_from: Option<String>,
 }
 
 /// The allocator a target's heap was traced in.
@@ -188,6 +191,8 @@ pub struct ProcessStatus {
     pub exit_status: Option<String>,
     /// Resident set size read by the caller while the target lives.
     pub rss_bytes: Option<u64>,
+    /// The name of each program the process ran, by generation (execs before it).
+    pub programs: std::collections::BTreeMap<u32, String>,
 }
 
 /// Heap footprint per module of the allocating caller (malloc's caller), most live bytes
@@ -349,6 +354,14 @@ fn process_report(
             detail: l.detail.clone(),
             stack: match &l.site {
                 Site::Call(s) => heap_stack(s, sym),
+            },
+            inherited_from: match (&l.site, l.reason) {
+                (Site::Call(s), LeakReason::BeforeExec) => Some(
+                    info.get(&pid)
+                        .and_then(|i| i.programs.get(&s.generation).cloned())
+                        .unwrap_or_else(|| "an earlier program".into()),
+                ),
+                _ => None,
             },
         })
         .collect();

@@ -130,7 +130,10 @@ pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
             let growth = (kind == LeakKind::Heap)
                 .then(|| growing.get(&site).copied())
                 .flatten();
+            let Site::Call(call) = site;
             let reason = match (p.exited, growth) {
+                // Only fds outlive an exec: the heap, mappings and other threads go with it.
+                _ if call.generation < p.generation => LeakReason::BeforeExec,
                 (true, _) => LeakReason::Exit,
                 (false, Some(_)) => LeakReason::Growth,
                 (false, None) => LeakReason::Age,
@@ -152,11 +155,14 @@ pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
     leaks
 }
 
-/// By kind; within a kind the sites growing fastest first, then most bytes and most items.
+/// By kind; within a kind the program's own before what an earlier program left it (before
+/// exec), then the sites growing fastest first, then most bytes and most items.
 fn rank(a: &Leak, b: &Leak) -> std::cmp::Ordering {
     let rate = |l: &Leak| l.growth.map_or(0.0, |g| g.per_s);
+    let inherited = |l: &Leak| l.reason == LeakReason::BeforeExec;
     a.kind
         .cmp(&b.kind)
+        .then(inherited(a).cmp(&inherited(b)))
         .then(rate(b).total_cmp(&rate(a)))
         .then(b.bytes.cmp(&a.bytes))
         .then(b.count.cmp(&a.count))

@@ -513,3 +513,55 @@ fn a_site_growing_steadily_is_a_suspect_before_the_leak_age() {
     let p = only(&agg, 4000 * MS, 30_000 * MS);
     assert_eq!(p.leaks[0].reason, LeakReason::Exit);
 }
+
+fn fd_open(ts: u64, fd: i32, site: CallSite) -> Event {
+    ev(
+        ts,
+        Body::FdOpen(crate::event::FdOpen {
+            nr: tracer_common::kind::nr::OPENAT,
+            fd,
+            fd2: -1,
+            flags: 0,
+            arg0: 0,
+            path: Some(format!("/tmp/f{fd}")),
+            stack: Default::default(),
+            site,
+        }),
+    )
+}
+
+#[test]
+fn an_fd_an_earlier_program_left_open_is_its_leak_listed_after_the_programs_own() {
+    // Given a wrapper (generation 0) that opens fd 4 and executes the program, which opens
+    // fd 5 (generation 1),
+    let program = CallSite {
+        generation: 1,
+        ..SITE_B
+    };
+    let mut agg = run(&[
+        fd_open(1, 4, SITE_A),
+        ev(2, Body::Exec),
+        fd_open(3, 5, program),
+    ]);
+    agg.mark_exited(PID);
+    // when the process has exited,
+    let p = only(&agg, 10, 0);
+    // then both are listed, the program's own first, the wrapper's as left before exec.
+    let fds: Vec<(CallSite, LeakReason)> = p
+        .leaks
+        .iter()
+        .filter(|l| l.kind == LeakKind::Fd)
+        .map(|l| {
+            let Site::Call(s) = l.site;
+            (s, l.reason)
+        })
+        .collect();
+    assert_eq!(
+        fds,
+        vec![
+            (program, LeakReason::Exit),
+            (SITE_A, LeakReason::BeforeExec)
+        ]
+    );
+    assert_eq!(p.fds.open, 2);
+}

@@ -73,6 +73,7 @@ mod tests {
         let leak = |kind, fd_kind: Option<&str>, detail: &[&str]| LeakReport {
             kind,
             reason: LeakReason::Age,
+            inherited_from: None,
             growth: None,
             count: 2,
             bytes: 0,

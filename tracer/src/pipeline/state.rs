@@ -179,6 +179,7 @@ impl State {
                 t.pid,
                 ProcessStatus {
                     comm: t.comm.clone(),
+                    programs: [(0, t.comm.clone())].into(),
                     allocator: t.allocator.as_deref().cloned(),
                     ..ProcessStatus::default()
                 },
@@ -344,7 +345,9 @@ impl State {
                 self.sym.set_maps(pid, generation, maps);
             }
             Meta::Comm { pid, comm } => {
+                let generation = self.generation(pid);
                 if let Some(i) = self.info.get_mut(&pid) {
+                    i.programs.insert(generation, comm.clone());
                     i.comm = comm;
                 }
             }

@@ -125,6 +125,7 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
     if leaked > 0 {
         t.leaks.push(LeakReport {
             reason: LeakReason::Growth,
+            inherited_from: None,
             growth: None,
             kind: LeakKind::Heap,
             count: leaked,
@@ -140,6 +141,7 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
     if opened > 1 {
         t.leaks.push(LeakReport {
             reason: LeakReason::Age,
+            inherited_from: None,
             growth: None,
             kind: LeakKind::Fd,
             count: opened - 1,
@@ -153,6 +155,7 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
     if secs > 1 {
         t.leaks.push(LeakReport {
             reason: LeakReason::Age,
+            inherited_from: None,
             growth: None,
             kind: LeakKind::Thread,
             count: 1,
@@ -222,6 +225,7 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
         });
         a.leaks.push(LeakReport {
             reason: LeakReason::Age,
+            inherited_from: None,
             growth: None,
             kind: if i % 3 == 0 {
                 LeakKind::Mmap
@@ -255,6 +259,7 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
         };
         a.leaks.push(LeakReport {
             reason: LeakReason::Age,
+            inherited_from: None,
             growth: None,
             kind: LeakKind::Fd,
             count: 1000 + i,
@@ -272,6 +277,7 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
     for i in 0..40u64 {
         a.leaks.push(LeakReport {
             reason: LeakReason::Age,
+            inherited_from: None,
             growth: None,
             kind: LeakKind::Thread,
             count: 500 + i,

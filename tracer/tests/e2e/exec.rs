@@ -159,3 +159,61 @@ fn fds_open_close_on_exec_before_attach_are_closed_by_a_later_exec() {
     );
     assert_eq!(u(&f["unknown_closes"]), 0, "{f:#}");
 }
+
+#[test]
+fn what_a_wrapper_or_shim_did_before_exec_is_not_the_programs() {
+    require_root();
+    let program = workload(tracer_workloads::ALLOC_EACH);
+    let dir = TempDir::new("shim");
+    // A pyenv-like shim: a script that opens something and executes the real program.
+    let shim = dir.file("shim");
+    std::fs::write(&shim, "#!/bin/sh\nexec 5</etc/hostname\nexec \"$@\"\n").expect("write shim");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let shim = shim.display().to_string();
+    let wrapper = format!("exec 4</etc/hostname; exec {program}");
+    // (command, the name the wrapper ran under: a script's is its file name)
+    for (argv, by) in [
+        (vec!["/bin/sh", "-c", wrapper.as_str()], "sh"),
+        (vec![shim.as_str(), program.as_str()], "shim"),
+    ] {
+        let mut args = vec!["--"];
+        args.extend(&argv);
+        let (_, doc) = trace_json(&args, LIMIT);
+        let t = only_target(&doc);
+        assert_eq!(t["comm"], "alloc_each", "{argv:?}: {t:#}");
+        // The fd the wrapper opened and left to the program: listed, as the wrapper's.
+        let fds = leaks(t, "fd");
+        assert_eq!(fds.len(), 1, "{argv:?}: {:#}", t["leaks"]);
+        assert_eq!(fds[0]["reason"], "exec", "{argv:?}: {:#}", fds[0]);
+        assert_eq!(fds[0]["inherited_from"], by, "{argv:?}: {:#}", fds[0]);
+        assert_eq!(fds[0]["detail"][0], "/etc/hostname", "{argv:?}");
+        assert_eq!(
+            fds[0]["stack"][0]["module"].as_str(),
+            Some(shell().as_str()),
+            "{argv:?}: {:#}",
+            fds[0]
+        );
+        // The shell's heap went with it at exec: every heap leak is the program's.
+        let heap = leaks(t, "heap");
+        assert_eq!(
+            heap.len(),
+            tracer_workloads::expect::ALLOC_EACH_LEAKS.len(),
+            "{argv:?}: {heap:#?}"
+        );
+        for h in &heap {
+            assert_eq!(h["reason"], "exit", "{argv:?}: {h:#}");
+            let stack = h["stack"].as_array().expect("stack");
+            assert!(
+                stack.iter().all(|f| f["module"] != shell().as_str()),
+                "{argv:?}: {h:#}"
+            );
+        }
+        assert!(
+            u(&t["heap"]["exec_discarded_blocks"]) > 0,
+            "{argv:?}: {t:#}"
+        );
+    }
+}
