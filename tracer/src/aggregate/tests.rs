@@ -40,7 +40,6 @@ fn alloc(ts: u64, func: AllocFunc, ptr: u64, size: u64, old_ptr: u64, site: Call
             size: Some(size),
             old_ptr,
             site,
-            frames: Vec::new(),
         }),
     )
 }
@@ -72,7 +71,6 @@ fn map(ts: u64, op: MapOp, addr: u64, len: u64) -> Event {
             fd: -1,
             in_allocator: false,
             from_loader: false,
-            stack: None,
             site: MSITE,
         }),
     )
@@ -444,7 +442,6 @@ fn thread_new(ts: u64, child: u32, site: CallSite) -> Event {
             child,
             clone_flags: crate::event::CLONE_THREAD,
             comm: "worker".into(),
-            stack: Default::default(),
             site,
         }),
     )
@@ -524,7 +521,6 @@ fn fd_open(ts: u64, fd: i32, site: CallSite) -> Event {
             flags: 0,
             arg0: 0,
             path: Some(format!("/tmp/f{fd}")),
-            stack: Default::default(),
             site,
         }),
     )

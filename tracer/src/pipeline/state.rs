@@ -8,7 +8,10 @@ use crate::{
     aggregate::Aggregator,
     bpf::loader::KernelCounters,
     decode::decode,
-    event::{Body, CallSite, Event, StackRef},
+    event::{
+        Alloc, Body, CallSite, Decoded, DecodedAlloc, DecodedBody, DecodedMap, Event, FdOpen, Map,
+        StackRef, TaskNew,
+    },
     record::{Meta, ProcessBaseline, Recorder},
     report::{self, Health, ProcessStatus, Report, StackTable},
     symbolize::{unwind::Unwinder, ProcMaps, Symbolizer},
@@ -265,42 +268,117 @@ impl State {
         self.agg.apply(&ev);
     }
 
-    /// The step from a decoded event to a resolved one: the frames an allocation record
-    /// carried are interned under their hash; a syscall's user stack is unwound into its call
-    /// site (caller plus interned stack) and dropped; a mapping made from the dynamic loader's
-    /// code is marked so. Maps of code seen for the first time are captured on the way (live
-    /// from /proc, in a replay from the recording).
-    pub(super) fn resolve(&mut self, mut ev: Event) -> Event {
-        let generation = self.generation(ev.pid);
-        match &mut ev.body {
-            Body::Alloc(a) => {
-                let (pid, caller, stack) = (ev.pid, a.site.caller, a.site.stack);
-                a.site.generation = generation;
-                let mut frames = std::mem::take(&mut a.frames);
-                self.note_carried_stack(stack, &mut frames);
-                self.note_code(pid, caller);
+    /// The step from a decoded event to a resolved one, consuming it: the frames an allocation
+    /// record carried are interned under their hash; a syscall's user stack is unwound into
+    /// its call site (caller plus interned stack); a mapping made from the dynamic loader's
+    /// code is marked so; every site names the program image (exec generation) that made it.
+    /// Maps of code seen for the first time are captured on the way (live from /proc, in a
+    /// replay from the recording).
+    pub(super) fn resolve(&mut self, ev: Decoded) -> Event {
+        let Decoded {
+            pid,
+            tid,
+            ts_ns,
+            body,
+        } = ev;
+        let generation = self.generation(pid);
+        let body = match body {
+            DecodedBody::Alloc(a) => Body::Alloc(self.resolve_alloc(pid, a)),
+            DecodedBody::Map(m) => Body::Map(self.resolve_map(pid, m)),
+            DecodedBody::FdOpen(o) => Body::FdOpen(FdOpen {
+                site: self.sys_site(pid, &o.stack),
+                nr: o.nr,
+                fd: o.fd,
+                fd2: o.fd2,
+                flags: o.flags,
+                arg0: o.arg0,
+                path: o.path,
+            }),
+            DecodedBody::TaskNew(t) => Body::TaskNew(TaskNew {
+                site: self.sys_site(pid, &t.stack),
+                child: t.child,
+                clone_flags: t.clone_flags,
+                comm: t.comm,
+            }),
+            DecodedBody::Free { ptr, outer } => Body::Free { ptr, outer },
+            DecodedBody::TaskExit { group_dead } => Body::TaskExit { group_dead },
+            DecodedBody::FdClose {
+                nr,
+                first,
+                last,
+                flags,
+            } => Body::FdClose {
+                nr,
+                first,
+                last,
+                flags,
+            },
+            DecodedBody::TaskRename { tid, comm } => Body::TaskRename { tid, comm },
+            DecodedBody::GroupExit => Body::GroupExit,
+            DecodedBody::Exec => {
+                // Later records are the new program's.
+                self.generations.insert(pid, generation + 1);
+                Body::Exec
             }
-            Body::Map(m) => {
-                m.site.generation = generation;
-                if let Some(stack) = m.stack.take() {
-                    m.site = self.sys_site(ev.pid, &stack);
-                    m.from_loader = self
-                        .sym
-                        .module_of(ev.pid, generation, stack.ip)
-                        .is_some_and(is_loader);
-                }
-            }
-            Body::FdOpen(o) => o.site = self.sys_site(ev.pid, &o.stack),
-            Body::TaskNew(t) => t.site = self.sys_site(ev.pid, &t.stack),
-            Body::Free { .. }
-            | Body::TaskExit { .. }
-            | Body::FdClose { .. }
-            | Body::TaskRename { .. }
-            | Body::GroupExit => {}
-            // Later records are the new program's.
-            Body::Exec => *self.generations.entry(ev.pid).or_default() += 1,
+        };
+        Event {
+            pid,
+            tid,
+            ts_ns,
+            body,
         }
-        ev
+    }
+
+    fn resolve_alloc(&mut self, pid: u32, a: DecodedAlloc) -> Alloc {
+        let mut frames = a.frames;
+        self.note_carried_stack(a.stack, &mut frames);
+        self.note_code(pid, a.caller);
+        Alloc {
+            func: a.func,
+            ptr: a.ptr,
+            size: a.size,
+            old_ptr: a.old_ptr,
+            site: CallSite {
+                caller: a.caller,
+                stack: a.stack,
+                generation: self.generation(pid),
+            },
+        }
+    }
+
+    /// A mapping's site is its stack unwound; without a stack (brk, the allocator's own
+    /// mappings) it has no caller.
+    fn resolve_map(&mut self, pid: u32, m: DecodedMap) -> Map {
+        let generation = self.generation(pid);
+        let (site, from_loader) = match &m.stack {
+            Some(stack) => (
+                self.sys_site(pid, stack),
+                self.sym
+                    .module_of(pid, generation, stack.ip)
+                    .is_some_and(is_loader),
+            ),
+            None => (
+                CallSite {
+                    caller: 0,
+                    stack: None,
+                    generation,
+                },
+                false,
+            ),
+        };
+        Map {
+            op: m.op,
+            addr: m.addr,
+            len: m.len,
+            old_addr: m.old_addr,
+            old_len: m.old_len,
+            prot: m.prot,
+            map_flags: m.map_flags,
+            fd: m.fd,
+            in_allocator: m.in_allocator,
+            from_loader,
+            site,
+        }
     }
 
     /// The call site of a syscall event: its stack unwound past libc, interned.

@@ -139,7 +139,7 @@ fn a_syscall_stack_becomes_its_caller_and_an_interned_stack() {
         }
     );
     assert_eq!(state.stacks.get(&key), Some(&vec![0x4200, 0x4300]));
-    assert!(m.stack.is_none() && !m.from_loader);
+    assert!(!m.from_loader);
     let Inputs::Replay { queue, mismatches } = &state.inputs else {
         panic!("a replay")
     };
@@ -261,4 +261,81 @@ fn live_maps_of_a_program_already_replaced_by_exec_are_not_read() {
     // After the exec record, the stream is at the image the kernel runs.
     state.apply(&exec());
     assert!(state.image_is_current(PID));
+}
+
+/// An openat record of fd `fd` on `path` whose user stack has instruction pointer `ip`.
+fn fd_open(fd: i32, path: &str, ip: u64) -> Vec<u8> {
+    let mut bytes = encode(&Record {
+        header: header(EventKind::FdOpen),
+        data: tracer_common::FdOpenData {
+            nr: tracer_common::kind::nr::OPENAT,
+            fd,
+            fd2: -1,
+            path_len: path.len() as u32,
+            ..Default::default()
+        },
+    });
+    let mut p = vec![0u8; tracer_common::PATH_BYTES];
+    p[..path.len()].copy_from_slice(path.as_bytes());
+    bytes.extend_from_slice(&p);
+    let mut stack = vec![0u8; size_of::<SysStack>()];
+    stack[..8].copy_from_slice(&ip.to_ne_bytes());
+    bytes.extend_from_slice(&stack);
+    bytes
+}
+
+#[test]
+fn an_fd_record_resolves_to_a_new_event_and_decoding_stays_what_the_kernel_sent() {
+    let bytes = fd_open(5, "/etc/hostname", 0x5000);
+    // Given the decoded record,
+    let decoded = decode(&bytes).expect("decodes");
+    let DecodedBody::FdOpen(raw) = &decoded.body else {
+        panic!("not an fd: {decoded:?}")
+    };
+    assert_eq!((raw.fd, raw.stack.ip), (5, 0x5000));
+    // when it is resolved with the maps and frames a recording holds,
+    let mut state = replay_state(vec![
+        maps("/usr/bin/app"),
+        Meta::Unwound {
+            frames: vec![0x4100, 0x4200],
+        },
+    ]);
+    let ev = state.resolve(decoded.clone());
+    // then the resolved event carries the site, and decoding the same bytes again gives the
+    // same decoded event (nothing downstream wrote into it).
+    let Body::FdOpen(o) = &ev.body else {
+        panic!("not an fd: {ev:?}")
+    };
+    assert_eq!((o.fd, o.path.as_deref()), (5, Some("/etc/hostname")));
+    assert_eq!(
+        o.site,
+        CallSite {
+            caller: 0x4100,
+            stack: Some(StackRef::Hash(stack_hash(&[0x4200]))),
+            generation: 0,
+        }
+    );
+    assert_eq!(decode(&bytes).expect("decodes"), decoded);
+    assert_eq!((ev.pid, ev.tid, ev.ts_ns), (PID, PID, 1_000));
+}
+
+#[test]
+fn a_mapping_without_a_stack_has_no_caller_in_its_image() {
+    let mut state = replay_state(Vec::new());
+    state.apply(&exec());
+    let mut bytes = mmap_with_stack(0);
+    // The same record, sent without a stack (as brk and the allocator's own mappings are).
+    bytes.truncate(size_of::<EventHeader>() + size_of::<MapData>());
+    let flags_at = size_of::<EventHeader>() + std::mem::offset_of!(MapData, flags);
+    bytes[flags_at..flags_at + 4].copy_from_slice(&0u32.to_ne_bytes());
+    let m = resolved_map(&mut state, &bytes);
+    assert_eq!(
+        m.site,
+        CallSite {
+            caller: 0,
+            stack: None,
+            generation: 1,
+        }
+    );
+    assert!(!m.from_loader);
 }
