@@ -72,6 +72,7 @@ pub static CONFIG: Global<TraceConfig> = Global::new(TraceConfig {
 /// Adds one to a counter of this CPU.
 #[inline(always)]
 pub fn bump(index: u32) {
+    crate::log::counted(index);
     if let Some(slot) = COUNTERS.get_ptr_mut(index) {
         // SAFETY: the pointer comes from a successful lookup of this CPU's slot, which only
         // this CPU writes, and programs are not preempted on one CPU in between.

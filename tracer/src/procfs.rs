@@ -149,10 +149,8 @@ mod tests {
         let kept = std::fs::File::open("/dev/null").expect("open");
         let inherited = std::fs::File::open("/dev/null").expect("open");
         // SAFETY: clears FD_CLOEXEC of an fd this test owns.
-        assert_eq!(
-            unsafe { libc::fcntl(inherited.as_raw_fd(), libc::F_SETFD, 0) },
-            0
-        );
+        let cleared = unsafe { libc::fcntl(inherited.as_raw_fd(), libc::F_SETFD, 0) };
+        assert_eq!(cleared, 0);
         let b = Baseline::read(std::process::id(), false);
         assert!(b.cloexec_fds.contains(&kept.as_raw_fd()), "{b:?}");
         assert!(!b.cloexec_fds.contains(&inherited.as_raw_fd()), "{b:?}");

@@ -33,6 +33,8 @@ pub struct LoadOptions {
     pub empty_probes: bool,
     /// Trace processes forked by targets.
     pub follow: bool,
+    /// The kernel programs' log level (`kernel_log::level`); 0: they log nothing.
+    pub kernel_log: u8,
 }
 
 impl Default for LoadOptions {
@@ -42,6 +44,7 @@ impl Default for LoadOptions {
             stacks: crate::unwind::StackMode::Auto,
             empty_probes: false,
             follow: false,
+            kernel_log: super::kernel_log::OFF,
         }
     }
 }
@@ -57,6 +60,8 @@ pub struct Tracer {
     links: Vec<Link>,
     /// Unwind tables and the targets' mappings, for the kernel's stack walk.
     unwind: crate::unwind::Tables,
+    /// The kernel programs' log, read while logging is on (-vv).
+    _kernel_log: Option<super::kernel_log::KernelLog>,
 }
 
 /// One attachment; dropping it detaches the program.
@@ -152,6 +157,8 @@ impl Tracer {
         };
         let mut ebpf = EbpfLoader::new()
             .override_global(names::CONFIG, &config, true)
+            // A constant for the verifier: at 0 it removes every logging branch.
+            .override_global(aya_log::LEVEL, &opts.kernel_log, true)
             .map_max_entries(names::EVENTS, ring_size(opts.ring_bytes))
             .map_max_entries(names::UNWIND_ROWS, names::DEFAULT_UNWIND_CHUNKS)
             .map_max_entries(names::UNWIND_PAGES, names::DEFAULT_PAGE_CHUNKS)
@@ -172,6 +179,11 @@ impl Tracer {
             }
             .map_err(|e| refused_or(e.into(), &format!("verify program {name}")))?;
         }
+        log::info!(
+            "{}",
+            super::kernel_log::verified_sizes(&ebpf, opts.kernel_log)
+        );
+        let kernel_log = super::kernel_log::KernelLog::start(&mut ebpf, opts.kernel_log)?;
         let unwind = crate::unwind::Tables::new(
             &mut ebpf,
             opts.stacks,
@@ -194,6 +206,7 @@ impl Tracer {
             attach_failures: Vec::new(),
             links,
             unwind,
+            _kernel_log: kernel_log,
         })
     }
 

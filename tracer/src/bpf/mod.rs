@@ -2,6 +2,7 @@
 
 pub mod binding;
 pub mod features;
+pub mod kernel_log;
 pub mod loader;
 pub mod placement;
 pub mod probes;

@@ -47,6 +47,21 @@ pub struct Options {
 }
 
 /// Runs the live command to its end and writes the report. Returns the report.
+/// What loading the kernel programs takes from the command line.
+fn load_options(cli: &TraceArgs) -> LoadOptions {
+    LoadOptions {
+        ring_bytes: cli.ring_size,
+        stacks: if cli.no_stacks {
+            crate::unwind::StackMode::None
+        } else {
+            cli.stacks
+        },
+        empty_probes: cli.bench_floor,
+        follow: cli.follow,
+        kernel_log: crate::bpf::kernel_log::level(cli.verbose),
+    }
+}
+
 pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow::Result<Report> {
     check_args(cli)?;
     let launch_alloc = launch_allocator(cli)?;
@@ -62,16 +77,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         .iter()
         .map(|pid| (*pid, binding::of_pid(*pid, &cli.allocator)))
         .collect();
-    let mut tracer = Tracer::load(&LoadOptions {
-        ring_bytes: cli.ring_size,
-        stacks: if cli.no_stacks {
-            crate::unwind::StackMode::None
-        } else {
-            cli.stacks
-        },
-        empty_probes: cli.bench_floor,
-        follow: cli.follow,
-    })?;
+    let mut tracer = Tracer::load(&load_options(cli))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WatcherMsg>();
     let targets = match launch_alloc {
         Some(alloc) => vec![launch(cli, &mut tracer, alloc, tx)?],
@@ -367,7 +373,7 @@ fn comm_of_command(cmd: &str) -> String {
 }
 
 fn log_plans(cli: &TraceArgs, tracer: &Tracer) {
-    if !cli.verbose {
+    if cli.verbose == 0 {
         return;
     }
     for plan in tracer.plans() {

@@ -14,6 +14,7 @@ mod hardening;
 mod harness;
 mod heap;
 mod host;
+mod kernel_log;
 mod leaks;
 mod live;
 mod mmap;
