@@ -130,17 +130,9 @@ pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
             let growth = (kind == LeakKind::Heap)
                 .then(|| growing.get(&site).copied())
                 .flatten();
-            let Site::Call(call) = site;
-            let reason = match (p.exited, growth) {
-                // Only fds outlive an exec: the heap, mappings and other threads go with it.
-                _ if call.generation < p.generation => LeakReason::BeforeExec,
-                (true, _) => LeakReason::Exit,
-                (false, Some(_)) => LeakReason::Growth,
-                (false, None) => LeakReason::Age,
-            };
             Leak {
                 kind,
-                reason,
+                reason: reason(p, &site, growth.is_some()),
                 growth,
                 site,
                 count: a.count,
@@ -153,6 +145,18 @@ pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
         .collect();
     leaks.sort_by(rank);
     leaks
+}
+
+/// Why an entry of `p` at `site` is listed.
+fn reason(p: &Proc, site: &Site, growing: bool) -> LeakReason {
+    let Site::Call(call) = site;
+    match (p.exited, growing) {
+        // Only fds outlive an exec: the heap, mappings and other threads go with it.
+        _ if call.generation < p.generation => LeakReason::BeforeExec,
+        (true, _) => LeakReason::Exit,
+        (false, true) => LeakReason::Growth,
+        (false, false) => LeakReason::Age,
+    }
 }
 
 /// By kind; within a kind the program's own before what an earlier program left it (before

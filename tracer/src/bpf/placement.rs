@@ -170,6 +170,22 @@ fn plain(regs: u16, mem: bool) -> Option<Effect> {
     Some(Effect::Plain { regs, mem })
 }
 
+/// The operand-size and REX prefixes before an opcode, and the opcode: (66 seen, REX, op).
+fn prefixes(c: &mut Cursor<'_>) -> Option<(bool, Option<u8>, u8)> {
+    let (mut opsize16, mut rex) = (false, None);
+    let mut op = c.byte()?;
+    loop {
+        match op {
+            // 66 after REX would cancel the REX: left as unknown.
+            0x66 if rex.is_none() => opsize16 = true,
+            0x40..=0x4f if rex.is_none() => rex = Some(op),
+            _ => break,
+        }
+        op = c.byte()?;
+    }
+    Some((opsize16, rex, op))
+}
+
 /// Decode one instruction at the start of `code`; `None` if it is not one
 /// this decoder fully understands (or is truncated).
 fn decode(code: &[u8]) -> Option<Insn> {
@@ -183,17 +199,7 @@ fn decode(code: &[u8]) -> Option<Insn> {
         });
     }
     let mut c = Cursor { code, pos: 0 };
-    let (mut opsize16, mut rex) = (false, None);
-    let mut op = c.byte()?;
-    loop {
-        match op {
-            // 66 after REX would cancel the REX: left as unknown.
-            0x66 if rex.is_none() => opsize16 = true,
-            0x40..=0x4f if rex.is_none() => rex = Some(op),
-            _ => break,
-        }
-        op = c.byte()?;
-    }
+    let (opsize16, rex, op) = prefixes(&mut c)?;
     let prefixed = opsize16 || rex.is_some();
     let r = rex.unwrap_or(0);
     let imm_z = if r & 8 == 0 && opsize16 { 2 } else { 4 };
