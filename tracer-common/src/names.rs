@@ -62,13 +62,12 @@ pub mod programs {
     /// Every free-like entry point but `free` (the block is the first argument).
     pub const DELETE_ENTER: &str = "delete_enter";
     pub const SYS_ENTER_MMAP: &str = "syscalls_sys_enter_mmap";
-    pub const SYS_EXIT_MMAP: &str = "syscalls_sys_exit_mmap";
     pub const SYS_ENTER_MUNMAP: &str = "syscalls_sys_enter_munmap";
-    pub const SYS_EXIT_MUNMAP: &str = "syscalls_sys_exit_munmap";
     pub const SYS_ENTER_MREMAP: &str = "syscalls_sys_enter_mremap";
-    pub const SYS_EXIT_MREMAP: &str = "syscalls_sys_exit_mremap";
     pub const SYS_ENTER_BRK: &str = "syscalls_sys_enter_brk";
-    pub const SYS_EXIT_BRK: &str = "syscalls_sys_exit_brk";
+    /// The exit of mmap, munmap, mremap and brk: one program (the entry stored which call it
+    /// was), so the verifier checks its stack walk once rather than four times.
+    pub const MAP_SYS_EXIT: &str = "map_sys_exit";
     pub const SCHED_PROCESS_EXIT: &str = "sched_sched_process_exit";
     pub const SCHED_PROCESS_EXEC: &str = "sched_sched_process_exec";
     pub const FD_SYS_EXIT: &str = "fd_sys_exit";

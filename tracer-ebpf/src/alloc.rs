@@ -46,7 +46,7 @@ use tracer_common::{
 
 use crate::{
     emit::{copy_prefix_to_ring, emit, header},
-    filter::current,
+    filter::{current, should_trace},
     maps::{bump, StackTop, CONFIG, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES},
     unwind::{walk, Regs, Start},
 };
@@ -101,6 +101,10 @@ fn enter(
         return 0;
     }
     let (pid, tid) = current();
+    // Attached for every process with --follow, and still attached after a run's end.
+    if !should_trace(pid) {
+        return 0;
+    }
     // SAFETY: a uprobe's context is the user register set saved by the kernel.
     let (sp, fp) = unsafe { ((*regs(ctx)).rsp, (*regs(ctx)).rbp) };
     let Some(p) = pending_slot(tid) else {
@@ -168,10 +172,15 @@ fn enter(
 
 #[inline(always)]
 fn exit(ctx: &RetProbeContext, posix_memalign: bool) -> u32 {
-    if CONFIG.load().empty_probes != 0 {
+    let config = CONFIG.load();
+    if config.empty_probes != 0 {
         return 0;
     }
     let (pid, tid) = current();
+    // Attached for every process with --follow, and still attached after a run's end.
+    if !should_trace(pid) {
+        return 0;
+    }
     let Some(p) = PENDING.get_ptr_mut(tid) else {
         return 0;
     };
@@ -308,7 +317,13 @@ pub fn posix_memalign_exit(ctx: RetProbeContext) -> u32 {
 
 #[uprobe]
 pub fn free_enter(ctx: ProbeContext) -> u32 {
-    if CONFIG.load().empty_probes != 0 {
+    let config = CONFIG.load();
+    if config.empty_probes != 0 {
+        return 0;
+    }
+    let (pid, tid) = current();
+    // Attached for every process with --follow, and still attached after a run's end.
+    if !should_trace(pid) {
         return 0;
     }
     let ptr = arg(&ctx, 0);
@@ -316,7 +331,6 @@ pub fn free_enter(ctx: ProbeContext) -> u32 {
         bump(counter::FREE_NULL);
         return 0;
     }
-    let (pid, tid) = current();
     emit::<FreeData>(EventKind::Free, pid, tid, |d| *d = FreeData { ptr });
     crate::log::free_sent(pid, tid, ptr);
     0
@@ -352,7 +366,13 @@ pub fn rallocx_enter(ctx: ProbeContext) -> u32 {
 /// own kind: the `free` such a function may call inside is part of it (`tracer::aggregate`).
 #[uprobe]
 pub fn delete_enter(ctx: ProbeContext) -> u32 {
-    if CONFIG.load().empty_probes != 0 {
+    let config = CONFIG.load();
+    if config.empty_probes != 0 {
+        return 0;
+    }
+    let (pid, tid) = current();
+    // Attached for every process with --follow, and still attached after a run's end.
+    if !should_trace(pid) {
         return 0;
     }
     let ptr = arg(&ctx, 0);
@@ -360,7 +380,6 @@ pub fn delete_enter(ctx: ProbeContext) -> u32 {
         bump(counter::FREE_NULL);
         return 0;
     }
-    let (pid, tid) = current();
     emit::<FreeData>(EventKind::Delete, pid, tid, |d| *d = FreeData { ptr });
     0
 }

@@ -86,8 +86,14 @@ fn enter(ctx: &TracePointContext, op: MapOp) -> u32 {
     0
 }
 
-/// Sends the completed call. The user stack is captured here, at the exit: the syscall has not
-/// changed the registers or the stack it was called with.
+/// The exit of mmap, munmap, mremap and brk (one program for the four: the entry stored which
+/// call it was): sends the completed call. The user stack is captured here, at the exit: the
+/// syscall has not changed the registers or the stack it was called with.
+#[tracepoint]
+pub fn map_sys_exit(ctx: TracePointContext) -> u32 {
+    exit(&ctx)
+}
+
 #[inline(always)]
 fn exit(ctx: &TracePointContext) -> u32 {
     let (pid, tid) = current();
@@ -147,18 +153,8 @@ pub fn syscalls_sys_enter_mmap(ctx: TracePointContext) -> u32 {
 }
 
 #[tracepoint]
-pub fn syscalls_sys_exit_mmap(ctx: TracePointContext) -> u32 {
-    exit(&ctx)
-}
-
-#[tracepoint]
 pub fn syscalls_sys_enter_munmap(ctx: TracePointContext) -> u32 {
     enter(&ctx, MapOp::Munmap)
-}
-
-#[tracepoint]
-pub fn syscalls_sys_exit_munmap(ctx: TracePointContext) -> u32 {
-    exit(&ctx)
 }
 
 #[tracepoint]
@@ -167,16 +163,6 @@ pub fn syscalls_sys_enter_mremap(ctx: TracePointContext) -> u32 {
 }
 
 #[tracepoint]
-pub fn syscalls_sys_exit_mremap(ctx: TracePointContext) -> u32 {
-    exit(&ctx)
-}
-
-#[tracepoint]
 pub fn syscalls_sys_enter_brk(ctx: TracePointContext) -> u32 {
     enter(&ctx, MapOp::Brk)
-}
-
-#[tracepoint]
-pub fn syscalls_sys_exit_brk(ctx: TracePointContext) -> u32 {
-    exit(&ctx)
 }

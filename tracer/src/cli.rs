@@ -87,9 +87,14 @@ pub struct TraceArgs {
     #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
     pub leak_age: Duration,
 
-    /// Hotspots per target, and leaks per kind, listed.
+    /// Hotspots per target, leaks per kind and modules listed.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
+
+    /// Also list the leaks of the dynamic loader and the C library (start-up, locale and time
+    /// zone data, thread descriptors kept for reuse); by default they are counted in one line.
+    #[arg(long)]
+    pub show_runtime: bool,
 
     /// Ring buffer size in bytes (rounded up to a power of two), e.g. 32M, 64K.
     #[arg(long, value_parser = parse_size, default_value = "32M", value_name = "BYTES")]
@@ -180,9 +185,12 @@ pub enum Command {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
-        /// Hotspots per target, and leaks per kind, listed (default: as recorded).
+        /// Hotspots per target, leaks per kind and modules listed (default: as recorded).
         #[arg(long, value_name = "N")]
         top: Option<usize>,
+        /// Also list the leaks of the dynamic loader and the C library.
+        #[arg(long)]
+        show_runtime: bool,
         /// Write to FILE instead of stdout.
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,

@@ -75,7 +75,11 @@ fn run_live(
     rt.block_on(async {
         match output {
             Some(path) => {
-                let mut file = tracer::outfile::create(path, tracer::outfile::REPORT_MODE)?;
+                // Buffered: a JSON report is thousands of small writes. Every output is flushed.
+                let mut file = std::io::BufWriter::new(tracer::outfile::create(
+                    path,
+                    tracer::outfile::REPORT_MODE,
+                )?);
                 live::run(trace, opts, &mut file).await
             }
             // Not locked for the whole run: the TUI draws on stdout from its own thread.

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tracer_common::kind::nr;
 
+use super::growth::Tracker;
 use crate::event::{CallSite, FdOpen};
 
 /// `O_CLOEXEC`, `SOCK_CLOEXEC`, `EFD_CLOEXEC`, ... (all 0o2000000 on x86-64).
@@ -50,6 +51,8 @@ pub struct FdTotals {
 pub struct Fds {
     pub open: HashMap<i32, FdInfo>,
     pub totals: FdTotals,
+    /// Fds open at each call site over time (baseline fds have no site).
+    pub growth: Tracker<CallSite>,
 }
 
 fn socket_family(domain: u64) -> &'static str {
@@ -160,7 +163,7 @@ impl Fds {
             // dup2/dup3 close the target first; any other "new" fd that is still in the table
             // means its close was not seen.
             if self.open.contains_key(&fd) {
-                self.close_one(fd);
+                self.close_one(fd, ts_ns);
             }
             self.open.insert(
                 fd,
@@ -174,20 +177,25 @@ impl Fds {
             );
             self.totals.opened_total += 1;
             self.totals.open += 1;
+            self.growth.add(o.site, ts_ns, 1);
         }
     }
 
-    fn close_one(&mut self, fd: i32) -> bool {
-        if self.open.remove(&fd).is_some() {
-            self.totals.closed_total += 1;
-            self.totals.open = self.totals.open.saturating_sub(1);
-            true
-        } else {
-            false
+    fn close_one(&mut self, fd: i32, ts_ns: u64) -> bool {
+        match self.open.remove(&fd) {
+            Some(info) => {
+                self.totals.closed_total += 1;
+                self.totals.open = self.totals.open.saturating_sub(1);
+                if let Some(site) = info.site {
+                    self.growth.sub(site, ts_ns, 1);
+                }
+                true
+            }
+            None => false,
         }
     }
 
-    pub fn apply_close(&mut self, nr_: u32, first: u32, last: u32, flags: u32) {
+    pub fn apply_close(&mut self, nr_: u32, first: u32, last: u32, flags: u32, ts_ns: u64) {
         if nr_ == nr::FCNTL || nr_ == nr::IOCTL {
             // fcntl(F_SETFD) or ioctl(FIOCLEX/FIONCLEX): close-on-exec set or cleared (the
             // kernel side sends FD_CLOEXEC or 0), nothing closed.
@@ -197,7 +205,7 @@ impl Fds {
             return;
         }
         if nr_ == nr::CLOSE {
-            if !self.close_one(first as i32) {
+            if !self.close_one(first as i32, ts_ns) {
                 self.totals.unknown_closes += 1;
             }
             return;
@@ -214,13 +222,13 @@ impl Fds {
                     info.cloexec = true;
                 }
             } else {
-                self.close_one(fd);
+                self.close_one(fd, ts_ns);
             }
         }
     }
 
     /// exec closes every close-on-exec fd.
-    pub fn exec(&mut self) {
+    pub fn exec(&mut self, ts_ns: u64) {
         let gone: Vec<i32> = self
             .open
             .iter()
@@ -228,7 +236,7 @@ impl Fds {
             .map(|(fd, _)| *fd)
             .collect();
         for fd in gone {
-            self.close_one(fd);
+            self.close_one(fd, ts_ns);
         }
     }
 
@@ -252,12 +260,12 @@ mod tests {
         let mut fds = Fds::default();
         fds.set_baseline([10, 11, 12].map(|fd| (fd, "file".to_string(), None)), &[]);
         // when 10 is marked close-on-exec, 11 marked then cleared, 12 left alone,
-        fds.apply_close(nr::FCNTL, 10, 10, nr::FD_CLOEXEC);
-        fds.apply_close(nr::FCNTL, 11, 11, nr::FD_CLOEXEC);
-        fds.apply_close(nr::FCNTL, 11, 11, 0);
+        fds.apply_close(nr::FCNTL, 10, 10, nr::FD_CLOEXEC, 0);
+        fds.apply_close(nr::FCNTL, 11, 11, nr::FD_CLOEXEC, 0);
+        fds.apply_close(nr::FCNTL, 11, 11, 0, 0);
         // and for an fd never seen nothing happens,
-        fds.apply_close(nr::FCNTL, 99, 99, nr::FD_CLOEXEC);
-        fds.exec();
+        fds.apply_close(nr::FCNTL, 99, 99, nr::FD_CLOEXEC, 0);
+        fds.exec(0);
         // then exec closed 10 only.
         let mut open: Vec<i32> = fds.open.keys().copied().collect();
         open.sort_unstable();
@@ -271,7 +279,7 @@ mod tests {
         let mut fds = Fds::default();
         fds.set_baseline([3, 4].map(|fd| (fd, "file".to_string(), None)), &[4]);
         // when the process execs,
-        fds.exec();
+        fds.exec(0);
         // then 4 is closed and 3 stays.
         assert_eq!(fds.open.keys().copied().collect::<Vec<_>>(), vec![3]);
         assert_eq!((fds.totals.open, fds.totals.closed_total), (1, 1));
@@ -283,10 +291,10 @@ mod tests {
         let mut fds = Fds::default();
         fds.set_baseline([10, 11].map(|fd| (fd, "file".to_string(), None)), &[]);
         // when ioctl(FIOCLEX) marks both and ioctl(FIONCLEX) clears 11 again,
-        fds.apply_close(nr::IOCTL, 10, 10, nr::FD_CLOEXEC);
-        fds.apply_close(nr::IOCTL, 11, 11, nr::FD_CLOEXEC);
-        fds.apply_close(nr::IOCTL, 11, 11, 0);
-        fds.exec();
+        fds.apply_close(nr::IOCTL, 10, 10, nr::FD_CLOEXEC, 0);
+        fds.apply_close(nr::IOCTL, 11, 11, nr::FD_CLOEXEC, 0);
+        fds.apply_close(nr::IOCTL, 11, 11, 0, 0);
+        fds.exec(0);
         // then exec closed 10 only.
         assert_eq!(fds.open.keys().copied().collect::<Vec<_>>(), vec![11]);
         assert_eq!(fds.totals.unknown_closes, 0);

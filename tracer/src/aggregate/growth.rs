@@ -5,6 +5,8 @@
 //!
 //! Pure: no clock; the same events give the same fit, live or replayed.
 
+use std::{collections::HashMap, hash::Hash};
+
 /// Period of the first samples; it doubles whenever [`MAX_SAMPLES`] would be exceeded.
 pub const PERIOD_NS: u64 = 250_000_000;
 /// Samples kept per series (older ones are merged pairwise by doubling the period).
@@ -141,6 +143,59 @@ pub fn judged(series: &Series, now_ns: u64) -> Option<Fit> {
     (n.min(MAX_SAMPLES) >= MIN_SAMPLES).then_some(fit)
 }
 
+/// The live amount of each site (a call site's open fds, live threads, mapped bytes) with its
+/// series, for growth suspects of resources the heap's own site statistics do not cover.
+#[derive(Debug)]
+pub struct Tracker<K> {
+    sites: HashMap<K, (u64, Series)>,
+}
+
+impl<K> Default for Tracker<K> {
+    fn default() -> Self {
+        Self {
+            sites: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash> Tracker<K> {
+    /// `site` gained `amount` at `ts_ns`.
+    pub fn add(&mut self, site: K, ts_ns: u64, amount: u64) {
+        match self.sites.get_mut(&site) {
+            Some((live, series)) => {
+                *live = live.saturating_add(amount);
+                series.note(ts_ns, *live);
+            }
+            None => {
+                self.sites
+                    .insert(site, (amount, Series::new(ts_ns, amount)));
+            }
+        }
+    }
+
+    /// `site` lost `amount` at `ts_ns` (a site never seen is left alone).
+    pub fn sub(&mut self, site: K, ts_ns: u64, amount: u64) {
+        if let Some((live, series)) = self.sites.get_mut(&site) {
+            *live = live.saturating_sub(amount);
+            series.note(ts_ns, *live);
+        }
+    }
+
+    /// exec replaced the program: its sites are gone.
+    pub fn clear(&mut self) {
+        self.sites.clear();
+    }
+
+    /// The sites rising steadily at `now_ns` by at least `min_rise` over the window, with
+    /// their fit.
+    pub fn suspects(&self, now_ns: u64, min_rise: f64) -> impl Iterator<Item = (K, Fit)> + '_ {
+        self.sites.iter().filter_map(move |(site, (_, series))| {
+            let fit = judged(series, now_ns)?;
+            suspect(&fit, min_rise).then_some((*site, fit))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +253,27 @@ mod tests {
         // Idle until much later: the amount holds, the rate falls, the later half is flat.
         let idle = s.fit(600 * S).expect("test");
         assert!(!suspect(&idle, 1.0), "{idle:?}");
+    }
+
+    #[test]
+    fn a_tracker_follows_each_site_up_and_down() {
+        // Site 1 opens one fd a second and keeps it; site 2 opens and closes one each second.
+        let mut t: Tracker<u8> = Tracker::default();
+        for sec in 0..6u64 {
+            t.add(1, sec * S, 1);
+            t.add(2, sec * S, 1);
+            t.sub(2, sec * S + S / 2, 1);
+        }
+        t.sub(3, S, 1);
+        let found: Vec<(u8, Fit)> = t.suspects(6 * S, 3.0).collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let (site, fit) = found[0];
+        assert_eq!(site, 1);
+        assert!((fit.per_s - 1.0).abs() < 0.15, "{fit:?}");
+        assert!(fit.r2 > 0.9, "{fit:?}");
+        // Asking for a rise of more than six fds finds none.
+        assert_eq!(t.suspects(6 * S, 7.0).count(), 0);
+        t.clear();
+        assert_eq!(t.suspects(6 * S, 1.0).count(), 0);
     }
 }

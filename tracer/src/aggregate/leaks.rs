@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use super::{
     growth::{self, Fit},
-    maps::Origin,
     Leak, LeakKind, LeakReason, Proc, Site, DETAIL_MAX,
 };
+use crate::event::CallSite;
 
 /// Least rise of a heap site's live bytes over the window to be a growth suspect.
 pub const MIN_HEAP_RISE: f64 = 16.0 * 1024.0;
@@ -42,19 +42,34 @@ impl LeakAcc {
     }
 }
 
-/// Heap sites of `p` rising steadily at `now_ns`, with their fit (none once it exited:
-/// everything live is then a leak anyway).
-fn growing_heap_sites(p: &Proc, now_ns: u64) -> HashMap<Site, Fit> {
-    if p.exited {
-        return HashMap::new();
-    }
-    p.heap
-        .growth
-        .iter()
-        .filter_map(|(site, series)| {
-            let fit = growth::judged(series, now_ns)?;
-            growth::suspect(&fit, MIN_HEAP_RISE).then_some((Site::Call(*site), fit))
-        })
+/// Least rise of a site's anonymous mapped bytes over the window to be a growth suspect.
+pub const MIN_MMAP_RISE: f64 = 64.0 * 1024.0;
+/// Least rise of a site's open fds, or of its live threads, to be a growth suspect.
+pub const MIN_COUNT_RISE: f64 = 3.0;
+
+/// Sites of `p` rising steadily, by kind, with their fit: judged at `now_ns`, or at the
+/// exit of a process that exited (so a leak at exit keeps the rate it had).
+fn growing_sites(p: &Proc, now_ns: u64) -> HashMap<(LeakKind, Site), Fit> {
+    let at = match (p.exited, p.exit_ns) {
+        (true, Some(ts)) => ts.min(now_ns),
+        _ => now_ns,
+    };
+    let heap = p.heap.growth.iter().filter_map(|(site, series)| {
+        let fit = growth::judged(series, at)?;
+        growth::suspect(&fit, MIN_HEAP_RISE).then_some((LeakKind::Heap, *site, fit))
+    });
+    let tracked = [
+        (LeakKind::Mmap, &p.maps.growth, MIN_MMAP_RISE),
+        (LeakKind::Fd, &p.fds.growth, MIN_COUNT_RISE),
+        (LeakKind::Thread, &p.tasks.growth, MIN_COUNT_RISE),
+    ];
+    let others = tracked.into_iter().flat_map(move |(kind, tracker, rise)| {
+        tracker
+            .suspects(at, rise)
+            .map(move |(site, fit)| (kind, site, fit))
+    });
+    heap.chain(others)
+        .map(|(kind, site, fit)| ((kind, Site::Call(site)), fit))
         .collect()
 }
 
@@ -75,33 +90,36 @@ fn thread_creators(p: &Proc) -> std::collections::HashSet<u64> {
 /// is live at a heap site growing steadily; grouped by kind, call site and label.
 pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
     let old_enough = |ts: u64| p.exited || now_ns.saturating_sub(ts) >= leak_age_ns;
-    let growing = growing_heap_sites(p, now_ns);
+    let growing = growing_sites(p, now_ns);
+    let grows = |kind: LeakKind, site: Site| growing.contains_key(&(kind, site));
     let creators = thread_creators(p);
     // Stack bytes by the creating call.
     let mut stacks: HashMap<u64, u64> = HashMap::new();
     let mut acc: HashMap<Key, LeakAcc> = HashMap::new();
     for b in p.heap.live.values() {
         let site = Site::Call(b.site);
-        if old_enough(b.ts_ns) || growing.contains_key(&site) {
+        if old_enough(b.ts_ns) || grows(LeakKind::Heap, site) {
             acc.entry((LeakKind::Heap, site, None))
                 .or_default()
                 .add(b.size, b.ts_ns);
         }
     }
     for (start, r) in &p.maps.regions {
-        if r.origin != Origin::Program || !r.anonymous {
+        if !r.own() {
             continue;
         }
         if creators.contains(&r.site.caller) {
             *stacks.entry(r.site.caller).or_default() += r.end - start;
-        } else if old_enough(r.ts_ns) {
+        } else if old_enough(r.ts_ns) || grows(LeakKind::Mmap, Site::Call(r.site)) {
             acc.entry((LeakKind::Mmap, Site::Call(r.site), None))
                 .or_default()
                 .add(r.end - start, r.ts_ns);
         }
     }
     for f in p.fds.open.values() {
-        if let Some(site) = f.site.filter(|_| old_enough(f.ts_ns)) {
+        let leaked =
+            |site: &CallSite| old_enough(f.ts_ns) || grows(LeakKind::Fd, Site::Call(*site));
+        if let Some(site) = f.site.filter(leaked) {
             acc.entry((LeakKind::Fd, Site::Call(site), Some(f.kind.clone())))
                 .or_default()
                 .add(0, f.ts_ns)
@@ -109,9 +127,13 @@ pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
         }
     }
     for t in p.tasks.threads.values() {
-        // Alive after the leak age, or alive when the process called exit_group.
-        let leaked = (t.alive && (old_enough(t.ts_ns) && !p.exited)) || t.alive_at_exit;
-        if let Some(site) = t.site.filter(|_| leaked) {
+        // Alive after the leak age or at a site whose threads keep piling up, or alive when
+        // the process called exit_group.
+        let leaked = |site: &CallSite| {
+            let grows = grows(LeakKind::Thread, Site::Call(*site));
+            (t.alive && !p.exited && (old_enough(t.ts_ns) || grows)) || t.alive_at_exit
+        };
+        if let Some(site) = t.site.filter(leaked) {
             acc.entry((LeakKind::Thread, Site::Call(site), None))
                 .or_default()
                 .add(0, t.ts_ns)
@@ -127,9 +149,7 @@ pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
     let mut leaks: Vec<Leak> = acc
         .into_iter()
         .map(|((kind, site, label), a)| {
-            let growth = (kind == LeakKind::Heap)
-                .then(|| growing.get(&site).copied())
-                .flatten();
+            let growth = growing.get(&(kind, site)).copied();
             Leak {
                 kind,
                 reason: reason(p, &site, growth.is_some()),
@@ -159,16 +179,20 @@ fn reason(p: &Proc, site: &Site, growing: bool) -> LeakReason {
     }
 }
 
-/// By kind; within a kind the program's own before what an earlier program left it (before
-/// exec), then the sites growing fastest first, then most bytes and most items.
+/// What matters first: the program's own entries before those an earlier program left it
+/// (reason `exec`); then the entries growing steadily, the fastest bytes first (a thread's
+/// rate counts its stack), then fds and threads by their rate; then everything else by
+/// bytes held and count. See [`super::risk_order`].
 fn rank(a: &Leak, b: &Leak) -> std::cmp::Ordering {
-    let rate = |l: &Leak| l.growth.map_or(0.0, |g| g.per_s);
     let inherited = |l: &Leak| l.reason == LeakReason::BeforeExec;
-    a.kind
-        .cmp(&b.kind)
-        .then(inherited(a).cmp(&inherited(b)))
-        .then(rate(b).total_cmp(&rate(a)))
-        .then(b.bytes.cmp(&a.bytes))
-        .then(b.count.cmp(&a.count))
+    let risk = |l: &Leak| super::Risk {
+        per_s: l.growth.map(|g| g.per_s),
+        kind: l.kind,
+        bytes: l.bytes,
+        count: l.count,
+    };
+    inherited(a)
+        .cmp(&inherited(b))
+        .then(super::risk_order(&risk(a), &risk(b)))
         .then(a.site.cmp(&b.site))
 }

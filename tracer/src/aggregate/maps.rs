@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use tracer_common::kind::MapOp;
 
+use super::growth::Tracker;
 use crate::event::{CallSite, Map};
 
 /// Who made a mapping; only `Program` mappings can be leaks.
@@ -50,6 +51,18 @@ pub struct Maps {
     pub regions: BTreeMap<u64, Region>,
     pub totals: MapTotals,
     brk_start: Option<u64>,
+    /// Anonymous bytes the program itself mapped, per call site over time.
+    pub growth: Tracker<CallSite>,
+    /// Timestamp of the event being applied.
+    ts_ns: u64,
+}
+
+impl Region {
+    /// Whether it counts towards its site's growth (and can be a mapping leak): anonymous
+    /// memory the program mapped itself.
+    pub fn own(&self) -> bool {
+        self.origin == Origin::Program && self.anonymous
+    }
 }
 
 const PAGE: u64 = 4096;
@@ -60,6 +73,7 @@ fn page_up(len: u64) -> u64 {
 
 impl Maps {
     pub fn apply(&mut self, m: &Map, ts_ns: u64) {
+        self.ts_ns = ts_ns;
         let origin = if m.in_allocator {
             Origin::Allocator
         } else if m.from_loader {
@@ -99,6 +113,7 @@ impl Maps {
     /// exec replaced the address space: no region made before survives.
     pub fn exec(&mut self) {
         self.regions.clear();
+        self.growth.clear();
         let t = &mut self.totals;
         t.live_bytes = 0;
         t.live_regions = 0;
@@ -128,16 +143,17 @@ impl Maps {
         if len == 0 {
             return;
         }
-        self.regions.insert(
-            start,
-            Region {
-                end: start.saturating_add(len),
-                anonymous,
-                origin,
-                site,
-                ts_ns,
-            },
-        );
+        let region = Region {
+            end: start.saturating_add(len),
+            anonymous,
+            origin,
+            site,
+            ts_ns,
+        };
+        if region.own() {
+            self.growth.add(site, self.ts_ns, len);
+        }
+        self.regions.insert(start, region);
         self.totals.total_maps += 1;
         self.add_bytes(len, anonymous, true);
         self.totals.live_regions += 1;
@@ -183,6 +199,9 @@ impl Maps {
             let cut = cut_end.saturating_sub(cut_start);
             covered = covered.saturating_add(cut);
             self.add_bytes(cut, r.anonymous, false);
+            if r.own() {
+                self.growth.sub(r.site, self.ts_ns, cut);
+            }
             if start < addr {
                 self.regions.insert(start, Region { end: addr, ..r });
                 self.totals.live_regions += 1;

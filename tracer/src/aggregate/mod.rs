@@ -29,6 +29,8 @@ pub struct Proc {
     pub exited: bool,
     /// Execs seen: the generation of the program it runs now (see `CallSite::generation`).
     pub generation: u32,
+    /// When its last thread exited (the event's timestamp); growth is judged up to then.
+    pub exit_ns: Option<u64>,
 }
 
 /// Everything seen so far.
@@ -106,6 +108,43 @@ pub struct Leak {
     pub detail: Vec<String>,
 }
 
+/// What ranks a leak entry: its steady growth per second (bytes for heap and mappings,
+/// items for fds and threads), its kind, and what it holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Risk {
+    pub per_s: Option<f64>,
+    pub kind: LeakKind,
+    pub bytes: u64,
+    pub count: u64,
+}
+
+impl Risk {
+    /// Bytes per second at risk: the rate itself for heap and mappings, the rate times the
+    /// bytes each thread holds (its stack) for threads, none for fds.
+    fn bytes_per_s(&self) -> f64 {
+        let per_s = self.per_s.unwrap_or(0.0).max(0.0);
+        match self.kind {
+            LeakKind::Heap | LeakKind::Mmap => per_s,
+            LeakKind::Thread if self.count > 0 => per_s * self.bytes as f64 / self.count as f64,
+            LeakKind::Thread | LeakKind::Fd => 0.0,
+        }
+    }
+}
+
+/// The order leak lists are shown in: growing entries before flat ones, the most bytes per
+/// second first, then the most items per second; then the most bytes held, the most items,
+/// and kind (heap, mmap, fd, thread).
+pub fn risk_order(a: &Risk, b: &Risk) -> std::cmp::Ordering {
+    let growing = |r: &Risk| r.per_s.is_some_and(|v| v > 0.0);
+    growing(b)
+        .cmp(&growing(a))
+        .then(b.bytes_per_s().total_cmp(&a.bytes_per_s()))
+        .then(b.per_s.unwrap_or(0.0).total_cmp(&a.per_s.unwrap_or(0.0)))
+        .then(b.bytes.cmp(&a.bytes))
+        .then(b.count.cmp(&a.count))
+        .then(a.kind.cmp(&b.kind))
+}
+
 /// Distinct paths or names listed per fd or thread leak.
 pub const DETAIL_MAX: usize = 8;
 
@@ -121,7 +160,7 @@ pub struct ProcSnapshot {
     pub threads: ThreadTotals,
     /// Heap call sites, most bytes allocated first.
     pub hotspots: Vec<Hotspot>,
-    /// Most bytes first.
+    /// In [`risk_order`]: growing first, then most bytes.
     pub leaks: Vec<Leak>,
 }
 
@@ -159,9 +198,10 @@ impl Aggregator {
             Body::Map(m) => proc.maps.apply(m, ev.ts_ns),
             Body::TaskExit { group_dead } => {
                 proc.heap.thread_exited(ev.tid);
-                proc.tasks.exited(ev.tid, *group_dead);
+                proc.tasks.exited(ev.tid, *group_dead, ev.ts_ns);
                 if *group_dead {
                     proc.exited = true;
+                    proc.exit_ns = Some(ev.ts_ns);
                 }
             }
             Body::FdOpen(o) => proc.fds.apply_open(o, ev.ts_ns),
@@ -170,13 +210,13 @@ impl Aggregator {
                 first,
                 last,
                 flags,
-            } => proc.fds.apply_close(*nr, *first, *last, *flags),
+            } => proc.fds.apply_close(*nr, *first, *last, *flags, ev.ts_ns),
             Body::TaskNew(t) => proc.tasks.apply_new(t, ev.ts_ns),
             Body::TaskRename { tid, comm } => proc.tasks.rename(*tid, comm),
             Body::GroupExit => proc.tasks.group_exit(),
             Body::Exec => {
                 proc.generation += 1;
-                proc.fds.exec();
+                proc.fds.exec(ev.ts_ns);
                 proc.heap.exec();
                 proc.maps.exec();
             }

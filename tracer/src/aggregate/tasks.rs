@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use super::growth::Tracker;
 use crate::event::{CallSite, TaskNew};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct Tasks {
     pub totals: ThreadTotals,
     /// exit_group was called: every exit from now on ends the process.
     pub dying: bool,
+    /// Threads alive per creating call site over time.
+    pub growth: Tracker<CallSite>,
 }
 
 impl Tasks {
@@ -80,11 +83,17 @@ impl Tasks {
                 alive_at_exit: false,
             },
         );
-        if prev.is_some_and(|p| p.alive) {
+        if prev.as_ref().is_some_and(|p| p.alive) {
             self.totals.alive = self.totals.alive.saturating_sub(1);
+        }
+        if let Some(p) = prev.filter(|p| p.alive) {
+            if let Some(site) = p.site {
+                self.growth.sub(site, ts_ns, 1);
+            }
         }
         self.totals.created_total += 1;
         self.totals.alive += 1;
+        self.growth.add(t.site, ts_ns, 1);
     }
 
     pub fn rename(&mut self, tid: u32, name: &str) {
@@ -101,7 +110,7 @@ impl Tasks {
         self.dying = true;
     }
 
-    pub fn exited(&mut self, tid: u32, group_dead: bool) {
+    pub fn exited(&mut self, tid: u32, group_dead: bool, ts_ns: u64) {
         let dying = self.dying || group_dead;
         if let Some(t) = self.threads.get_mut(&tid) {
             if t.alive {
@@ -109,6 +118,11 @@ impl Tasks {
                 t.alive_at_exit = dying;
                 self.totals.alive = self.totals.alive.saturating_sub(1);
                 self.totals.exited_total += 1;
+                // A thread ended by its process's exit stays counted at its site: the
+                // growth until the exit is what the leak at exit is ranked by.
+                if let Some(site) = t.site.filter(|_| !dying) {
+                    self.growth.sub(site, ts_ns, 1);
+                }
             }
         }
     }

@@ -1,22 +1,23 @@
 //! Loads the embedded eBPF object, writes its globals, attaches programs and owns the links for
 //! their lifetime (dropping the [`Tracer`] detaches everything).
 
-use std::{collections::HashMap, num::NonZeroU32};
+use std::{
+    collections::{HashMap, HashSet},
+    num::NonZeroU32,
+};
 
 use anyhow::{anyhow, Context as _};
 use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::{
-        trace_point::TracePointLink,
-        uprobe::{UProbeLink, UProbeScope},
-        TracePoint, UProbe,
-    },
+    programs::{uprobe::UProbeScope, TracePoint, UProbe},
     Ebpf, EbpfLoader,
 };
 use tracer_common::{counter, names, TraceConfig};
 
+pub use super::detach::Detaching;
 use super::{
     binding::Allocator,
+    detach::{detach_all, Link},
     features,
     probes::{self, LibcProbes, ObjectKey},
     tracefs,
@@ -31,7 +32,9 @@ pub struct LoadOptions {
     pub stacks: crate::unwind::StackMode,
     /// Allocator probes do nothing (benchmark floor).
     pub empty_probes: bool,
-    /// Trace processes forked by targets.
+    /// Trace processes forked by targets. The kernel adds a target's children to the traced
+    /// set itself, and the allocator probes are attached once per object for every process
+    /// (filtered by that set in the programs): a child needs no attach of its own.
     pub follow: bool,
     /// The kernel programs' log level (`kernel_log::level`); 0: they log nothing.
     pub kernel_log: u8,
@@ -62,12 +65,35 @@ pub struct Tracer {
     unwind: crate::unwind::Tables,
     /// The kernel programs' log, read while logging is on (-vv).
     _kernel_log: Option<super::kernel_log::KernelLog>,
+    /// Attach allocator probes for every process, once per object (`--follow`).
+    everywhere: bool,
+    /// Objects whose probes are attached for every process.
+    attached_everywhere: HashSet<ObjectId>,
 }
 
-/// One attachment; dropping it detaches the program.
-enum Link {
-    TracePoint(#[allow(dead_code, reason = "held for its drop")] TracePointLink),
-    UProbe(#[allow(dead_code, reason = "held for its drop")] UProbeLink),
+/// One object's probes as attached: the file (device, inode) and what was planned in it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ObjectId {
+    dev: u64,
+    ino: u64,
+    prefix: String,
+    role: probes::Role,
+    static_syms: bool,
+}
+
+impl ObjectId {
+    fn of(key: &ObjectKey) -> anyhow::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta =
+            std::fs::metadata(&key.path).with_context(|| format!("read {}", key.path.display()))?;
+        Ok(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            prefix: key.prefix.clone(),
+            role: key.role,
+            static_syms: key.static_syms,
+        })
+    }
 }
 
 impl Drop for Tracer {
@@ -88,43 +114,6 @@ impl ExecCounts {
             Err(_) => None,
         }
     }
-}
-
-/// Links being detached on a thread of their own; dropping this waits for the end.
-pub struct Detaching(Option<std::thread::JoinHandle<()>>);
-
-impl Detaching {
-    /// Waits until every link is detached.
-    pub fn wait(mut self) {
-        self.join();
-    }
-
-    fn join(&mut self) {
-        if let Some(t) = self.0.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Detaching {
-    fn drop(&mut self) {
-        self.join();
-    }
-}
-
-/// Detaches every link at once. Each detach waits for the kernel's RCU grace periods (about
-/// 0.1 s a link here, so seconds for all of them in turn); made together they share them, and
-/// the targets are free of the probes sooner.
-fn detach_all(links: Vec<Link>) {
-    std::thread::scope(|s| {
-        for link in links {
-            // A thread that cannot start drops its link right here, in turn.
-            let _ = std::thread::Builder::new()
-                .name("tracer-detach".into())
-                .stack_size(64 << 10)
-                .spawn_scoped(s, move || drop(link));
-        }
-    });
 }
 
 fn ring_size(bytes: u32) -> u32 {
@@ -167,18 +156,7 @@ impl Tracer {
                 "/tracer"
             )))
             .map_err(|e| refused_or(e.into(), "load the eBPF programs into the kernel"))?;
-        let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
-        for name in &names {
-            let prog = ebpf
-                .program_mut(name)
-                .ok_or_else(|| anyhow!("program {name} vanished"))?;
-            match prog {
-                aya::programs::Program::UProbe(u) => u.load(),
-                aya::programs::Program::TracePoint(t) => t.load(),
-                _ => continue,
-            }
-            .map_err(|e| refused_or(e.into(), &format!("verify program {name}")))?;
-        }
+        load_programs(&mut ebpf)?;
         log::info!(
             "{}",
             super::kernel_log::verified_sizes(&ebpf, opts.kernel_log)
@@ -207,6 +185,8 @@ impl Tracer {
             links,
             unwind,
             _kernel_log: kernel_log,
+            everywhere: opts.follow,
+            attached_everywhere: HashSet::new(),
         })
     }
 
@@ -239,20 +219,27 @@ impl Tracer {
             };
             let sites = plan.sites.clone();
             functions.extend(plan.symbols().map(str::to_string));
-            self.attach_sites(pid, &key.path, &sites)?;
+            let scope = if self.everywhere {
+                if !self.attached_everywhere.insert(ObjectId::of(key)?) {
+                    continue;
+                }
+                UProbeScope::AllProcesses
+            } else {
+                UProbeScope::OneProcess(
+                    NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0 cannot be traced"))?,
+                )
+            };
+            self.attach_sites(scope, &key.path, &sites)?;
         }
         Ok(functions)
     }
 
     fn attach_sites(
         &mut self,
-        pid: u32,
+        scope: UProbeScope,
         path: &std::path::Path,
         sites: &[probes::Site],
     ) -> anyhow::Result<()> {
-        let scope = UProbeScope::OneProcess(
-            NonZeroU32::new(pid).ok_or_else(|| anyhow!("pid 0 cannot be traced"))?,
-        );
         // Return probes first: an entry must never be recorded without its return watched.
         for pass_exit in [true, false] {
             for site in sites {
@@ -294,18 +281,22 @@ impl Tracer {
         Ok(())
     }
 
-    /// Starts detaching every program (the kernel takes seconds for them all) while the
-    /// caller goes on: the maps stay readable, and no new events come.
-    pub fn detach_in_background(&mut self) -> Detaching {
-        let links = std::mem::take(&mut self.links);
-        match std::thread::Builder::new()
-            .name("tracer-detach".into())
-            .spawn(move || detach_all(links))
-        {
-            Ok(t) => Detaching(Some(t)),
-            // No thread: detached here and now (the spawn error dropped the links).
-            Err(_) => Detaching(None),
+    /// Ends tracing at once: every process leaves the traced set, so the programs, still
+    /// attached, record nothing more; the maps stay readable. Returns the links, to be
+    /// detached when the caller is done (the kernel takes about 40 ms a probe: see
+    /// [`Detaching`]).
+    pub fn stop_tracing(&mut self) -> anyhow::Result<Detaching> {
+        let mut targets: BpfHashMap<&mut MapData, u32, u32> = BpfHashMap::try_from(
+            self.ebpf
+                .map_mut(names::TARGETS)
+                .ok_or_else(|| anyhow!("map {} missing", names::TARGETS))?,
+        )?;
+        let pids: Vec<u32> = targets.keys().filter_map(Result::ok).collect();
+        for pid in pids {
+            // A process that exited meanwhile left the set by itself.
+            let _ = targets.remove(&pid);
         }
+        Ok(Detaching::new(std::mem::take(&mut self.links)))
     }
 
     /// The probe sites planned so far, for `--verbose` output and benchmarks.
@@ -379,6 +370,44 @@ fn refused_or(err: anyhow::Error, what: &str) -> anyhow::Error {
          eBPF here; `dmesg` names which",
         err.root_cause()
     )
+}
+
+/// Loads (verifies) every program, on as many threads as there are CPUs: the verifier takes
+/// most of tracer's start-up, up to 0.1 s for each program that walks stacks.
+fn load_programs(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    let queue: std::sync::Mutex<Vec<(&str, &mut aya::programs::Program)>> =
+        std::sync::Mutex::new(ebpf.programs_mut().collect());
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let next = || queue.lock().ok().and_then(|mut q| q.pop());
+    let work = || -> anyhow::Result<()> {
+        while let Some((name, prog)) = next() {
+            match prog {
+                aya::programs::Program::UProbe(u) => u.load(),
+                aya::programs::Program::TracePoint(t) => t.load(),
+                _ => continue,
+            }
+            .map_err(|e| refused_or(e.into(), &format!("verify program {name}")))?;
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("tracer-verify".into())
+                    .spawn_scoped(s, work)
+                    .ok()
+            })
+            .collect();
+        let mine = work();
+        helpers
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a verifier thread panicked")))
+            })
+            .fold(mine, Result::and)
+    })
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {

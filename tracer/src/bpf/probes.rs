@@ -221,13 +221,13 @@ pub const CXX_PROBES: &[ProbeSpec] = &[
 /// Syscall and scheduler tracepoints: (program, category, event). The fd program is attached
 /// to the exit of every syscall that creates or closes fds (`tracer-ebpf/src/fd.rs`).
 pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
-    (p::SYS_EXIT_MMAP, "syscalls", "sys_exit_mmap"),
+    (p::MAP_SYS_EXIT, "syscalls", "sys_exit_mmap"),
     (p::SYS_ENTER_MMAP, "syscalls", "sys_enter_mmap"),
-    (p::SYS_EXIT_MUNMAP, "syscalls", "sys_exit_munmap"),
+    (p::MAP_SYS_EXIT, "syscalls", "sys_exit_munmap"),
     (p::SYS_ENTER_MUNMAP, "syscalls", "sys_enter_munmap"),
-    (p::SYS_EXIT_MREMAP, "syscalls", "sys_exit_mremap"),
+    (p::MAP_SYS_EXIT, "syscalls", "sys_exit_mremap"),
     (p::SYS_ENTER_MREMAP, "syscalls", "sys_enter_mremap"),
-    (p::SYS_EXIT_BRK, "syscalls", "sys_exit_brk"),
+    (p::MAP_SYS_EXIT, "syscalls", "sys_exit_brk"),
     (p::SYS_ENTER_BRK, "syscalls", "sys_enter_brk"),
     (p::SCHED_PROCESS_EXIT, "sched", "sched_process_exit"),
     (p::SCHED_PROCESS_EXEC, "sched", "sched_process_exec"),

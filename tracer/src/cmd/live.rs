@@ -99,18 +99,20 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         mut report,
         recording,
         end,
-        // Held to the end of this function: the report is out before tracer waits for the
-        // kernel to finish detaching.
-        detaching: _detaching,
+        // Held to the end of this function: the report is out before the programs come off.
+        detaching,
     } = if use_tui {
         run_with_tui(tracer, targets, &cfg, record, &mut io, &mut launched).await?
     } else {
         pipeline::run(tracer, targets, &cfg, record, None, io.reborrow()).await?
     };
     if use_tui {
-        // The TUI scrolled through more hotspots than the printed report lists.
+        // The TUI scrolled through more hotspots, leaks and modules than the printed report
+        // lists.
         for t in &mut report.targets {
             t.hotspots.truncate(cli.top);
+            t.modules.truncate(cli.top);
+            crate::report::keep_per_kind(&mut t.leaks, cli.top);
         }
     }
     if end == End::RecordingFailed {
@@ -122,6 +124,9 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         }
     }
     end_launched(&mut launched, &report, io.targets).await;
+    if !cli.show_runtime {
+        report.hide_runtime();
+    }
     if !opts.quiet {
         match opts.format {
             Format::Json => export::json::write(&report, io.out)?,
@@ -131,6 +136,13 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     }
     if let (Some(stats), Some(path)) = (recording, &opts.record) {
         log_recording(&stats?, path, opts.quiet);
+    }
+    let programs = detaching.len();
+    if let Some(helper) = detaching.hand_off() {
+        log::info!(
+            "{programs} programs are detached by helper process {helper} after tracer exits \
+             (the kernel frees one probe at a time)"
+        );
     }
     Ok(report)
 }

@@ -21,9 +21,13 @@ pub fn run(cmd: &Command) -> anyhow::Result<ExitCode> {
             file,
             format,
             top,
+            show_runtime,
             output,
         } => {
-            let rep = load(file, *top)?;
+            let mut rep = load(file, *top)?;
+            if !show_runtime {
+                rep.report.hide_runtime();
+            }
             with_output(output.as_deref(), |out| match format {
                 ReportFormat::Text => Ok(export::text::write(&rep.report, out)?),
                 ReportFormat::Json => Ok(export::json::write(&rep.report, out)?),

@@ -1,6 +1,7 @@
 //! One CSV row per hotspot and leak: `pid,comm,section,kind,count,bytes,live_blocks,live_bytes,
 //! oldest_age_ms,stack,fd_kind,detail` with the stack as `;`-joined frames, innermost first, and
-//! for fd leaks their kind and paths, for thread leaks the threads' names (`;`-joined).
+//! for fd leaks their kind and paths, for thread leaks the threads' names (`;`-joined). The
+//! section is `hotspot`, `leak`, or `runtime-leak` (listed with `--show-runtime`).
 
 use std::io::Write;
 
@@ -42,9 +43,10 @@ pub fn write(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
+            let section = if l.runtime { "runtime-leak" } else { "leak" };
             writeln!(
                 out,
-                "{},{comm},leak,{kind},{},{},,,{},{},{},{}",
+                "{},{comm},{section},{kind},{},{},,,{},{},{},{}",
                 t.pid,
                 l.count,
                 l.bytes,
@@ -71,6 +73,7 @@ mod tests {
     fn fd_leaks_carry_kind_and_paths_and_thread_leaks_names() {
         let mut t = fixtures::target(3, "demo");
         let leak = |kind, fd_kind: Option<&str>, detail: &[&str]| LeakReport {
+            runtime: false,
             kind,
             reason: LeakReason::Age,
             inherited_from: None,

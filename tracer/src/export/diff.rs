@@ -139,7 +139,7 @@ fn sites(report: &Report) -> Sites {
         for l in t
             .leaks
             .iter()
-            .filter(|l| l.kind == crate::aggregate::LeakKind::Heap)
+            .filter(|l| l.kind == crate::aggregate::LeakKind::Heap && !l.runtime)
         {
             let key: Vec<String> = l.stack.iter().map(match_name).collect();
             let e = out.entry(key).or_insert_with(|| {

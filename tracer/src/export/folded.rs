@@ -5,13 +5,10 @@ use std::{collections::BTreeMap, io::Write};
 
 use crate::{report::Report, symbolize::Frame};
 
-/// A frame's name in a folded line (no `;`, no spaces at the ends).
+/// A frame's name in a folded line (no `;`, no spaces at the ends); an unnamed frame is its
+/// module and file offset (`libc.so.6+0x2a3b4`).
 pub fn frame_name(f: &Frame) -> String {
-    let name = f.function.clone().unwrap_or_else(|| match &f.module {
-        Some(m) => format!("{}+{:#x}", m.rsplit('/').next().unwrap_or(m), f.addr),
-        None => format!("{:#x}", f.addr),
-    });
-    name.replace(';', ":").trim().to_string()
+    f.name().replace(';', ":").trim().to_string()
 }
 
 /// (stack outermost first, live bytes) per distinct folded stack, with the process as root.

@@ -82,7 +82,7 @@ fn line(t: &ProcessReport, before: Option<Seen>) -> String {
         signed(now.threads, b.threads),
         now.leaks
     ));
-    if let Some(l) = t.leaks.first() {
+    if let Some(l) = t.leaks.iter().find(|l| !l.runtime) {
         let site = l
             .stack
             .first()

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::{
     aggregate::LeakKind,
-    report::{Health, ProcessReport, Report},
+    report::{Health, LeakReport, ProcessReport, Report},
     symbolize::Frame,
 };
 
@@ -23,23 +23,16 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
-/// `function (file:line)` or the best that is known.
+/// `function (file:line)` or the best that is known: an unnamed frame is its module and file
+/// offset (`libc.so.6+0x2a3b4`).
 pub fn frame_label(f: &Frame) -> String {
-    let func = f
-        .function
-        .clone()
-        .unwrap_or_else(|| format!("{:#x}", f.addr));
+    let func = f.name();
     match (&f.file, f.line) {
         (Some(file), Some(line)) => {
             let short = file.rsplit('/').next().unwrap_or(file);
             format!("{func} ({short}:{line})")
         }
-        _ => match &f.module {
-            Some(m) if f.function.is_none() => {
-                format!("{func} in {}", m.rsplit('/').next().unwrap_or(m))
-            }
-            _ => func,
-        },
+        _ => func,
     }
 }
 
@@ -145,63 +138,87 @@ fn target(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
     hotspots(t, out)
 }
 
-/// The leak lines of a target.
+/// The leak lines of a target: the program's, then the runtime's line (or lines).
 fn leaks(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
-    if t.leaks.is_empty() {
+    let (runtime, program): (Vec<&LeakReport>, Vec<&LeakReport>) =
+        t.leaks.iter().partition(|l| l.runtime);
+    if program.is_empty() {
         writeln!(out, "leaks: none")?;
+    } else if t.leaks_total > program.len() as u64 {
+        writeln!(
+            out,
+            "leaks ({} of {}; --top N per kind):",
+            program.len(),
+            t.leaks_total
+        )?;
     } else {
-        if t.leaks_total > t.leaks.len() as u64 {
-            writeln!(
-                out,
-                "leaks ({} of {}; --top N per kind):",
-                t.leaks.len(),
-                t.leaks_total
-            )?;
-        } else {
-            writeln!(out, "leaks ({}):", t.leaks.len())?;
+        writeln!(out, "leaks ({}):", program.len())?;
+    }
+    for l in program {
+        leak(l, out)?;
+    }
+    let rt = &t.runtime;
+    if rt.entries == 0 {
+        return Ok(());
+    }
+    let what = format!(
+        "runtime: {} blocks, {} in {} entries of the dynamic loader and the C library",
+        rt.count,
+        human_bytes(rt.bytes),
+        rt.entries
+    );
+    if rt.listed {
+        writeln!(out, "{what}:")?;
+        for l in runtime {
+            leak(l, out)?;
         }
-        for l in &t.leaks {
-            let kind = match l.kind {
-                LeakKind::Heap => "heap",
-                LeakKind::Mmap => "mmap",
-                LeakKind::Fd => "fd",
-                LeakKind::Thread => "thread",
-            };
-            let size = match l.kind {
-                LeakKind::Heap | LeakKind::Mmap => human_bytes(l.bytes),
-                LeakKind::Fd => l.fd_kind.clone().unwrap_or_default(),
-                // The stacks mapped by the creating call.
-                LeakKind::Thread if l.bytes > 0 => human_bytes(l.bytes),
-                LeakKind::Thread => String::new(),
-            };
-            writeln!(
-                out,
-                "  {kind:<6} {:<6} {:>6} × {:>10}  oldest {:>7.1}s  {}",
-                l.reason.name(),
-                l.count,
-                size,
-                l.oldest_age_ms as f64 / 1000.0,
-                stack_line(&l.stack, 4)
-            )?;
-            if let Some(g) = &l.growth {
-                writeln!(
-                    out,
-                    "           growing {}/s for {:.1}s (fit R² {:.2})",
-                    match l.kind {
-                        LeakKind::Heap | LeakKind::Mmap => human_bytes(g.per_s.max(0.0) as u64),
-                        LeakKind::Fd | LeakKind::Thread => format!("{:.1}", g.per_s),
-                    },
-                    g.window_s,
-                    g.r2
-                )?;
-            }
-            if !l.detail.is_empty() {
-                writeln!(out, "           {}", l.detail.join(", "))?;
-            }
-            if let Some(program) = &l.inherited_from {
-                writeln!(out, "           inherited from before exec (by {program})")?;
-            }
-        }
+    } else {
+        writeln!(out, "{what}, hidden; --show-runtime lists them")?;
+    }
+    Ok(())
+}
+
+/// The lines of one leak entry.
+fn leak(l: &LeakReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let kind = match l.kind {
+        LeakKind::Heap => "heap",
+        LeakKind::Mmap => "mmap",
+        LeakKind::Fd => "fd",
+        LeakKind::Thread => "thread",
+    };
+    let size = match l.kind {
+        LeakKind::Heap | LeakKind::Mmap => human_bytes(l.bytes),
+        LeakKind::Fd => l.fd_kind.clone().unwrap_or_default(),
+        // The stacks mapped by the creating call.
+        LeakKind::Thread if l.bytes > 0 => human_bytes(l.bytes),
+        LeakKind::Thread => String::new(),
+    };
+    writeln!(
+        out,
+        "  {kind:<6} {:<6} {:>6} × {:>10}  oldest {:>7.1}s  {}",
+        l.reason.name(),
+        l.count,
+        size,
+        l.oldest_age_ms as f64 / 1000.0,
+        stack_line(&l.stack, 4)
+    )?;
+    if let Some(g) = &l.growth {
+        writeln!(
+            out,
+            "           growing {}/s for {:.1}s (fit R² {:.2})",
+            match l.kind {
+                LeakKind::Heap | LeakKind::Mmap => human_bytes(g.per_s.max(0.0) as u64),
+                LeakKind::Fd | LeakKind::Thread => format!("{:.1}", g.per_s),
+            },
+            g.window_s,
+            g.r2
+        )?;
+    }
+    if !l.detail.is_empty() {
+        writeln!(out, "           {}", l.detail.join(", "))?;
+    }
+    if let Some(program) = &l.inherited_from {
+        writeln!(out, "           inherited from before exec (by {program})")?;
     }
     Ok(())
 }
@@ -267,11 +284,18 @@ mod tests {
         };
         assert_eq!(frame_label(&f), "leak (a.c:7)");
         let f = Frame {
-            addr: 0x10,
+            addr: 0x7f00_0000_1010,
             module: Some("/lib/libx.so".into()),
+            offset: Some(0x2010),
             ..Frame::default()
         };
-        assert_eq!(frame_label(&f), "0x10 in libx.so");
+        assert_eq!(frame_label(&f), "libx.so+0x2010");
+        // Outside any module: the address, never labelled as an offset.
+        let f = Frame {
+            addr: 0x7f00_0000_1010,
+            ..Frame::default()
+        };
+        assert_eq!(frame_label(&f), "0x7f0000001010");
         assert_eq!(stack_line(&[], 3), "(no stack)");
     }
 }

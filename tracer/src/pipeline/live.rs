@@ -409,6 +409,7 @@ impl<'a> LiveRun<'a> {
                     &mut self.interval_seen,
                     out,
                 )?;
+                out.flush()?;
             }
         }
         Ok(())
@@ -446,10 +447,10 @@ impl<'a> LiveRun<'a> {
         }
     }
 
-    /// The run is over: the probes come off the targets now, while the rest of the ring is
-    /// read and the final report (and recording) is built.
+    /// The run is over: tracing stops now (the probes, still attached, record nothing more),
+    /// the rest of the ring is read and the final report (and recording) is built.
     fn finish(mut self, end: End) -> anyhow::Result<RunOutput> {
-        let detaching = self.tracer.detach_in_background();
+        let detaching = self.tracer.stop_tracing()?;
         let drain_until = Instant::now() + FINAL_DRAIN;
         while self.drain(4096) && Instant::now() < drain_until {}
         // Recorded, so a report of the recording shows the same numbers.

@@ -69,7 +69,8 @@ pub struct RunOutput {
     pub recording: Option<anyhow::Result<RecordingStats>>,
     /// Why the run ended.
     pub end: End,
-    /// The probes coming off; dropping this waits until they are.
+    /// The programs, still attached; dropping this detaches them and waits for the kernel,
+    /// [`Detaching::hand_off`] does not wait.
     pub detaching: Detaching,
 }
 

@@ -23,6 +23,10 @@ pub struct Frame {
     pub addr: u64,
     pub function: Option<String>,
     pub module: Option<String>,
+    /// `addr` as an offset into the module's file (the address minus the mapping's start plus
+    /// its file offset, as pprof's mappings relate them); `None` outside any module.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     pub file: Option<String>,
     pub line: Option<u32>,
     /// Calls inlined at this address, outermost first.
@@ -35,6 +39,22 @@ pub struct InlinedFrame {
     pub function: String,
     pub file: Option<String>,
     pub line: Option<u32>,
+}
+
+impl Frame {
+    /// How a frame without a function name is written: `libc.so.6+0x2a3b4` (the module's file
+    /// name and the file offset), or the bare address outside any module.
+    pub fn unnamed(&self) -> String {
+        match (&self.module, self.offset) {
+            (Some(m), Some(off)) => format!("{}+{off:#x}", m.rsplit('/').next().unwrap_or(m)),
+            _ => format!("{:#x}", self.addr),
+        }
+    }
+
+    /// The function's name, or [`Frame::unnamed`].
+    pub fn name(&self) -> String {
+        self.function.clone().unwrap_or_else(|| self.unnamed())
+    }
 }
 
 pub struct Symbolizer {
@@ -155,6 +175,9 @@ impl Symbolizer {
             return frame;
         };
         frame.module = entry.path.clone().or_else(|| entry.name.clone());
+        frame.offset = addr
+            .checked_sub(entry.start)
+            .and_then(|d| d.checked_add(entry.offset));
         if !entry.exec {
             // Not code: a symbol there would be a variable's (`_PyRuntime`), never a caller.
             self.unknown_frames += 1;

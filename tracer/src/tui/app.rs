@@ -105,6 +105,8 @@ impl HotspotSort {
 /// Order of the Leaks tab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeakSort {
+    /// Growing first, the fastest bytes first, then most bytes ([`crate::aggregate::risk_order`]).
+    Risk,
     Bytes,
     Count,
     Age,
@@ -117,12 +119,14 @@ impl LeakSort {
             Self::Bytes => Self::Count,
             Self::Count => Self::Age,
             Self::Age => Self::Growth,
-            Self::Growth => Self::Bytes,
+            Self::Growth => Self::Risk,
+            Self::Risk => Self::Bytes,
         }
     }
 
     pub fn label(self) -> &'static str {
         match self {
+            Self::Risk => "growing first",
             Self::Bytes => "bytes",
             Self::Count => "count",
             Self::Age => "oldest",
@@ -193,6 +197,8 @@ pub struct App {
     pub detail: bool,
     pub hotspot_sort: HotspotSort,
     pub leak_sort: LeakSort,
+    /// Whether leak lists include the runtime group (the loader's and libc's own memory).
+    pub show_runtime: bool,
     pub filter: String,
     pub mode: Mode,
     pub history: HashMap<u32, TargetHistory>,
@@ -223,7 +229,8 @@ impl App {
             selected: HashMap::new(),
             detail: false,
             hotspot_sort: HotspotSort::Bytes,
-            leak_sort: LeakSort::Bytes,
+            leak_sort: LeakSort::Risk,
+            show_runtime: false,
             filter: String::new(),
             mode: Mode::Normal,
             history: HashMap::new(),
@@ -373,6 +380,15 @@ impl App {
         };
         let mut rows = self.filtered_leaks(t, |_| true);
         match self.leak_sort {
+            LeakSort::Risk => rows.sort_by(|a, b| {
+                let risk = |(l, _): &(&LeakReport, Option<f64>)| crate::aggregate::Risk {
+                    per_s: l.growth.map(|g| g.per_s),
+                    kind: l.kind,
+                    bytes: l.bytes,
+                    count: l.count,
+                };
+                crate::aggregate::risk_order(&risk(a), &risk(b))
+            }),
             LeakSort::Bytes => rows.sort_by_key(|(l, _)| Reverse(l.bytes)),
             LeakSort::Count => rows.sort_by_key(|(l, _)| Reverse(l.count)),
             LeakSort::Age => rows.sort_by_key(|(l, _)| Reverse(l.oldest_age_ms)),
@@ -403,7 +419,8 @@ impl App {
         let hist = self.history.get(&t.pid);
         t.leaks
             .iter()
-            .filter(|l| keep(l) && leak_matches(l, &self.filter))
+            .filter(|l| (self.show_runtime || !l.runtime) && keep(l))
+            .filter(|l| leak_matches(l, &self.filter))
             .map(|l| {
                 let slope = hist.and_then(|h| h.leak_slope(l));
                 (l, slope.or(l.growth.map(|g| g.per_s)))

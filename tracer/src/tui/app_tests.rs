@@ -54,7 +54,7 @@ fn leak_growth_comes_from_successive_reports() {
     let app = demo_app(2..=6);
     let rows = app.leak_rows();
     assert_eq!(rows.len(), 3, "heap, fd and thread");
-    assert_eq!(rows[0].0.kind, LeakKind::Heap, "most bytes first");
+    assert_eq!(rows[0].0.kind, LeakKind::Heap, "the growing leak first");
     let growth = rows[0].1.expect("a trend after several reports");
     assert!((growth - 10240.0).abs() < 1e-6, "{growth}");
 }
@@ -212,9 +212,56 @@ fn s_cycles_the_sort_of_the_current_tab() {
     press(&mut app, "ss");
     assert_eq!(app.hotspot_sort, HotspotSort::Bytes);
     press(&mut app, "3s");
-    assert_eq!(app.leak_sort, LeakSort::Count);
+    assert_eq!(app.leak_sort, LeakSort::Bytes);
     assert_eq!(app.hotspot_sort, HotspotSort::Bytes);
     assert_eq!(press(&mut app, "1s"), Action::None, "no sort on Overview");
+}
+
+#[test]
+fn the_leaks_tab_puts_the_growing_leak_above_the_bigger_flat_one() {
+    let mut app = demo_app(2..=6);
+    press(&mut app, "3");
+    let functions = |app: &App| -> Vec<String> {
+        app.leak_rows()
+            .iter()
+            .map(|(l, _)| l.stack[0].function.clone().unwrap_or_default())
+            .collect()
+    };
+    // By default: cache_insert (10 KiB/s), open_config (1 fd/s), then the thread's 8 MiB.
+    assert_eq!(app.leak_sort, LeakSort::Risk);
+    assert_eq!(
+        functions(&app),
+        ["cache_insert", "open_config", "start_worker"]
+    );
+    // By bytes the flat thread comes first.
+    press(&mut app, "s");
+    assert_eq!(app.leak_sort, LeakSort::Bytes);
+    assert_eq!(functions(&app)[0], "start_worker");
+}
+
+#[test]
+fn r_shows_and_hides_the_runtimes_leaks() {
+    let mut app = demo_app(2..=3);
+    let mut frame = (*app.live.clone().expect("a report")).clone();
+    let t = &mut frame.report.targets[0];
+    let mut dtv = t.leaks[0].clone();
+    dtv.runtime = true;
+    dtv.growth = None;
+    dtv.stack[0].function = Some("allocate_dtv".into());
+    t.leaks.push(dtv);
+    t.runtime.entries = 1;
+    app.on_report(std::sync::Arc::new(frame));
+    press(&mut app, "3");
+    let has_dtv = |app: &App| {
+        app.leak_rows()
+            .iter()
+            .any(|(l, _)| l.stack[0].function.as_deref() == Some("allocate_dtv"))
+    };
+    assert!(!has_dtv(&app), "hidden by default");
+    press(&mut app, "r");
+    assert!(has_dtv(&app), "shown after r");
+    press(&mut app, "r");
+    assert!(!has_dtv(&app), "hidden again");
 }
 
 #[test]

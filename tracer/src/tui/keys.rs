@@ -41,6 +41,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "replay of a recording: previous / next snapshot",
     ),
     ("s", "cycle the sort order"),
+    ("r", "show / hide the runtime's own leaks (loader, libc)"),
     ("/", "filter by function, module, path, name (Enter keeps)"),
     ("p", "pause / resume the display"),
     ("t", "choose the target (several targets)"),
@@ -161,6 +162,7 @@ impl App {
                 _ => return Action::None,
             },
             KeyCode::Char('/') => self.mode = Mode::Filter,
+            KeyCode::Char('r') => self.show_runtime = !self.show_runtime,
             KeyCode::Char('[') | KeyCode::Left => {
                 if !self.step(-1) {
                     return Action::None;

@@ -8,7 +8,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer_workloads::{expect, symbol, DEMO};
+use tracer_workloads::{expect, symbol, CHAINS_NOFP, DEMO};
 
 use crate::harness::*;
 
@@ -61,9 +61,8 @@ fn top_limits_leaks_per_kind_and_says_how_many_there_are() {
     for kind in ["heap", "mmap", "fd", "thread"] {
         assert!(leaks(t, kind).len() <= 1, "{kind}: {:#}", t["leaks"]);
     }
-    // The demo leaks at least its cache, its fds, its thread and the thread's stack; more
-    // heap sites (libc's own) are left out.
-    assert!(u(&t["leaks_total"]) > all.len() as u64, "{t:#}");
+    // The demo leaks its cache, its fds and its thread (with its stack and descriptor).
+    assert_eq!(u(&t["leaks_total"]), all.len() as u64, "{t:#}");
     let cache = cache_leak(t);
     assert_eq!(cache["reason"], "exit", "{cache:#}");
     assert_eq!(
@@ -73,6 +72,12 @@ fn top_limits_leaks_per_kind_and_says_how_many_there_are() {
     );
     assert_eq!(leaks(t, "fd").len(), 1);
     assert_eq!(leaks(t, "thread").len(), 1);
+
+    // Two heap leak sites, one listed, both counted.
+    let (_, doc) = trace_json(&["--top", "1", "--", &workload(CHAINS_NOFP)], LIMIT);
+    let t = only_target(&doc);
+    assert_eq!(leaks(t, "heap").len(), 1, "{:#}", t["leaks"]);
+    assert_eq!(u(&t["leaks_total"]), 2, "{:#}", t["leaks"]);
 }
 
 #[test]
@@ -92,7 +97,9 @@ fn a_thread_stack_shows_with_its_thread_not_as_a_mapping_leak() {
     };
     // SAFETY: getrlimit writes into the struct it is given.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut lim) }, 0);
-    assert_eq!(u(&worker["bytes"]), lim.rlim_cur + 4096, "{worker:#}");
+    // And the descriptor pthread_create allocated for it.
+    let dtv = crate::rank::pthread_create_bytes(t);
+    assert_eq!(u(&worker["bytes"]), lim.rlim_cur + 4096 + dtv, "{worker:#}");
     assert!(
         leaks(t, "mmap")
             .iter()

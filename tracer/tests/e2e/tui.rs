@@ -175,8 +175,10 @@ fn tui_shows_the_leaking_function_its_fd_and_thread_leaks_then_quits_cleanly() {
     );
 
     // Close the stack, clear the filter, then the fd the demo opens every second and never
-    // closes: its path, and with Enter the stack that opened it.
+    // closes: its path, and with Enter the stack that opened it. One Escape at a time: two
+    // arriving in one read can be taken for one key sequence.
     tmux.keys(&["Escape"]);
+    tmux.wait_for("the stack closed", limit, |s| !s.contains("Call stack"));
     tmux.keys(&["Escape"]);
     tmux.wait_for("the filter cleared", limit, |s| !s.contains("filter /"));
     tmux.keys(&["4"]);
@@ -387,4 +389,57 @@ fn record_leaves_out_its_progress_when_the_target_writes_to_the_same_terminal() 
         "{screen}"
     );
     assert!(!screen.contains("recording: "), "{screen}");
+}
+
+/// The Leaks tab's data rows (below its column header), as shown.
+fn leak_rows(screen: &str) -> Vec<&str> {
+    screen
+        .lines()
+        .skip_while(|l| !(l.contains("kind") && l.contains("call site")))
+        .skip(1)
+        .take_while(|l| {
+            let cells = l.trim_start_matches(['│', '▶', ' ']);
+            ["heap ", "mmap ", "fd ", "thread "]
+                .iter()
+                .any(|k| cells.starts_with(k))
+        })
+        .collect()
+}
+
+#[test]
+fn the_leaks_tab_shows_the_growing_cache_above_the_flat_thread() {
+    require_root();
+    let command = format!(
+        "{TRACER} --leak-age 1s -- {} 0; echo tracer-exit=$?; exec sleep 60",
+        workload(DEMO)
+    );
+    let tmux = Tmux::start("tracer-rank", &command);
+    let limit = Duration::from_secs(20);
+    tmux.wait_for("the header", limit, |s| {
+        s.contains("dropped") && s.contains("demo")
+    });
+    tmux.keys(&["3"]);
+    // Once the growth is judged (two seconds in): the real leak first, the 8 MiB thread,
+    // which does not grow, below it.
+    let screen = tmux.wait_for("cache_insert first and start_worker below", limit, |s| {
+        let rows = leak_rows(s);
+        rows.first()
+            .is_some_and(|r| r.contains(symbol::CACHE_INSERT))
+            && rows.iter().any(|r| r.contains(symbol::START_WORKER))
+    });
+    assert!(screen.contains("sort: growing first"), "{screen}");
+    let rows = leak_rows(&screen);
+    assert!(
+        rows[0].contains("growth") && rows[0].contains("KiB/s"),
+        "{screen}"
+    );
+    let thread = rows
+        .iter()
+        .find(|r| r.contains(symbol::START_WORKER))
+        .expect("the thread row");
+    assert!(
+        thread.contains("MiB") && thread.contains("flat"),
+        "{screen}"
+    );
+    quit(&tmux, limit);
 }

@@ -19,6 +19,7 @@
 
 mod allocators;
 mod floor;
+mod latency;
 mod logging;
 mod page;
 mod places;
@@ -56,6 +57,9 @@ pub struct Args {
     /// whose ring overflows fails the benchmark, since tracer then misses allocations.
     #[arg(long, value_name = "BYTES")]
     ring_size: Option<String>,
+    /// Measure only start and exit times (printed, not written to the results file).
+    #[arg(long)]
+    latency_only: bool,
     /// Where to write the markdown results (relative to the workspace root).
     #[arg(long, default_value = "bench/results.md", value_name = "FILE")]
     output: PathBuf,
@@ -127,6 +131,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitCode> {
     let churn = util::workload(tracer_workloads::CHURN)?;
     let tracer = meta.release_tracer();
+    let forker = util::workload(tracer_workloads::FORKER)?;
+    if args.latency_only {
+        let figures = latency::run(&tracer, &forker, args.repeat, scratch)?;
+        util::out(format_args!("{}", latency::markdown(&figures, args.repeat)));
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.only_logging {
         let l = logging::run(&tracer, &churn, args.iterations, args.repeat, scratch)?;
         let command = format!(
@@ -181,11 +191,14 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
         scratch,
     )
     .context("the kernel logging benchmark")?;
+    let latencies = latency::run(&bench.tracer, &forker, args.repeat, scratch)
+        .context("the start and exit benchmark")?;
     let mut markdown = page.markdown();
     markdown.push_str(&others);
     markdown.push_str(&recording::markdown(&runs, &page.command));
     markdown.push_str(&stacks::markdown(&deep));
     markdown.push_str(&logging::markdown(&logs, &page.command));
+    markdown.push_str(&latency::markdown(&latencies, args.repeat));
     let output = util::workspace_root().join(&args.output);
     if let Some(dir) = output.parent() {
         fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;

@@ -42,10 +42,7 @@ pub fn stack_lines(stack: &[Frame]) -> Vec<Line<'static>> {
                 Span::styled(file_line(inl.file.as_deref(), inl.line), theme::location()),
             ]));
         }
-        let func = f
-            .function
-            .clone()
-            .unwrap_or_else(|| format!("{:#x}", f.addr));
+        let func = f.name();
         let module = f
             .module
             .as_deref()

@@ -290,13 +290,24 @@ impl Widget for Leaks<'_> {
             "none yet: nothing has been live longer than --leak-age"
         });
         let (header, widths) = leak_columns(wide);
-        let block = Block::bordered().title(title(
+        let mut heading = title(
             app,
             "Leaks",
             Some(app.leak_sort.label()),
             rows.len(),
-            t.leaks.len(),
-        ));
+            t.leaks
+                .iter()
+                .filter(|l| app.show_runtime || !l.runtime)
+                .count(),
+        );
+        if t.runtime.entries > 0 {
+            let verb = if app.show_runtime { "shown" } else { "hidden" };
+            heading.spans.push(Span::styled(
+                format!("runtime {} {verb} (r) ", t.runtime.entries),
+                theme::label(),
+            ));
+        }
+        let block = Block::bordered().title(heading);
         let n = rows.len();
         render_table(
             app,

@@ -243,3 +243,26 @@ fn the_header_names_the_allocator_or_says_the_heap_is_not_traced() {
     let blind = with(Vec::new());
     assert!(blind.contains("heap not traced"), "{blind}");
 }
+
+#[test]
+fn the_leaks_title_counts_the_hidden_runtime_entries_and_r_shows_them() {
+    let mut app = typical();
+    let mut frame = (*app.live.clone().expect("a report")).clone();
+    let t = &mut frame.report.targets[0];
+    let mut dtv = t.leaks[0].clone();
+    dtv.runtime = true;
+    dtv.growth = None;
+    dtv.bytes = 272;
+    dtv.stack[0].function = Some("allocate_dtv".into());
+    t.leaks.push(dtv);
+    t.runtime.entries = 1;
+    app.on_report(std::sync::Arc::new(frame));
+    on(&mut app, Tab::Leaks);
+    let screen = render(&app, 100, 12);
+    assert!(screen.contains("3 of 3 runtime 1 hidden (r)"), "{screen}");
+    assert!(!screen.contains("allocate_dtv"), "{screen}");
+    app.handle_key(KeyEvent::new(KeyCode::Char('r'), KeyModifiers::NONE));
+    let screen = render(&app, 100, 12);
+    assert!(screen.contains("4 of 4 runtime 1 shown (r)"), "{screen}");
+    assert!(screen.contains("allocate_dtv"), "{screen}");
+}

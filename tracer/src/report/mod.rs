@@ -1,13 +1,15 @@
 //! Snapshot + stacks + symbols → [`Report`]: the document of PRODUCT.md §7, shared by the JSON
 //! and text outputs (and later by offline reports).
 
+pub mod runtime;
+
 use std::collections::HashMap;
 
 use serde::Serialize;
 
 use crate::{
     aggregate::{
-        growth::Fit, FdTotals, HeapTotals, Hotspot, Leak, LeakKind, LeakReason, MapTotals, Site,
+        growth::Fit, FdTotals, HeapTotals, Hotspot, LeakKind, LeakReason, MapTotals, Site,
         Snapshot, ThreadTotals,
     },
     counters::KernelCounters,
@@ -94,13 +96,20 @@ pub struct ProcessReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rss_bytes: Option<u64>,
     pub hotspots: Vec<HotspotReport>,
-    /// At most `--top` per kind (all of them in the TUI); `leaks_total` counts every one.
+    /// The program's leaks, most at risk first (see [`crate::aggregate::risk_order`]), at
+    /// most `--top` per kind (all of them in the TUI); then, when listed, the runtime's
+    /// (`"runtime": true`), likewise. `leaks_total` counts every entry of the program.
     pub leaks: Vec<LeakReport>,
-    /// Leak entries before `--top` kept the first of each kind.
+    /// The program's leak entries before `--top` kept the first of each kind.
     pub leaks_total: u64,
+    /// Leak entries of the dynamic loader and the C library (see [`runtime`]).
+    pub runtime: RuntimeLeaks,
     /// Heap footprint per module (shared object or executable) of the allocating caller,
-    /// most live bytes first. Covers every call site, not only the listed hotspots.
+    /// most live bytes first; at most `--top` (all of them in the TUI). Covers every call
+    /// site, not only the listed hotspots.
     pub modules: Vec<ModuleReport>,
+    /// Modules before `--top` kept the first.
+    pub modules_total: u64,
     /// The file mappings the hotspots' frames lie in, by address: for exporters whose
     /// consumers symbolize by themselves (pprof). Not part of the JSON report.
     #[serde(skip)]
@@ -168,6 +177,29 @@ pub struct LeakReport {
     /// Reason `exec`: the name of the earlier program that opened it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inherited_from: Option<String>,
+    /// Memory the dynamic loader or the C library keeps for itself (listed on request only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub runtime: bool,
+}
+
+/// The runtime group of a target's leaks: how many entries, blocks and bytes, and whether
+/// they are listed in `leaks`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RuntimeLeaks {
+    pub entries: u64,
+    pub count: u64,
+    pub bytes: u64,
+    pub listed: bool,
+}
+
+impl Report {
+    /// Leaves the runtime group's entries out of every leak list (they stay counted).
+    pub fn hide_runtime(&mut self) {
+        for t in &mut self.targets {
+            t.leaks.retain(|l| !l.runtime);
+            t.runtime.listed = false;
+        }
+    }
 }
 
 /// The allocator a target's heap was traced in.
@@ -258,16 +290,14 @@ fn ranked(all: &[Hotspot], top: usize, every_sort: bool) -> Vec<&Hotspot> {
     out
 }
 
-/// The first `top` leaks of each kind, in the order given.
-fn first_per_kind(all: &[Leak], top: usize) -> Vec<&Leak> {
-    let mut seen: HashMap<LeakKind, usize> = HashMap::new();
-    all.iter()
-        .filter(|l| {
-            let n = seen.entry(l.kind).or_default();
-            *n += 1;
-            *n <= top
-        })
-        .collect()
+/// Keeps the first `top` leaks of each kind, of the program and of the runtime apart.
+pub fn keep_per_kind(leaks: &mut Vec<LeakReport>, top: usize) {
+    let mut seen: HashMap<(bool, LeakKind), usize> = HashMap::new();
+    leaks.retain(|l| {
+        let n = seen.entry((l.runtime, l.kind)).or_default();
+        *n += 1;
+        *n <= top
+    });
 }
 
 /// Builds the report of one snapshot. `top` bounds hotspots per target and leaks per kind;
@@ -336,13 +366,9 @@ fn process_report(
             stack: heap_stack(&h.site, sym),
         })
         .collect();
-    let shown = if every_sort {
-        p.leaks.iter().collect()
-    } else {
-        first_per_kind(&p.leaks, top)
-    };
-    let leaks = shown
-        .into_iter()
+    let all: Vec<LeakReport> = p
+        .leaks
+        .iter()
         .map(|l| LeakReport {
             kind: l.kind,
             reason: l.reason,
@@ -363,9 +389,14 @@ fn process_report(
                 ),
                 _ => None,
             },
+            runtime: false,
         })
         .collect();
-    let modules = modules_of(pid, &p.hotspots, sym);
+    let limit = if every_sort { usize::MAX } else { top };
+    let (leaks, leaks_total, runtime) = runtime::lists(all, limit);
+    let mut modules = modules_of(pid, &p.hotspots, sym);
+    let modules_total = modules.len() as u64;
+    modules.truncate(limit);
     let code = code_mappings(pid, &hotspots, sym);
     let ti = info.get(&pid).cloned().unwrap_or_default();
     ProcessReport {
@@ -384,8 +415,10 @@ fn process_report(
         rss_bytes: if p.exited { None } else { ti.rss_bytes },
         hotspots,
         leaks,
-        leaks_total: p.leaks.len() as u64,
+        leaks_total,
+        runtime,
         modules,
+        modules_total,
         code,
     }
 }
