@@ -47,6 +47,14 @@ pub struct Options {
 }
 
 /// Runs the live command to its end and writes the report. Returns the report.
+/// The allocator of each `--pid`.
+fn pid_allocators(cli: &TraceArgs) -> Vec<(u32, Allocator)> {
+    cli.pids
+        .iter()
+        .map(|pid| (*pid, binding::of_pid(*pid, &cli.allocator)))
+        .collect()
+}
+
 /// What loading the kernel programs takes from the command line.
 fn load_options(cli: &TraceArgs) -> LoadOptions {
     LoadOptions {
@@ -72,11 +80,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         None => None,
     };
     let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
-    let allocs: Vec<(u32, Allocator)> = cli
-        .pids
-        .iter()
-        .map(|pid| (*pid, binding::of_pid(*pid, &cli.allocator)))
-        .collect();
+    let allocs = pid_allocators(cli);
     let mut tracer = Tracer::load(&load_options(cli))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WatcherMsg>();
     let targets = match launch_alloc {

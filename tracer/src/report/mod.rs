@@ -339,6 +339,15 @@ pub fn build(
     }
 }
 
+/// For a leak an earlier program left across exec (reason `exec`): that program's name.
+fn inherited_from(l: &crate::aggregate::Leak, info: Option<&ProcessStatus>) -> Option<String> {
+    let Site::Call(s) = &l.site;
+    (l.reason == LeakReason::BeforeExec).then(|| {
+        info.and_then(|i| i.programs.get(&s.generation).cloned())
+            .unwrap_or_else(|| "an earlier program".into())
+    })
+}
+
 /// The report of one process of a snapshot.
 fn process_report(
     p: &crate::aggregate::ProcSnapshot,
@@ -381,14 +390,7 @@ fn process_report(
             stack: match &l.site {
                 Site::Call(s) => heap_stack(s, sym),
             },
-            inherited_from: match (&l.site, l.reason) {
-                (Site::Call(s), LeakReason::BeforeExec) => Some(
-                    info.get(&pid)
-                        .and_then(|i| i.programs.get(&s.generation).cloned())
-                        .unwrap_or_else(|| "an earlier program".into()),
-                ),
-                _ => None,
-            },
+            inherited_from: inherited_from(l, info.get(&pid)),
             runtime: false,
         })
         .collect();

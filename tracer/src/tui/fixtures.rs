@@ -96,6 +96,24 @@ pub fn empty(secs: u64) -> Arc<ReportFrame> {
     live(vec![target(4242, "demo")], secs, 0)
 }
 
+/// A leak of `count` from the function of `first` (called from main), listed by age, with
+/// nothing else set.
+fn leak(kind: LeakKind, count: u64, first: Frame) -> LeakReport {
+    LeakReport {
+        kind,
+        reason: LeakReason::Age,
+        inherited_from: None,
+        growth: None,
+        count,
+        bytes: 0,
+        oldest_age_ms: 0,
+        stack: main_stack(first),
+        fd_kind: None,
+        detail: Vec::new(),
+        runtime: false,
+    }
+}
+
 /// The demo workload after `secs` seconds, with a leak age of 1 s: a 1 KiB block leaked per
 /// 100 ms tick by cache_insert, three request sizes allocated and freed by handle_request,
 /// /etc/hostname opened once a second by open_config and never closed, and one thread,
@@ -139,51 +157,38 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
     if leaked > 0 {
         t.leaks.push(LeakReport {
             reason: LeakReason::Growth,
-            inherited_from: None,
             growth: Some(growing(10.0 * 1024.0, secs)),
-            kind: LeakKind::Heap,
-            count: leaked,
             bytes: leaked * 1024,
             oldest_age_ms: secs * 1000,
-            stack: main_stack(frame(0x1300, "cache_insert", 88)),
-            fd_kind: None,
-            detail: Vec::new(),
-            runtime: false,
+            ..leak(LeakKind::Heap, leaked, frame(0x1300, "cache_insert", 88))
         });
     }
     // One open per second from the first tick: those of the last second are too young.
     let opened = secs;
     if opened > 1 {
         t.leaks.push(LeakReport {
-            reason: LeakReason::Age,
-            inherited_from: None,
             growth: Some(growing(1.0, secs)),
-            kind: LeakKind::Fd,
-            count: opened - 1,
-            bytes: 0,
             oldest_age_ms: secs * 1000,
-            stack: main_stack(frame(0x1380, "open_config", 79)),
             fd_kind: Some("file".into()),
             detail: vec!["/etc/hostname".into()],
-            runtime: false,
+            ..leak(LeakKind::Fd, opened - 1, frame(0x1380, "open_config", 79))
         });
     }
     if secs > 1 {
         t.leaks.push(LeakReport {
-            reason: LeakReason::Age,
-            inherited_from: None,
-            growth: None,
-            kind: LeakKind::Thread,
-            count: 1,
             // Its stack (8 MiB and a guard page) and its thread descriptor.
             bytes: 8_392_704 + 272,
             oldest_age_ms: secs * 1000,
-            stack: main_stack(frame(0x1180, "start_worker", 55)),
-            fd_kind: None,
             detail: vec!["demo-worker".into()],
-            runtime: false,
+            ..leak(LeakKind::Thread, 1, frame(0x1180, "start_worker", 55))
         });
     }
+    demo_totals(&mut t, ticks, opened);
+    live(vec![t], secs, 4 * ticks + 100)
+}
+
+/// The demo's totals after `ticks` ticks and `opened` opens of /etc/hostname.
+fn demo_totals(t: &mut ProcessReport, ticks: u64, opened: u64) {
     // stdin, stdout and stderr (a terminal) were open at start.
     t.fds = FdReport {
         totals: FdTotals {
@@ -224,49 +229,13 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
         live_blocks: ticks,
         live_bytes: ticks * 1024,
     }];
-    live(vec![t], secs, 4 * ticks + 100)
 }
 
-/// More rows than any screen, with long names, in two targets, with losses.
-pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
-    let mut a = target(100, "a-server-with-a-long-name");
-    for i in 0..150u64 {
-        let name = format!("very::long::rust::module::path::Type{i}::method_with_a_long_name");
-        let stack = main_stack(frame(0x10_0000 + i * 16, &name, i as u32 + 1));
-        a.hotspots.push(HotspotReport {
-            allocs: 1000 + i,
-            bytes: (150 - i) << 20,
-            live_blocks: i,
-            live_bytes: i << 10,
-            frees: 1000,
-            stack: stack.clone(),
-        });
-        a.leaks.push(LeakReport {
-            reason: LeakReason::Age,
-            inherited_from: None,
-            growth: None,
-            kind: if i % 3 == 0 {
-                LeakKind::Mmap
-            } else {
-                LeakKind::Heap
-            },
-            count: i + 1,
-            bytes: (i + 1) << 12,
-            oldest_age_ms: 1000 * i,
-            stack,
-            fd_kind: None,
-            detail: Vec::new(),
-            runtime: false,
-        });
-        a.modules.push(ModuleReport {
-            module: Some(format!("/usr/lib/x86_64-linux-gnu/libsomething-{i}.so.1")),
-            allocs: i,
-            bytes: i << 10,
-            live_blocks: i,
-            live_bytes: (150 - i) << 10,
-        });
-    }
-    const FD_KINDS: [&str; 6] = ["file", "socket", "pipe", "epoll", "eventfd", "signalfd"];
+/// The kinds of fd the overflowing target holds.
+const FD_KINDS: [&str; 6] = ["file", "socket", "pipe", "epoll", "eventfd", "signalfd"];
+
+/// 60 fd leaks over every kind and 40 thread leaks, with long names.
+fn overflowing_fd_and_thread_leaks(a: &mut ProcessReport) {
     for i in 0..60u64 {
         let kind = FD_KINDS[i as usize % FD_KINDS.len()];
         let detail = match kind {
@@ -315,6 +284,48 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
             runtime: false,
         });
     }
+}
+
+/// More rows than any screen, with long names, in two targets, with losses.
+pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
+    let mut a = target(100, "a-server-with-a-long-name");
+    for i in 0..150u64 {
+        let name = format!("very::long::rust::module::path::Type{i}::method_with_a_long_name");
+        let stack = main_stack(frame(0x10_0000 + i * 16, &name, i as u32 + 1));
+        a.hotspots.push(HotspotReport {
+            allocs: 1000 + i,
+            bytes: (150 - i) << 20,
+            live_blocks: i,
+            live_bytes: i << 10,
+            frees: 1000,
+            stack: stack.clone(),
+        });
+        a.leaks.push(LeakReport {
+            reason: LeakReason::Age,
+            inherited_from: None,
+            growth: None,
+            kind: if i % 3 == 0 {
+                LeakKind::Mmap
+            } else {
+                LeakKind::Heap
+            },
+            count: i + 1,
+            bytes: (i + 1) << 12,
+            oldest_age_ms: 1000 * i,
+            stack,
+            fd_kind: None,
+            detail: Vec::new(),
+            runtime: false,
+        });
+        a.modules.push(ModuleReport {
+            module: Some(format!("/usr/lib/x86_64-linux-gnu/libsomething-{i}.so.1")),
+            allocs: i,
+            bytes: i << 10,
+            live_blocks: i,
+            live_bytes: (150 - i) << 10,
+        });
+    }
+    overflowing_fd_and_thread_leaks(&mut a);
     a.fds = FdReport {
         totals: FdTotals {
             open: 123_456,

@@ -171,16 +171,7 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
         (summary(Config::Untraced), summary(Config::Tracer)),
         &others,
     );
-    let mut runs = Vec::new();
-    for pairs in [args.iterations, 4 * args.iterations] {
-        let r = recording::run(&bench.tracer, &bench.churn, pairs, scratch)
-            .with_context(|| format!("recording churn {pairs}"))?;
-        util::say(format_args!(
-            "bench: record churn {pairs}: {} events, {} bytes, max RSS {} KiB; report {:.2} s",
-            r.events, r.file_bytes, r.record.max_rss_kib, r.report.secs
-        ));
-        runs.push(r);
-    }
+    let runs = recordings(&bench, args.iterations, scratch)?;
     let deep = stacks::run(&bench.tracer, args.iterations, args.repeat, scratch)
         .context("the stack-walking benchmark")?;
     let logs = logging::run(
@@ -210,6 +201,21 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
         output.display()
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The recording runs, of N and 4N pairs.
+fn recordings(bench: &Bench, n: u64, scratch: &Path) -> anyhow::Result<Vec<recording::RecordRun>> {
+    let mut runs = Vec::new();
+    for pairs in [n, 4 * n] {
+        let r = recording::run(&bench.tracer, &bench.churn, pairs, scratch)
+            .with_context(|| format!("recording churn {pairs}"))?;
+        util::say(format_args!(
+            "bench: record churn {pairs}: {} events, {} bytes, max RSS {} KiB; report {:.2} s",
+            r.events, r.file_bytes, r.record.max_rss_kib, r.report.secs
+        ));
+        runs.push(r);
+    }
+    Ok(runs)
 }
 
 /// Each configuration's ns per pair, one per repetition.
