@@ -7,6 +7,7 @@
 pub mod nr {
     pub const OPEN: u32 = 2;
     pub const CLOSE: u32 = 3;
+    pub const IOCTL: u32 = 16;
     pub const PIPE: u32 = 22;
     pub const DUP: u32 = 32;
     pub const DUP2: u32 = 33;
@@ -39,6 +40,9 @@ pub mod nr {
     pub const F_SETFD: u64 = 2;
     /// The close-on-exec fd flag.
     pub const FD_CLOEXEC: u32 = 1;
+    /// ioctl commands that set and clear close-on-exec.
+    pub const FIOCLEX: u64 = 0x5451;
+    pub const FIONCLEX: u64 = 0x5450;
 }
 
 /// Kind of one ring-buffer record.

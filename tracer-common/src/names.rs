@@ -6,6 +6,9 @@ pub const EVENTS: &str = "EVENTS";
 pub const COUNTERS: &str = "COUNTERS";
 /// tgids being traced.
 pub const TARGETS: &str = "TARGETS";
+/// tgid → execs of a traced process since it was added: the image generation its events
+/// belong to, so userspace reads /proc maps only while they are the image's.
+pub const EXECS: &str = "EXECS";
 /// The [`crate::TraceConfig`] global.
 pub const CONFIG: &str = "CONFIG";
 

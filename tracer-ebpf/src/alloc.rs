@@ -46,19 +46,51 @@ use aya_ebpf::{
 };
 use tracer_common::{
     cookie, counter, kind::AllocFunc, names::STACK_CACHE_SLOTS, AllocData, EventKind, FreeData,
-    ALLOC_FIXED_BYTES, ALLOC_NO_STACK, ALLOC_STACK_CACHED, ALLOC_STACK_TRUNCATED, MAX_FRAMES,
+    PendingAlloc, ALLOC_FIXED_BYTES, ALLOC_NO_STACK, ALLOC_STACK_CACHED, ALLOC_STACK_TRUNCATED,
+    MAX_FRAMES,
 };
 
 use crate::{
     emit::{copy_prefix_to_ring, emit, header},
     filter::{current, should_trace},
-    maps::{bump, CONFIG, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES},
+    maps::{bump, StackTop, CONFIG, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES},
     unwind::{walk, Regs, Start},
 };
 
 #[inline(always)]
 fn regs(ctx: &impl aya_ebpf::EbpfContext) -> *const pt_regs {
     ctx.as_ptr() as *const pt_regs
+}
+
+/// This thread's slot for its outermost allocator call, made on its first call from a zeroed
+/// map value (a `PendingAlloc` on the BPF stack would leave no room for the stack walk).
+#[inline(always)]
+fn pending_slot(tid: u32) -> Option<*mut PendingAlloc> {
+    if let Some(p) = PENDING.get_ptr_mut(tid) {
+        return Some(p);
+    }
+    let zero = PENDING_ZERO.get(0)?;
+    if PENDING.insert(tid, zero, 0).is_err() {
+        bump(counter::PENDING_FULL);
+        return None;
+    }
+    PENDING.get_ptr_mut(tid)
+}
+
+/// The top of the user stack at `sp`, read at once into this CPU's scratch; `None` when the
+/// read faults (stack top near the end of its mapping: the walk then reads frame by frame).
+#[inline(always)]
+fn stack_top(sp: u64) -> Option<&'static StackTop> {
+    let t = STACK_TOP.get_ptr_mut(0)?;
+    // SAFETY: this CPU's own scratch slot; programs do not nest on one CPU here.
+    let t = unsafe { &mut *t };
+    let bytes = unsafe {
+        // SAFETY: `words` is plain u64s, viewed as its bytes.
+        core::slice::from_raw_parts_mut(t.words.as_mut_ptr() as *mut u8, STACK_TOP_BYTES)
+    };
+    // SAFETY: reads the target's stack; a fault returns an error.
+    unsafe { bpf_probe_read_user_buf(sp as *const u8, bytes) }.ok()?;
+    Some(&*t)
 }
 
 #[inline(always)]
@@ -82,23 +114,8 @@ fn enter(
     }
     // SAFETY: a uprobe's context is the user register set saved by the kernel.
     let (sp, fp) = unsafe { ((*regs(ctx)).rsp, (*regs(ctx)).rbp) };
-    let p = match PENDING.get_ptr_mut(tid) {
-        Some(p) => p,
-        None => {
-            // First allocator call of this thread: make its slot, from a zeroed map value
-            // (a PendingAlloc on the BPF stack would leave no room for the stack walk).
-            let Some(zero) = PENDING_ZERO.get(0) else {
-                return 0;
-            };
-            if PENDING.insert(tid, zero, 0).is_err() {
-                bump(counter::PENDING_FULL);
-                return 0;
-            }
-            match PENDING.get_ptr_mut(tid) {
-                Some(p) => p,
-                None => return 0,
-            }
-        }
+    let Some(p) = pending_slot(tid) else {
+        return 0;
     };
     // SAFETY: `p` points at this thread's own slot, which only this thread's probes touch.
     let p = unsafe { &mut *p };
@@ -110,18 +127,7 @@ fn enter(
     }
     // One read of the stack top serves the caller and, usually, the first frames: each user
     // read costs about as much as the rest of this program.
-    let top = STACK_TOP.get_ptr_mut(0).and_then(|t| {
-        // SAFETY: this CPU's own scratch slot; programs do not nest on one CPU here.
-        let t = unsafe { &mut *t };
-        let bytes = unsafe {
-            // SAFETY: `words` is plain u64s, viewed as its bytes.
-            core::slice::from_raw_parts_mut(t.words.as_mut_ptr() as *mut u8, STACK_TOP_BYTES)
-        };
-        // SAFETY: reads the target's stack; a fault (stack top near the end of its mapping)
-        // returns an error and the walk falls back to reading frame by frame.
-        unsafe { bpf_probe_read_user_buf(sp as *const u8, bytes) }.ok()?;
-        Some(&*t)
-    });
+    let top = stack_top(sp);
     let caller = match top {
         Some(t) => t.words[0],
         // SAFETY: reads one word of the target's stack; a fault reads as 0.
@@ -237,6 +243,7 @@ fn exit(ctx: &RetProbeContext, returns: Returns) -> u32 {
     if !copy_prefix_to_ring(rec, ALLOC_FIXED_BYTES + n * 8) {
         return 0;
     }
+    crate::log::alloc_sent(pid, tid, ptr);
     rec.data.flags &= !ALLOC_STACK_CACHED;
     if n > 0 {
         if let Some(slot) = slot {
@@ -387,6 +394,7 @@ fn release(ctx: &ProbeContext, kind: EventKind) -> u32 {
     }
     let heap = u32::from(cookie::heap(cookie));
     emit::<FreeData>(kind, pid, tid, |d| *d = FreeData { ptr, heap, _pad: 0 });
+    crate::log::free_sent(pid, tid, ptr);
     0
 }
 

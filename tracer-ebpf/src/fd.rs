@@ -1,5 +1,5 @@
-//! File descriptors: every syscall that creates one, close/close_range, and fcntl(F_SETFD),
-//! which sets or clears close-on-exec (what exec closes).
+//! File descriptors: every syscall that creates one, close/close_range, and fcntl(F_SETFD) and
+//! ioctl(FIOCLEX/FIONCLEX), which set or clear close-on-exec (what exec closes).
 //!
 //! One program, attached to the `syscalls:sys_exit_*` tracepoint of each of those syscalls
 //! (so the rest of the system's syscalls never run it), sees the result; the arguments are
@@ -67,7 +67,7 @@ pub fn fd_sys_exit(ctx: TracePointContext) -> u32 {
     let id = unsafe { ctx.read_at::<i32>(ID) }.unwrap_or(-1) as u32;
     let is_fd = creates_fd(id);
     let is_close = id == nr::CLOSE || id == nr::CLOSE_RANGE;
-    if !is_fd && !is_close {
+    if !is_fd && !is_close && id != nr::IOCTL {
         return 0;
     }
     let (pid, tid) = current();
@@ -79,7 +79,13 @@ pub fn fd_sys_exit(ctx: TracePointContext) -> u32 {
     if ret < 0 {
         return 0;
     }
-    if is_close || (id == nr::FCNTL && args()[1] == nr::F_SETFD) {
+    if id == nr::IOCTL {
+        // Of every ioctl, only the two that set and clear close-on-exec are sent.
+        let a = args();
+        if a[1] == nr::FIOCLEX || a[1] == nr::FIONCLEX {
+            close(id, pid, tid);
+        }
+    } else if is_close || (id == nr::FCNTL && args()[1] == nr::F_SETFD) {
         close(id, pid, tid);
     } else if is_fd {
         open(id, ret, pid, tid);
@@ -109,6 +115,16 @@ fn close(id: u32, pid: u32, tid: u32) {
         nr::CLOSE => (a[0] as u32, a[0] as u32, 0),
         // fcntl(fd, F_SETFD, flags)
         nr::FCNTL => (a[0] as u32, a[0] as u32, a[2] as u32),
+        // ioctl(fd, FIOCLEX) sets close-on-exec, ioctl(fd, FIONCLEX) clears it.
+        nr::IOCTL => (
+            a[0] as u32,
+            a[0] as u32,
+            if a[1] == nr::FIOCLEX {
+                nr::FD_CLOEXEC
+            } else {
+                0
+            },
+        ),
         _ => (a[0] as u32, a[1] as u32, a[2] as u32),
     };
     emit::<FdCloseData>(EventKind::FdClose, pid, tid, |d| {

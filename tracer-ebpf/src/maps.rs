@@ -42,6 +42,10 @@ pub static STACK_TOP: PerCpuArray<StackTop> = PerCpuArray::with_max_entries(1, 0
 #[map]
 pub static TARGETS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
 
+/// tgid → execs since it was added (`names::EXECS`); removed with the process.
+#[map]
+pub static EXECS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
 /// tid → the outermost allocator call in progress on that thread.
 #[map]
 pub static PENDING: HashMap<u32, PendingAlloc> = HashMap::with_max_entries(MAX_PENDING, 0);
@@ -68,6 +72,7 @@ pub static CONFIG: Global<TraceConfig> = Global::new(TraceConfig {
 /// Adds one to a counter of this CPU.
 #[inline(always)]
 pub fn bump(index: u32) {
+    crate::log::counted(index);
     if let Some(slot) = COUNTERS.get_ptr_mut(index) {
         // SAFETY: the pointer comes from a successful lookup of this CPU's slot, which only
         // this CPU writes, and programs are not preempted on one CPU in between.

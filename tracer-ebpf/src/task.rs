@@ -16,7 +16,7 @@ use tracer_common::{counter, EventKind, ExitData, TaskNewData, TaskNewRecord, Ta
 use crate::{
     emit::{copy_to_ring, emit, header},
     filter::{current, should_trace},
-    maps::{bump, CONFIG, PENDING, PENDING_MAP, TARGETS, TASK_SCRATCH},
+    maps::{bump, CONFIG, EXECS, PENDING, PENDING_MAP, TARGETS, TASK_SCRATCH},
     sysstack::capture,
 };
 
@@ -115,6 +115,15 @@ pub fn sched_sched_process_exec(_ctx: TracePointContext) -> u32 {
         unsafe { (*p).count = 0 };
     }
     crate::unwind::code_mapped(pid, u32::MAX);
+    // One exec at a time per process (the kernel serialises them), so the increment is not
+    // raced by another exec of the same tgid.
+    match EXECS.get_ptr_mut(pid) {
+        // SAFETY: this process's value, written only here.
+        Some(n) => unsafe { *n += 1 },
+        None => {
+            let _ = EXECS.insert(pid, 1, 0);
+        }
+    }
     emit::<ExitData>(EventKind::Exec, pid, tid, |d| {
         *d = ExitData {
             group_dead: 0,
@@ -139,6 +148,7 @@ pub fn sched_sched_process_exit(ctx: TracePointContext) -> u32 {
         let _ = TARGETS.remove(pid);
         let _ = crate::unwind::UNWIND_PROCS.remove(pid);
         let _ = crate::unwind::UNWIND_GEN.remove(pid);
+        let _ = EXECS.remove(pid);
     }
     emit::<ExitData>(EventKind::TaskExit, pid, tid, |d| {
         *d = ExitData {

@@ -155,9 +155,10 @@ pub struct TraceArgs {
     #[arg(long = "alert", value_name = "EXPR", value_parser = crate::alert::parse)]
     pub alerts: Vec<crate::alert::Alert>,
 
-    /// Log what is attached where.
-    #[arg(long, short = 'v')]
-    pub verbose: bool,
+    /// Log what is attached where; -vv adds the kernel programs' diagnostics (every counted
+    /// anomaly), -vvv every allocation and free they send.
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
 
     /// Command to start and trace from its first instruction. It gets SIGTERM if the run ends
     /// before it does (--duration, Ctrl-C).

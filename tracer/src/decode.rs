@@ -1,5 +1,6 @@
-//! Ring records (bytes) → [`Event`]s. Pure: validates every length before reading and returns a
-//! [`DecodeError`] for anything malformed; never panics.
+//! Ring records (bytes) → [`Decoded`] events: what the kernel sent, nothing resolved. Pure:
+//! validates every length before reading and returns a [`DecodeError`] for anything
+//! malformed; never panics.
 
 use std::mem::size_of;
 
@@ -11,7 +12,10 @@ use tracer_common::{
     MAP_IN_ALLOCATOR, MAX_FRAMES, PATH_BYTES,
 };
 
-use crate::event::{Alloc, Body, CallSite, Event, FdOpen, Map, StackRef, SysStack, TaskNew};
+use crate::event::{
+    Decoded, DecodedAlloc, DecodedBody as Body, DecodedFdOpen, DecodedMap, DecodedTaskNew,
+    StackRef, SysStack,
+};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -117,7 +121,7 @@ fn frames(after: &[u8], d: &AllocData) -> Result<Vec<u64>, DecodeError> {
 }
 
 /// Decodes one ring record.
-pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let header: EventHeader = read(bytes, "header")?;
     let kind = EventKind::try_from(header.kind).map_err(|e| DecodeError::UnknownKind(e.0))?;
     let payload = &bytes[size_of::<EventHeader>()..];
@@ -159,7 +163,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             }
         }
     };
-    Ok(Event {
+    Ok(Decoded {
         pid: header.pid,
         tid: header.tid,
         ts_ns: header.ts_ns,
@@ -167,28 +171,25 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     })
 }
 
-fn alloc(payload: &[u8]) -> Result<Alloc, DecodeError> {
+fn alloc(payload: &[u8]) -> Result<DecodedAlloc, DecodeError> {
     let d: AllocData = read(payload, "alloc payload")?;
     let func = AllocFunc::from_u32(d.func).ok_or(DecodeError::UnknownFunc(d.func))?;
     let frames = frames(&payload[size_of::<AllocData>()..], &d)?;
-    Ok(Alloc {
+    Ok(DecodedAlloc {
         func,
         ptr: d.ptr,
         size: d.size.checked_mul(d.count),
         old_ptr: d.old_ptr,
         heap: d.heap as u8,
-        site: CallSite {
-            caller: d.caller,
-            stack: (d.flags & ALLOC_NO_STACK == 0 && d.stack_hash != 0)
-                .then_some(StackRef::Hash(d.stack_hash)),
-        },
+        caller: d.caller,
+        stack: (d.flags & ALLOC_NO_STACK == 0 && d.stack_hash != 0)
+            .then_some(StackRef::Hash(d.stack_hash)),
         frames,
     })
 }
 
-/// A mapping call. Its call site and whether the loader made it are known only once the
-/// pipeline has unwound its stack (`pipeline::state`); until then they are empty.
-fn map(payload: &[u8]) -> Result<Map, DecodeError> {
+/// A mapping call, with its user stack when the kernel captured one.
+fn map(payload: &[u8]) -> Result<DecodedMap, DecodeError> {
     let d: MapData = read(payload, "map payload")?;
     let op = MapOp::from_u32(d.op).ok_or(DecodeError::UnknownMapOp(d.op))?;
     let stack = if d.flags & MAP_HAS_STACK != 0 {
@@ -196,7 +197,7 @@ fn map(payload: &[u8]) -> Result<Map, DecodeError> {
     } else {
         None
     };
-    Ok(Map {
+    Ok(DecodedMap {
         op,
         addr: d.addr,
         len: d.len,
@@ -206,17 +207,12 @@ fn map(payload: &[u8]) -> Result<Map, DecodeError> {
         map_flags: d.map_flags,
         fd: d.fd,
         in_allocator: d.flags & MAP_IN_ALLOCATOR != 0,
-        from_loader: false,
         stack,
-        site: CallSite {
-            caller: 0,
-            stack: None,
-        },
     })
 }
 
-/// A new fd; its call site is the instruction pointer until the pipeline unwinds the stack.
-fn fd_open(payload: &[u8]) -> Result<FdOpen, DecodeError> {
+/// A new fd, with the user stack at the syscall.
+fn fd_open(payload: &[u8]) -> Result<DecodedFdOpen, DecodeError> {
     let d: FdOpenData = read(payload, "fd payload")?;
     let rest = &payload[size_of::<FdOpenData>()..];
     if rest.len() < PATH_BYTES {
@@ -229,33 +225,25 @@ fn fd_open(payload: &[u8]) -> Result<FdOpen, DecodeError> {
     let path_len = (d.path_len as usize).min(PATH_BYTES);
     let path = (path_len > 0).then(|| c_string(&rest[..path_len]));
     let stack = sys_stack(&rest[PATH_BYTES..])?;
-    Ok(FdOpen {
+    Ok(DecodedFdOpen {
         nr: d.nr,
         fd: d.fd,
         fd2: d.fd2,
         flags: d.flags,
         arg0: d.arg0,
         path,
-        site: CallSite {
-            caller: stack.ip,
-            stack: None,
-        },
         stack,
     })
 }
 
-/// A new task; its call site is the instruction pointer until the pipeline unwinds the stack.
-fn task_new(payload: &[u8]) -> Result<TaskNew, DecodeError> {
+/// A new task, with the user stack at the syscall.
+fn task_new(payload: &[u8]) -> Result<DecodedTaskNew, DecodeError> {
     let d: TaskNewData = read(payload, "task payload")?;
     let stack = sys_stack(&payload[size_of::<TaskNewData>()..])?;
-    Ok(TaskNew {
+    Ok(DecodedTaskNew {
         child: d.child,
         clone_flags: d.clone_flags,
         comm: c_string(&d.comm),
-        site: CallSite {
-            caller: stack.ip,
-            stack: None,
-        },
         stack,
     })
 }
@@ -326,13 +314,7 @@ mod tests {
         };
         assert_eq!(a.func, AllocFunc::Calloc);
         assert_eq!(a.size, Some(72));
-        assert_eq!(
-            a.site,
-            CallSite {
-                caller: 0x55,
-                stack: Some(StackRef::Hash(7))
-            }
-        );
+        assert_eq!((a.caller, a.stack), (0x55, Some(StackRef::Hash(7))));
         assert_eq!(a.frames, vec![0x66, 0x77]);
     }
 
@@ -349,7 +331,7 @@ mod tests {
             panic!("not an alloc")
         };
         assert_eq!(a.size, None);
-        assert_eq!(a.site.stack, None);
+        assert_eq!(a.stack, None);
     }
 
     #[test]
@@ -368,7 +350,7 @@ mod tests {
             panic!("not an alloc")
         };
         assert!(a.frames.is_empty());
-        assert_eq!(a.site.stack, Some(StackRef::Hash(9)));
+        assert_eq!(a.stack, Some(StackRef::Hash(9)));
         rec.data.flags = 0;
         assert!(matches!(
             decode(&with_frames(&rec, &[1, 2])),

@@ -177,6 +177,7 @@ mod tests {
                     pid: 7,
                     comm: "seed".into(),
                     fds: vec![(0, "file".into(), Some("/dev/null".into()))],
+                    cloexec_fds: Vec::new(),
                     threads: vec![(7, "seed".into())],
                     allocator: None,
                 }],

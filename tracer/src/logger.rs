@@ -34,7 +34,10 @@ struct Stderr {
 
 impl log::Log for Stderr {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        // Debug and trace lines only from tracer itself (its kernel programs' through aya-log
+        // included), not the thousands of its libraries (aya's loader, tokio's poller).
         m.level() <= self.level
+            && (m.level() <= log::Level::Info || m.target().starts_with("tracer"))
     }
 
     fn log(&self, r: &log::Record<'_>) {
@@ -65,12 +68,14 @@ impl log::Log for Stderr {
     fn flush(&self) {}
 }
 
-/// Installs the logger; `verbose` shows info messages too.
-pub fn init(verbose: bool) {
-    let level = if verbose {
-        log::LevelFilter::Info
-    } else {
-        log::LevelFilter::Warn
+/// Installs the logger; `-v` given `verbose` times shows info messages (-v), debug ones, the
+/// kernel programs' included (-vv), and trace ones (-vvv).
+pub fn init(verbose: u8) {
+    let level = match verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        2 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
     };
     if log::set_boxed_logger(Box::new(Stderr { level })).is_ok() {
         log::set_max_level(level);

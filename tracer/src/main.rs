@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     let verbose = match &cli.command {
         None => cli.trace.verbose,
         Some(Command::Record { trace, .. }) => trace.verbose,
-        Some(_) => false,
+        Some(_) => 0,
     };
     tracer::logger::init(verbose);
     let result = match &cli.command {

@@ -28,6 +28,8 @@ pub fn writes_to_our_terminal(pid: u32) -> bool {
 #[derive(Clone, Debug, Default)]
 pub struct Baseline {
     pub fds: Vec<(i32, String, Option<String>)>,
+    /// The fds of `fds` marked close-on-exec: an exec after tracing began closes them.
+    pub cloexec_fds: Vec<i32>,
     pub threads: Vec<(u32, String)>,
 }
 
@@ -36,13 +38,17 @@ impl Baseline {
     /// left out (a launched command has not executed yet).
     pub fn read(pid: u32, survive_exec: bool) -> Self {
         let mut fds = Vec::new();
+        let mut cloexec_fds = Vec::new();
         if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
             for e in dir.flatten() {
                 let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
                     continue;
                 };
-                if survive_exec && fd_cloexec(pid, fd) {
-                    continue;
+                if fd_cloexec(pid, fd) {
+                    if survive_exec {
+                        continue;
+                    }
+                    cloexec_fds.push(fd);
                 }
                 let target = std::fs::read_link(e.path())
                     .map(|p| p.display().to_string())
@@ -63,18 +69,28 @@ impl Baseline {
                 threads.push((tid, name));
             }
         }
-        Self { fds, threads }
+        cloexec_fds.sort_unstable();
+        Self {
+            fds,
+            cloexec_fds,
+            threads,
+        }
     }
 }
 
+/// Whether fd `fd` of `pid` is close-on-exec, from its /proc/PID/fdinfo.
 fn fd_cloexec(pid: u32, fd: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
         .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("flags:"))
-                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
-        })
+        .is_some_and(|t| fdinfo_cloexec(&t))
+}
+
+/// Whether the `flags:` line of an fdinfo text (octal open flags) has `O_CLOEXEC`
+/// (0o2000000 on x86-64): the kernel shows the fd's close-on-exec bit there.
+fn fdinfo_cloexec(text: &str) -> bool {
+    text.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
         .is_some_and(|f| f & 0o2_000_000 != 0)
 }
 
@@ -111,4 +127,37 @@ pub fn comm(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
         .map(|c| c.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd as _;
+
+    use super::*;
+
+    #[test]
+    fn close_on_exec_is_read_from_the_fdinfo_flags() {
+        assert!(fdinfo_cloexec("pos:\t0\nflags:\t02100000\nmnt_id:\t25\n"));
+        assert!(!fdinfo_cloexec("pos:\t0\nflags:\t0100002\nmnt_id:\t25\n"));
+        assert!(!fdinfo_cloexec("pos:\t0\n"), "no flags line");
+        assert!(!fdinfo_cloexec("flags:\tzz\n"), "not octal");
+    }
+
+    #[test]
+    fn the_baseline_of_a_process_names_its_close_on_exec_fds() {
+        // Rust opens files close-on-exec; one made inheritable is not.
+        let kept = std::fs::File::open("/dev/null").expect("open");
+        let inherited = std::fs::File::open("/dev/null").expect("open");
+        // SAFETY: clears FD_CLOEXEC of an fd this test owns.
+        let cleared = unsafe { libc::fcntl(inherited.as_raw_fd(), libc::F_SETFD, 0) };
+        assert_eq!(cleared, 0);
+        let b = Baseline::read(std::process::id(), false);
+        assert!(b.cloexec_fds.contains(&kept.as_raw_fd()), "{b:?}");
+        assert!(!b.cloexec_fds.contains(&inherited.as_raw_fd()), "{b:?}");
+        assert!(b.fds.iter().any(|f| f.0 == inherited.as_raw_fd()));
+        // Launched commands leave close-on-exec fds out (their exec is still to come).
+        let b = Baseline::read(std::process::id(), true);
+        assert!(b.cloexec_fds.is_empty());
+        assert!(!b.fds.iter().any(|f| f.0 == kept.as_raw_fd()));
+    }
 }

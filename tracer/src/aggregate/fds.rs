@@ -2,7 +2,9 @@
 //!
 //! Fds open at attach are the baseline: counted as open, never leaks, and closing them is not
 //! an unknown close. dup2/dup3 onto an open fd close it first; close_range closes every known
-//! fd in its range (unless it only sets close-on-exec); exec closes the close-on-exec ones.
+//! fd in its range (unless it only sets close-on-exec); exec closes the close-on-exec ones
+//! (marked at open, by fcntl(F_SETFD), ioctl(FIOCLEX/FIONCLEX), close_range(CLOEXEC), or, for
+//! the baseline, as /proc/PID/fdinfo showed them).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -75,8 +77,12 @@ fn socket_type(ty: u32) -> &'static str {
 }
 
 impl Fds {
-    /// Records the fds open when tracing began.
-    pub fn set_baseline(&mut self, fds: impl IntoIterator<Item = (i32, String, Option<String>)>) {
+    /// Records the fds open when tracing began; those in `cloexec` are close-on-exec.
+    pub fn set_baseline(
+        &mut self,
+        fds: impl IntoIterator<Item = (i32, String, Option<String>)>,
+        cloexec: &[i32],
+    ) {
         for (fd, kind, path) in fds {
             let fresh = self
                 .open
@@ -87,7 +93,7 @@ impl Fds {
                         path,
                         site: None,
                         ts_ns: 0,
-                        cloexec: false,
+                        cloexec: cloexec.contains(&fd),
                     },
                 )
                 .is_none();
@@ -190,8 +196,9 @@ impl Fds {
     }
 
     pub fn apply_close(&mut self, nr_: u32, first: u32, last: u32, flags: u32, ts_ns: u64) {
-        if nr_ == nr::FCNTL {
-            // fcntl(F_SETFD): close-on-exec set or cleared, nothing closed.
+        if nr_ == nr::FCNTL || nr_ == nr::IOCTL {
+            // fcntl(F_SETFD) or ioctl(FIOCLEX/FIONCLEX): close-on-exec set or cleared (the
+            // kernel side sends FD_CLOEXEC or 0), nothing closed.
             if let Some(info) = self.open.get_mut(&(first as i32)) {
                 info.cloexec = flags & nr::FD_CLOEXEC != 0;
             }
@@ -251,7 +258,7 @@ mod tests {
     fn fcntl_setfd_decides_what_exec_closes() {
         // Given fds 10, 11 and 12 open, none close-on-exec,
         let mut fds = Fds::default();
-        fds.set_baseline([10, 11, 12].map(|fd| (fd, "file".to_string(), None)));
+        fds.set_baseline([10, 11, 12].map(|fd| (fd, "file".to_string(), None)), &[]);
         // when 10 is marked close-on-exec, 11 marked then cleared, 12 left alone,
         fds.apply_close(nr::FCNTL, 10, 10, nr::FD_CLOEXEC, 0);
         fds.apply_close(nr::FCNTL, 11, 11, nr::FD_CLOEXEC, 0);
@@ -264,5 +271,32 @@ mod tests {
         open.sort_unstable();
         assert_eq!(open, vec![11, 12]);
         assert_eq!((fds.totals.closed_total, fds.totals.unknown_closes), (1, 0));
+    }
+
+    #[test]
+    fn baseline_fds_marked_close_on_exec_are_closed_by_exec() {
+        // Given fds 3 and 4 open at attach, 4 close-on-exec,
+        let mut fds = Fds::default();
+        fds.set_baseline([3, 4].map(|fd| (fd, "file".to_string(), None)), &[4]);
+        // when the process execs,
+        fds.exec(0);
+        // then 4 is closed and 3 stays.
+        assert_eq!(fds.open.keys().copied().collect::<Vec<_>>(), vec![3]);
+        assert_eq!((fds.totals.open, fds.totals.closed_total), (1, 1));
+    }
+
+    #[test]
+    fn ioctl_fioclex_and_fionclex_decide_what_exec_closes() {
+        // Given fds 10 and 11 open, none close-on-exec,
+        let mut fds = Fds::default();
+        fds.set_baseline([10, 11].map(|fd| (fd, "file".to_string(), None)), &[]);
+        // when ioctl(FIOCLEX) marks both and ioctl(FIONCLEX) clears 11 again,
+        fds.apply_close(nr::IOCTL, 10, 10, nr::FD_CLOEXEC, 0);
+        fds.apply_close(nr::IOCTL, 11, 11, nr::FD_CLOEXEC, 0);
+        fds.apply_close(nr::IOCTL, 11, 11, 0, 0);
+        fds.exec(0);
+        // then exec closed 10 only.
+        assert_eq!(fds.open.keys().copied().collect::<Vec<_>>(), vec![11]);
+        assert_eq!(fds.totals.unknown_closes, 0);
     }
 }

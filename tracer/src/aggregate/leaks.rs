@@ -150,14 +150,9 @@ pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
         .into_iter()
         .map(|((kind, site, label), a)| {
             let growth = growing.get(&(kind, site)).copied();
-            let reason = match (p.exited, growth) {
-                (true, _) => LeakReason::Exit,
-                (false, Some(_)) => LeakReason::Growth,
-                (false, None) => LeakReason::Age,
-            };
             Leak {
                 kind,
-                reason,
+                reason: reason(p, &site, growth.is_some()),
                 growth,
                 site,
                 count: a.count,
@@ -172,15 +167,32 @@ pub fn leaks(p: &Proc, now_ns: u64, leak_age_ns: u64) -> Vec<Leak> {
     leaks
 }
 
-/// What matters first: the entries growing steadily, the fastest bytes first (a thread's
+/// Why an entry of `p` at `site` is listed.
+fn reason(p: &Proc, site: &Site, growing: bool) -> LeakReason {
+    let Site::Call(call) = site;
+    match (p.exited, growing) {
+        // Only fds outlive an exec: the heap, mappings and other threads go with it.
+        _ if call.generation < p.generation => LeakReason::BeforeExec,
+        (true, _) => LeakReason::Exit,
+        (false, true) => LeakReason::Growth,
+        (false, false) => LeakReason::Age,
+    }
+}
+
+/// What matters first: the program's own entries before those an earlier program left it
+/// (reason `exec`); then the entries growing steadily, the fastest bytes first (a thread's
 /// rate counts its stack), then fds and threads by their rate; then everything else by
 /// bytes held and count. See [`super::risk_order`].
 fn rank(a: &Leak, b: &Leak) -> std::cmp::Ordering {
+    let inherited = |l: &Leak| l.reason == LeakReason::BeforeExec;
     let risk = |l: &Leak| super::Risk {
         per_s: l.growth.map(|g| g.per_s),
         kind: l.kind,
         bytes: l.bytes,
         count: l.count,
     };
-    super::risk_order(&risk(a), &risk(b)).then(a.site.cmp(&b.site))
+    inherited(a)
+        .cmp(&inherited(b))
+        .then(super::risk_order(&risk(a), &risk(b)))
+        .then(a.site.cmp(&b.site))
 }

@@ -27,6 +27,8 @@ pub struct Proc {
     pub fds: fds::Fds,
     pub tasks: tasks::Tasks,
     pub exited: bool,
+    /// Execs seen: the generation of the program it runs now (see `CallSite::generation`).
+    pub generation: u32,
     /// When its last thread exited (the event's timestamp); growth is judged up to then.
     pub exit_ns: Option<u64>,
 }
@@ -60,15 +62,20 @@ pub enum LeakReason {
     /// The site's live amount rose steadily over the observed window (see [`growth`]); the
     /// entry holds everything live at the site.
     Growth,
+    /// Opened by an earlier program of the process (a wrapper or shim that then executed this
+    /// one) and carried across exec: listed and counted, but as that program's, not this one's.
+    #[serde(rename = "exec")]
+    BeforeExec,
 }
 
 impl LeakReason {
-    /// The word shown for it: `age`, `exit` or `growth`.
+    /// The word shown for it: `age`, `exit`, `growth` or `exec`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Age => "age",
             Self::Exit => "exit",
             Self::Growth => "growth",
+            Self::BeforeExec => "exec",
         }
     }
 }
@@ -210,6 +217,7 @@ impl Aggregator {
             Body::TaskRename { tid, comm } => proc.tasks.rename(*tid, comm),
             Body::GroupExit => proc.tasks.group_exit(),
             Body::Exec => {
+                proc.generation += 1;
                 proc.fds.exec(ev.ts_ns);
                 proc.heap.exec();
                 proc.maps.exec();

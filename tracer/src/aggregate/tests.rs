@@ -9,14 +9,17 @@ const PID: u32 = 100;
 const SITE_A: CallSite = CallSite {
     caller: 0x1000,
     stack: Some(StackRef::Hash(1)),
+    generation: 0,
 };
 const SITE_B: CallSite = CallSite {
     caller: 0x2000,
     stack: None,
+    generation: 0,
 };
 const MSITE: CallSite = CallSite {
     caller: 0x3000,
     stack: Some(StackRef::Hash(9)),
+    generation: 0,
 };
 
 fn ev(ts_ns: u64, body: Body) -> Event {
@@ -38,7 +41,6 @@ fn alloc(ts: u64, func: AllocFunc, ptr: u64, size: u64, old_ptr: u64, site: Call
             old_ptr,
             heap: 0,
             site,
-            frames: Vec::new(),
         }),
     )
 }
@@ -84,7 +86,6 @@ fn map(ts: u64, op: MapOp, addr: u64, len: u64) -> Event {
             fd: -1,
             in_allocator: false,
             from_loader: false,
-            stack: None,
             site: MSITE,
         }),
     )
@@ -456,7 +457,6 @@ fn thread_new(ts: u64, child: u32, site: CallSite) -> Event {
             child,
             clone_flags: crate::event::CLONE_THREAD,
             comm: "worker".into(),
-            stack: Default::default(),
             site,
         }),
     )
@@ -527,100 +527,6 @@ fn a_site_growing_steadily_is_a_suspect_before_the_leak_age() {
     assert_eq!(p.leaks[0].reason, LeakReason::Exit);
 }
 
-#[test]
-fn fds_threads_and_mappings_piling_up_are_suspects_before_the_leak_age() {
-    const MS: u64 = 1_000_000;
-    let open = |ts: u64, fd: i32, site: CallSite| {
-        ev(
-            ts,
-            Body::FdOpen(crate::event::FdOpen {
-                nr: tracer_common::kind::nr::OPENAT,
-                fd,
-                fd2: -1,
-                flags: 0,
-                arg0: 0,
-                path: Some("/etc/hostname".into()),
-                stack: Default::default(),
-                site,
-            }),
-        )
-    };
-    let mut events = Vec::new();
-    // For 5 s, every second: an fd opened at SITE_A and kept; one opened at SITE_B and closed
-    // at once; a thread created at MSITE; 128 KiB mapped at SITE_B.
-    for i in 0..5u64 {
-        let ts = i * 1000 * MS;
-        events.push(open(ts, 10 + i as i32, SITE_A));
-        events.push(open(ts, 50, SITE_B));
-        events.push(ev(
-            ts + 1,
-            Body::FdClose {
-                nr: tracer_common::kind::nr::CLOSE,
-                first: 50,
-                last: 50,
-                flags: 0,
-            },
-        ));
-        events.push(thread_new(ts, PID + 1 + i as u32, MSITE));
-        events.push(ev(
-            ts,
-            Body::Map(Map {
-                site: SITE_B,
-                ..match map(ts, MapOp::Mmap, 0x7000_0000 + i * 0x10_0000, 128 << 10).body {
-                    Body::Map(m) => m,
-                    _ => unreachable!(),
-                }
-            }),
-        ));
-    }
-    let agg = run(&events);
-    let p = only(&agg, 5000 * MS, 60_000 * MS);
-    let got: Vec<(LeakKind, LeakReason, u64)> = p
-        .leaks
-        .iter()
-        .map(|l| (l.kind, l.reason, l.count))
-        .collect();
-    // Mappings at 128 KiB/s first; then fds and threads at one a second (no stacks mapped
-    // here), fds first between equals.
-    assert_eq!(
-        got,
-        [
-            (LeakKind::Mmap, LeakReason::Growth, 5),
-            (LeakKind::Fd, LeakReason::Growth, 5),
-            (LeakKind::Thread, LeakReason::Growth, 5),
-        ]
-    );
-    for l in &p.leaks {
-        let g = l.growth.expect("growth");
-        let want = if l.kind == LeakKind::Mmap {
-            128.0 * 1024.0
-        } else {
-            1.0
-        };
-        assert!((g.per_s - want).abs() < want * 0.2, "{l:?}");
-    }
-    // Two seconds in, the rise is too small and the window too short to judge.
-    let early = run(&events[..events.len() / 5 * 2]);
-    assert!(only(&early, 2000 * MS, 60_000 * MS).leaks.is_empty());
-
-    // The process exits (exit_group, then each thread): every entry is a leak at exit and
-    // keeps the rate its site grew at until then.
-    events.push(ev(5000 * MS, Body::GroupExit));
-    for i in 0..5u32 {
-        let mut e = ev(5001 * MS, Body::TaskExit { group_dead: false });
-        e.tid = PID + 1 + i;
-        events.push(e);
-    }
-    events.push(ev(5002 * MS, Body::TaskExit { group_dead: true }));
-    let agg = run(&events);
-    let p = only(&agg, 9000 * MS, 60_000 * MS);
-    assert_eq!(p.leaks.len(), 3, "{:?}", p.leaks);
-    for l in &p.leaks {
-        assert_eq!(l.reason, LeakReason::Exit, "{l:?}");
-        assert!(l.growth.is_some(), "{l:?}");
-    }
-}
-
 /// `e` made by (or freeing through) heap `heap` instead of 0.
 fn on_heap(mut e: Event, heap: u8) -> Event {
     match &mut e.body {
@@ -665,3 +571,6 @@ fn xallocx_in_place_is_a_resize_of_the_block_to_itself_and_one_that_cannot_fails
     assert_eq!((h.live_blocks, h.live_bytes), (1, 110), "{h:?}");
     assert_eq!(h.replaced_blocks, 0, "{h:?}");
 }
+
+#[path = "tests_exec_growth.rs"]
+mod exec_growth;

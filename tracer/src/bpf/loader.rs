@@ -39,6 +39,8 @@ pub struct LoadOptions {
     /// set itself, and the allocator probes are attached once per object for every process
     /// (filtered by that set in the programs): a child needs no attach of its own.
     pub follow: bool,
+    /// The kernel programs' log level (`kernel_log::level`); 0: they log nothing.
+    pub kernel_log: u8,
 }
 
 impl Default for LoadOptions {
@@ -48,6 +50,7 @@ impl Default for LoadOptions {
             stacks: crate::unwind::StackMode::Auto,
             empty_probes: false,
             follow: false,
+            kernel_log: super::kernel_log::OFF,
         }
     }
 }
@@ -63,6 +66,8 @@ pub struct Tracer {
     links: Vec<Link>,
     /// Unwind tables and the targets' mappings, for the kernel's stack walk.
     unwind: crate::unwind::Tables,
+    /// The kernel programs' log, read while logging is on (-vv).
+    _kernel_log: Option<super::kernel_log::KernelLog>,
     /// Attach allocator probes for every process, once per object (`--follow`).
     everywhere: bool,
     /// Objects whose probes are attached for every process.
@@ -100,6 +105,20 @@ impl Drop for Tracer {
     }
 }
 
+/// The kernel's count of execs per traced process (`names::EXECS`).
+pub struct ExecCounts(BpfHashMap<MapData, u32, u32>);
+
+impl ExecCounts {
+    /// Execs of `pid` since it was added (0 when none); `None` when the map cannot be read.
+    pub fn get(&self, pid: u32) -> Option<u32> {
+        match self.0.get(&pid, 0) {
+            Ok(n) => Some(n),
+            Err(aya::maps::MapError::KeyNotFound) => Some(0),
+            Err(_) => None,
+        }
+    }
+}
+
 fn ring_size(bytes: u32) -> u32 {
     bytes
         .max(4096)
@@ -130,6 +149,8 @@ impl Tracer {
         };
         let mut ebpf = EbpfLoader::new()
             .override_global(names::CONFIG, &config, true)
+            // A constant for the verifier: at 0 it removes every logging branch.
+            .override_global(aya_log::LEVEL, &opts.kernel_log, true)
             .map_max_entries(names::EVENTS, ring_size(opts.ring_bytes))
             .map_max_entries(names::UNWIND_ROWS, names::DEFAULT_UNWIND_CHUNKS)
             .map_max_entries(names::UNWIND_PAGES, names::DEFAULT_PAGE_CHUNKS)
@@ -139,6 +160,11 @@ impl Tracer {
             )))
             .map_err(|e| refused_or(e.into(), "load the eBPF programs into the kernel"))?;
         load_programs(&mut ebpf)?;
+        log::info!(
+            "{}",
+            super::kernel_log::verified_sizes(&ebpf, opts.kernel_log)
+        );
+        let kernel_log = super::kernel_log::KernelLog::start(&mut ebpf, opts.kernel_log)?;
         let unwind = crate::unwind::Tables::new(
             &mut ebpf,
             opts.stacks,
@@ -161,6 +187,7 @@ impl Tracer {
             attach_failures: Vec::new(),
             links,
             unwind,
+            _kernel_log: kernel_log,
             everywhere: opts.follow,
             attached_everywhere: HashSet::new(),
         })
@@ -294,6 +321,15 @@ impl Tracer {
             .take_map(names::EVENTS)
             .ok_or_else(|| anyhow!("ring buffer already taken"))?;
         Ok(RingBuf::<MapData>::try_from(map)?)
+    }
+
+    /// Takes the per-process exec counts (once): how many execs the kernel saw of each target.
+    pub fn take_exec_counts(&mut self) -> anyhow::Result<ExecCounts> {
+        let map = self
+            .ebpf
+            .take_map(names::EXECS)
+            .ok_or_else(|| anyhow!("map {} already taken", names::EXECS))?;
+        Ok(ExecCounts(BpfHashMap::try_from(map)?))
     }
 
     /// Reads the kernel counters.

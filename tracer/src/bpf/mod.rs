@@ -3,6 +3,7 @@
 pub mod binding;
 pub mod detach;
 pub mod features;
+pub mod kernel_log;
 pub mod loader;
 pub mod placement;
 pub mod probes;

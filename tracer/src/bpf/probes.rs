@@ -298,6 +298,7 @@ pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
     (p::FD_SYS_EXIT, "syscalls", "sys_exit_pidfd_open"),
     (p::FD_SYS_EXIT, "syscalls", "sys_exit_close"),
     (p::FD_SYS_EXIT, "syscalls", "sys_exit_close_range"),
+    (p::FD_SYS_EXIT, "syscalls", "sys_exit_ioctl"),
     (p::TASK_NEWTASK, "task", "task_newtask"),
     (p::TASK_RENAME, "task", "task_rename"),
     (p::SYS_ENTER_EXIT_GROUP, "syscalls", "sys_enter_exit_group"),

@@ -48,6 +48,29 @@ pub struct Options {
     pub tui: bool,
 }
 
+/// The allocator of each `--pid`.
+fn pid_allocators(cli: &TraceArgs) -> Vec<(u32, Allocator)> {
+    cli.pids
+        .iter()
+        .map(|pid| (*pid, binding::of_pid(*pid, &cli.allocator)))
+        .collect()
+}
+
+/// What loading the kernel programs takes from the command line.
+fn load_options(cli: &TraceArgs) -> LoadOptions {
+    LoadOptions {
+        ring_bytes: cli.ring_size,
+        stacks: if cli.no_stacks {
+            crate::unwind::StackMode::None
+        } else {
+            cli.stacks
+        },
+        empty_probes: cli.bench_floor,
+        follow: cli.follow,
+        kernel_log: crate::bpf::kernel_log::level(cli.verbose),
+    }
+}
+
 /// What a finished live run gives its caller.
 pub struct Outcome {
     pub report: Report,
@@ -67,21 +90,8 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
     };
     let metrics = start_metrics(cli)?;
     let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
-    let allocs: Vec<(u32, Allocator)> = cli
-        .pids
-        .iter()
-        .map(|pid| (*pid, binding::of_pid(*pid, &cli.allocator)))
-        .collect();
-    let mut tracer = Tracer::load(&LoadOptions {
-        ring_bytes: cli.ring_size,
-        stacks: if cli.no_stacks {
-            crate::unwind::StackMode::None
-        } else {
-            cli.stacks
-        },
-        empty_probes: cli.bench_floor,
-        follow: cli.follow,
-    })?;
+    let allocs = pid_allocators(cli);
+    let mut tracer = Tracer::load(&load_options(cli))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WatcherMsg>();
     let targets = match launch_alloc {
         Some(alloc) => vec![launch(cli, &mut tracer, alloc, tx)?],
@@ -439,7 +449,7 @@ fn comm_of_command(cmd: &str) -> String {
 }
 
 fn log_plans(cli: &TraceArgs, tracer: &Tracer) {
-    if !cli.verbose {
+    if cli.verbose == 0 {
         return;
     }
     for plan in tracer.plans() {

@@ -76,6 +76,7 @@ mod tests {
             runtime: false,
             kind,
             reason: LeakReason::Age,
+            inherited_from: None,
             growth: None,
             count: 2,
             bytes: 0,

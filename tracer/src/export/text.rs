@@ -231,6 +231,9 @@ fn leak(l: &LeakReport, out: &mut dyn Write) -> std::io::Result<()> {
     if !l.detail.is_empty() {
         writeln!(out, "           {}", l.detail.join(", "))?;
     }
+    if let Some(program) = &l.inherited_from {
+        writeln!(out, "           inherited from before exec (by {program})")?;
+    }
     Ok(())
 }
 

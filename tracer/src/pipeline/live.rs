@@ -134,6 +134,7 @@ impl<'a> LiveRun<'a> {
         viewer: Option<&'a Viewer>,
     ) -> anyhow::Result<Self> {
         let reader = Reader::new(tracer.take_ring()?, cfg.poll)?;
+        let execs = tracer.take_exec_counts()?;
         let (recorder, settings) = match record {
             Some(r) => (
                 Some(r.recorder),
@@ -149,6 +150,7 @@ impl<'a> LiveRun<'a> {
         let mut state = State::new(
             Inputs::Live {
                 unwinder: Box::new(Unwinder::new()),
+                exec_count: Box::new(move |pid| execs.get(pid)),
                 journal: recorder.is_some().then(Vec::new),
             },
             recorder,
@@ -160,6 +162,7 @@ impl<'a> LiveRun<'a> {
                 pid: t.pid,
                 comm: t.comm.clone(),
                 fds: t.baseline.fds.clone(),
+                cloexec_fds: t.baseline.cloexec_fds.clone(),
                 threads: t.baseline.threads.clone(),
                 allocator: Some(Box::new(t.allocator_info.clone())),
             })
@@ -295,7 +298,7 @@ impl<'a> LiveRun<'a> {
     /// name can still be read.
     fn on_exiting(&mut self, pid: u32) {
         self.drain(DRAIN_ALL);
-        if let Ok(maps) = ProcMaps::read(pid) {
+        if let Some(maps) = self.current_maps(pid) {
             let probed = self.libc_of.get(&pid).and_then(|a| a.0.objects.first());
             if let Some(libc) = probed.map(|o| &o.path) {
                 if !maps_contain(&maps, libc) {
@@ -337,12 +340,18 @@ impl<'a> LiveRun<'a> {
                         pid: child,
                         comm,
                         fds: baseline.fds,
+                        cloexec_fds: baseline.cloexec_fds,
                         threads: baseline.threads,
                         allocator: Some(Box::new(libc.1.clone())),
                     },
                 });
                 self.libc_of.insert(child, libc);
                 self.alive.insert(child);
+                // A copy of the parent's: its code is named even if the child execs another
+                // program before its first records are applied.
+                if let Some(maps) = self.current_maps(child) {
+                    self.state.side(Meta::ExitMaps { pid: child, maps });
+                }
             }
             Err(e) => self.state.side(Meta::Warning {
                 text: format!("follow pid {child} (forked by {parent}): {e:#}"),
@@ -378,10 +387,19 @@ impl<'a> LiveRun<'a> {
         if let Some(text) = warning {
             self.state.side(Meta::Warning { text });
         }
-        if let Ok(maps) = ProcMaps::read(pid) {
+        if let Some(maps) = self.current_maps(pid) {
             self.state.side(Meta::ExitMaps { pid, maps });
         }
         self.note_comm(pid);
+    }
+
+    /// `pid`'s maps, when the records applied so far are those of the program it runs (not
+    /// when the record of an exec was lost: its maps would be named as the old program's).
+    fn current_maps(&self, pid: u32) -> Option<ProcMaps> {
+        if !self.state.image_is_current(pid) {
+            return None;
+        }
+        ProcMaps::read(pid).ok()
     }
 
     fn on_exited(&mut self, pid: u32, status: Option<String>) {

@@ -8,7 +8,10 @@ use crate::{
     aggregate::Aggregator,
     bpf::loader::KernelCounters,
     decode::decode,
-    event::{Body, CallSite, Event, StackRef},
+    event::{
+        Alloc, Body, CallSite, Decoded, DecodedAlloc, DecodedBody, DecodedMap, Event, FdOpen, Map,
+        StackRef, TaskNew,
+    },
     record::{Meta, ProcessBaseline, Recorder},
     report::{self, Health, ProcessStatus, Report, StackTable},
     symbolize::{unwind::Unwinder, ProcMaps, Symbolizer},
@@ -25,6 +28,9 @@ fn is_loader(path: &str) -> bool {
 pub(super) enum Inputs {
     Live {
         unwinder: Box<Unwinder>,
+        /// The kernel's count of execs of a process (`None`: unknown). /proc/PID/maps is the
+        /// maps of an event's image only while this equals the event's generation.
+        exec_count: Box<dyn Fn(u32) -> Option<u32>>,
         /// Side inputs used by the record being applied, when recording.
         journal: Option<Vec<Meta>>,
     },
@@ -62,10 +68,31 @@ impl Inputs {
         }
     }
 
-    fn read_maps(&mut self, pid: u32) -> Option<ProcMaps> {
+    /// Whether the program `pid` runs now is its image `generation` (always, in a replay:
+    /// the recording holds what was read then).
+    pub(super) fn is_current(&self, pid: u32, generation: u32) -> bool {
         match self {
-            Self::Live { journal, .. } => {
-                let maps = ProcMaps::read(pid).ok();
+            Self::Live { exec_count, .. } => exec_count(pid) == Some(generation),
+            Self::Replay { .. } => true,
+        }
+    }
+
+    /// The maps of `pid`'s image `generation`: live, read from /proc only while that image
+    /// runs (checked before and after, since an exec may come in between); an image already
+    /// replaced by exec gives `None` rather than the next program's maps.
+    fn read_maps(&mut self, pid: u32, generation: u32) -> Option<ProcMaps> {
+        match self {
+            Self::Live {
+                journal,
+                exec_count,
+                ..
+            } => {
+                let current = || exec_count(pid) == Some(generation);
+                let maps = if current() {
+                    ProcMaps::read(pid).ok().filter(|_| current())
+                } else {
+                    None
+                };
                 Self::note(journal, || Meta::Maps {
                     pid,
                     maps: maps.clone(),
@@ -110,8 +137,10 @@ pub(crate) struct State {
     pub(super) info: HashMap<u32, ProcessStatus>,
     /// Shown with the attach failures.
     pub(super) warnings: Vec<String>,
-    /// (pid, address) pairs whose module is known, so maps are read once per new code.
-    pub(super) known: HashSet<(u32, u64)>,
+    /// (pid, generation, address) whose module is known, so maps are read once per new code.
+    pub(super) known: HashSet<(u32, u32, u64)>,
+    /// Execs of each process in the event stream so far: the generation of its next events.
+    pub(super) generations: HashMap<u32, u32>,
     pub(super) decode_errors: u64,
     /// Allocation records naming a stack whose frames never arrived (the record carrying them
     /// was dropped).
@@ -137,6 +166,7 @@ impl State {
             info: HashMap::new(),
             warnings: Vec::new(),
             known: HashSet::new(),
+            generations: HashMap::new(),
             decode_errors: 0,
             missing_stacks: 0,
             hash_collisions: 0,
@@ -150,12 +180,13 @@ impl State {
     pub(super) fn start(&mut self, targets: &[ProcessBaseline]) {
         for t in targets {
             let proc = self.agg.add_target(t.pid);
-            proc.fds.set_baseline(t.fds.iter().cloned());
+            proc.fds.set_baseline(t.fds.iter().cloned(), &t.cloexec_fds);
             proc.tasks.set_baseline(t.threads.iter().cloned());
             self.info.insert(
                 t.pid,
                 ProcessStatus {
                     comm: t.comm.clone(),
+                    programs: [(0, t.comm.clone())].into(),
                     allocator: t.allocator.as_deref().cloned(),
                     ..ProcessStatus::default()
                 },
@@ -180,16 +211,33 @@ impl State {
         }
     }
 
-    /// Captures `pid`'s maps when `addr` is new code outside the known ones.
+    /// The generation (execs so far) of `pid`'s events at this point of the stream.
+    pub(super) fn generation(&self, pid: u32) -> u32 {
+        self.generations.get(&pid).copied().unwrap_or(0)
+    }
+
+    /// Whether maps read from /proc now are those of `pid`'s current image in the stream
+    /// (false while records of a program it has since replaced by exec are being applied).
+    pub(super) fn image_is_current(&self, pid: u32) -> bool {
+        self.inputs.is_current(pid, self.generation(pid))
+    }
+
+    /// Captures the maps of `pid`'s current image when `addr` is new code outside the known
+    /// ones.
     fn note_code(&mut self, pid: u32, addr: u64) {
-        if !self.known.insert((pid, addr)) {
+        let generation = self.generation(pid);
+        if !self.known.insert((pid, generation, addr)) {
             return;
         }
-        if self.sym.maps(pid).is_some_and(|m| m.find(addr).is_some()) {
+        if self
+            .sym
+            .maps(pid, generation)
+            .is_some_and(|m| m.find(addr).is_some())
+        {
             return;
         }
-        if let Some(maps) = self.inputs.read_maps(pid) {
-            self.sym.set_maps(pid, maps);
+        if let Some(maps) = self.inputs.read_maps(pid, generation) {
+            self.sym.set_maps(pid, generation, maps);
         }
     }
 
@@ -242,41 +290,125 @@ impl State {
         }
     }
 
-    /// The step from a decoded event to a resolved one: the frames an allocation record
-    /// carried are interned under their hash; a syscall's user stack is unwound into its call
-    /// site (caller plus interned stack) and dropped; a mapping made from the dynamic loader's
-    /// code is marked so. Maps of code seen for the first time are captured on the way (live
-    /// from /proc, in a replay from the recording).
-    pub(super) fn resolve(&mut self, mut ev: Event) -> Event {
-        match &mut ev.body {
-            Body::Alloc(a) => {
-                let (pid, caller, stack) = (ev.pid, a.site.caller, a.site.stack);
-                let mut frames = std::mem::take(&mut a.frames);
-                self.note_carried_stack(stack, &mut frames);
-                self.note_code(pid, caller);
+    /// The step from a decoded event to a resolved one, consuming it: the frames an allocation
+    /// record carried are interned under their hash; a syscall's user stack is unwound into
+    /// its call site (caller plus interned stack); a mapping made from the dynamic loader's
+    /// code is marked so; every site names the program image (exec generation) that made it.
+    /// Maps of code seen for the first time are captured on the way (live from /proc, in a
+    /// replay from the recording).
+    pub(super) fn resolve(&mut self, ev: Decoded) -> Event {
+        let Decoded {
+            pid,
+            tid,
+            ts_ns,
+            body,
+        } = ev;
+        let generation = self.generation(pid);
+        let body = match body {
+            DecodedBody::Alloc(a) => Body::Alloc(self.resolve_alloc(pid, a)),
+            DecodedBody::Map(m) => Body::Map(self.resolve_map(pid, m)),
+            DecodedBody::FdOpen(o) => Body::FdOpen(FdOpen {
+                site: self.sys_site(pid, &o.stack),
+                nr: o.nr,
+                fd: o.fd,
+                fd2: o.fd2,
+                flags: o.flags,
+                arg0: o.arg0,
+                path: o.path,
+            }),
+            DecodedBody::TaskNew(t) => Body::TaskNew(TaskNew {
+                site: self.sys_site(pid, &t.stack),
+                child: t.child,
+                clone_flags: t.clone_flags,
+                comm: t.comm,
+            }),
+            DecodedBody::Free { ptr, outer, heap } => Body::Free { ptr, outer, heap },
+            DecodedBody::TaskExit { group_dead } => Body::TaskExit { group_dead },
+            DecodedBody::FdClose {
+                nr,
+                first,
+                last,
+                flags,
+            } => Body::FdClose {
+                nr,
+                first,
+                last,
+                flags,
+            },
+            DecodedBody::TaskRename { tid, comm } => Body::TaskRename { tid, comm },
+            DecodedBody::GroupExit => Body::GroupExit,
+            DecodedBody::Exec => {
+                // Later records are the new program's.
+                self.generations.insert(pid, generation + 1);
+                Body::Exec
             }
-            Body::Map(m) => {
-                if let Some(stack) = m.stack.take() {
-                    m.site = self.sys_site(ev.pid, &stack);
-                    m.from_loader = self.sym.module_of(ev.pid, stack.ip).is_some_and(is_loader);
-                }
-            }
-            Body::FdOpen(o) => o.site = self.sys_site(ev.pid, &o.stack),
-            Body::TaskNew(t) => t.site = self.sys_site(ev.pid, &t.stack),
-            Body::Free { .. }
-            | Body::TaskExit { .. }
-            | Body::FdClose { .. }
-            | Body::TaskRename { .. }
-            | Body::GroupExit
-            | Body::Exec => {}
+        };
+        Event {
+            pid,
+            tid,
+            ts_ns,
+            body,
         }
-        ev
+    }
+
+    fn resolve_alloc(&mut self, pid: u32, a: DecodedAlloc) -> Alloc {
+        let mut frames = a.frames;
+        self.note_carried_stack(a.stack, &mut frames);
+        self.note_code(pid, a.caller);
+        Alloc {
+            func: a.func,
+            ptr: a.ptr,
+            size: a.size,
+            old_ptr: a.old_ptr,
+            heap: a.heap,
+            site: CallSite {
+                caller: a.caller,
+                stack: a.stack,
+                generation: self.generation(pid),
+            },
+        }
+    }
+
+    /// A mapping's site is its stack unwound; without a stack (brk, the allocator's own
+    /// mappings) it has no caller.
+    fn resolve_map(&mut self, pid: u32, m: DecodedMap) -> Map {
+        let generation = self.generation(pid);
+        let (site, from_loader) = match &m.stack {
+            Some(stack) => (
+                self.sys_site(pid, stack),
+                self.sym
+                    .module_of(pid, generation, stack.ip)
+                    .is_some_and(is_loader),
+            ),
+            None => (
+                CallSite {
+                    caller: 0,
+                    stack: None,
+                    generation,
+                },
+                false,
+            ),
+        };
+        Map {
+            op: m.op,
+            addr: m.addr,
+            len: m.len,
+            old_addr: m.old_addr,
+            old_len: m.old_len,
+            prot: m.prot,
+            map_flags: m.map_flags,
+            fd: m.fd,
+            in_allocator: m.in_allocator,
+            from_loader,
+            site,
+        }
     }
 
     /// The call site of a syscall event: its stack unwound past libc, interned.
     fn sys_site(&mut self, pid: u32, stack: &crate::event::SysStack) -> CallSite {
+        let generation = self.generation(pid);
         self.note_code(pid, stack.ip);
-        let frames = match self.sym.maps(pid) {
+        let frames = match self.sym.maps(pid, generation) {
             Some(maps) => self.inputs.unwind(maps, stack),
             None => Vec::new(),
         };
@@ -284,6 +416,7 @@ impl State {
             return CallSite {
                 caller: stack.ip,
                 stack: None,
+                generation,
             };
         };
         self.note_code(pid, caller);
@@ -293,6 +426,7 @@ impl State {
         CallSite {
             caller,
             stack: Some(key),
+            generation,
         }
     }
 
@@ -307,9 +441,14 @@ impl State {
     /// Applies a metadata record (live or replayed).
     pub(super) fn apply_meta(&mut self, meta: Meta) {
         match meta {
-            Meta::ExitMaps { pid, maps } => self.sym.set_maps(pid, maps),
+            Meta::ExitMaps { pid, maps } => {
+                let generation = self.generation(pid);
+                self.sym.set_maps(pid, generation, maps);
+            }
             Meta::Comm { pid, comm } => {
+                let generation = self.generation(pid);
                 if let Some(i) = self.info.get_mut(&pid) {
+                    i.programs.insert(generation, comm.clone());
                     i.comm = comm;
                 }
             }

@@ -22,6 +22,10 @@ pub struct ProcessBaseline {
     pub comm: String,
     /// Fds (fd, kind, path) open before tracing began.
     pub fds: Vec<(i32, String, Option<String>)>,
+    /// The fds of `fds` marked close-on-exec (absent in recordings made before tracer read
+    /// them: none then).
+    #[serde(default)]
+    pub cloexec_fds: Vec<i32>,
     /// Threads (tid, name) alive before tracing began.
     pub threads: Vec<(u32, String)>,
     /// The allocator probed (absent in recordings made before tracer named it).
@@ -48,7 +52,8 @@ pub enum Meta {
     Maps { pid: u32, maps: Option<ProcMaps> },
     /// The result of unwinding a syscall stack.
     Unwound { frames: Vec<u64> },
-    /// Maps captured at a target's exit stop.
+    /// Maps captured while a target was stopped (at its exit, exec or fork stop): the maps of
+    /// its program image at this point of the stream (the generation of its records so far).
     ExitMaps { pid: u32, maps: ProcMaps },
     /// A target's name at its exit.
     Comm { pid: u32, comm: String },

@@ -178,6 +178,9 @@ pub struct LeakReport {
     /// fd leaks: paths or descriptions; thread leaks: thread names.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub detail: Vec<String>,
+    /// Reason `exec`: the name of the earlier program that opened it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inherited_from: Option<String>,
     /// Memory the dynamic loader or the C library keeps for itself (listed on request only).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub runtime: bool,
@@ -224,6 +227,8 @@ pub struct ProcessStatus {
     pub exit_status: Option<String>,
     /// Resident set size read by the caller while the target lives.
     pub rss_bytes: Option<u64>,
+    /// The name of each program the process ran, by generation (execs before it).
+    pub programs: std::collections::BTreeMap<u32, String>,
     /// Its fd, memory and thread limits, when read.
     pub limits: Option<crate::trend::Limits>,
 }
@@ -237,7 +242,7 @@ pub fn modules_of(
 ) -> Vec<ModuleReport> {
     let mut by: HashMap<Option<&str>, ModuleReport> = HashMap::new();
     for h in hotspots {
-        let module = sym.module_of(pid, h.site.caller);
+        let module = sym.module_of(pid, h.site.generation, h.site.caller);
         let m = by.entry(module).or_insert_with(|| ModuleReport {
             module: module.map(str::to_string),
             ..ModuleReport::default()
@@ -340,6 +345,15 @@ pub fn build(
     }
 }
 
+/// For a leak an earlier program left across exec (reason `exec`): that program's name.
+fn inherited_from(l: &crate::aggregate::Leak, info: Option<&ProcessStatus>) -> Option<String> {
+    let Site::Call(s) = &l.site;
+    (l.reason == LeakReason::BeforeExec).then(|| {
+        info.and_then(|i| i.programs.get(&s.generation).cloned())
+            .unwrap_or_else(|| "an earlier program".into())
+    })
+}
+
 /// The report of one process of a snapshot.
 fn process_report(
     p: &crate::aggregate::ProcSnapshot,
@@ -353,7 +367,7 @@ fn process_report(
     let heap_stack = |site: &CallSite, sym: &mut Symbolizer| -> Vec<Frame> {
         heap_addrs(site, stacks)
             .into_iter()
-            .map(|a| sym.resolve(pid, a, true))
+            .map(|a| sym.resolve(pid, site.generation, a, true))
             .collect()
     };
     let hotspots: Vec<HotspotReport> = ranked(&p.hotspots, top, every_sort)
@@ -382,6 +396,7 @@ fn process_report(
             stack: match &l.site {
                 Site::Call(s) => heap_stack(s, sym),
             },
+            inherited_from: inherited_from(l, info.get(&pid)),
             runtime: false,
         })
         .collect();
@@ -417,14 +432,18 @@ fn process_report(
     }
 }
 
-/// The file mappings of `pid` that frames of `hotspots` lie in, by start address.
+/// The file mappings of `pid` that frames of `hotspots` lie in, by start address (in the
+/// latest image that maps the address).
 fn code_mappings(pid: u32, hotspots: &[HotspotReport], sym: &Symbolizer) -> Vec<CodeMapping> {
-    let Some(maps) = sym.maps(pid) else {
-        return Vec::new();
-    };
+    let images = sym.images(pid);
     let mut found: std::collections::BTreeMap<u64, CodeMapping> = Default::default();
     for f in hotspots.iter().flat_map(|h| &h.stack) {
-        let Some(e) = maps.find(f.addr) else { continue };
+        let Some((maps, e)) = images
+            .iter()
+            .find_map(|(_, m)| m.find(f.addr).map(|e| (*m, e)))
+        else {
+            continue;
+        };
         let Some(path) = &e.path else { continue };
         found.entry(e.start).or_insert_with(|| CodeMapping {
             start: e.start,
@@ -447,6 +466,7 @@ mod tests {
             site: CallSite {
                 caller,
                 stack: None,
+                generation: 0,
             },
             stats: SiteStats {
                 allocs,

@@ -256,6 +256,7 @@ mod tests {
         LeakReport {
             kind,
             reason: crate::aggregate::LeakReason::Exit,
+            inherited_from: None,
             growth: None,
             count: 1,
             bytes,

@@ -1,7 +1,9 @@
 //! Addresses → frames (function, module, file:line, inlined calls, demangled).
 //!
 //! Process maps are captured while a process lives (on first sight of an address, and at its
-//! exit stop) and kept after it exits, so its addresses still resolve. Addresses are turned into
+//! exit stop) and kept after it exits, so its addresses still resolve. They are kept per
+//! program image: a process's maps before an exec stay, under its generation (the execs before
+//! it), for the addresses recorded then. Addresses are turned into
 //! (file, offset) pairs and symbolized from the files with blazesym, cached per pair. Failures
 //! become frames with only an address and are counted, never errors.
 
@@ -57,7 +59,8 @@ impl Frame {
 
 pub struct Symbolizer {
     blaze: Blaze,
-    procs: HashMap<u32, ProcMaps>,
+    /// By (pid, generation): the maps of each program image a process ran.
+    procs: HashMap<(u32, u32), ProcMaps>,
     cache: HashMap<(String, u64), Option<Resolved>>,
     /// Frames that could not be resolved to a function.
     pub unknown_frames: u64,
@@ -120,24 +123,40 @@ impl Symbolizer {
         }
     }
 
-    /// Replaces the captured maps of `pid`.
-    pub fn set_maps(&mut self, pid: u32, maps: ProcMaps) {
-        self.procs.insert(pid, maps);
+    /// Replaces the captured maps of `pid`'s image `generation` (its execs before it).
+    pub fn set_maps(&mut self, pid: u32, generation: u32, maps: ProcMaps) {
+        self.procs.insert((pid, generation), maps);
     }
 
-    pub fn maps(&self, pid: u32) -> Option<&ProcMaps> {
-        self.procs.get(&pid)
+    pub fn maps(&self, pid: u32, generation: u32) -> Option<&ProcMaps> {
+        self.procs.get(&(pid, generation))
     }
 
-    /// The path of the module holding `addr`, if captured.
-    pub fn module_of(&self, pid: u32, addr: u64) -> Option<&str> {
-        self.procs.get(&pid)?.find(addr)?.path.as_deref()
+    /// Every captured image of `pid`, the latest first.
+    pub fn images(&self, pid: u32) -> Vec<(u32, &ProcMaps)> {
+        let mut out: Vec<(u32, &ProcMaps)> = self
+            .procs
+            .iter()
+            .filter(|((p, _), _)| *p == pid)
+            .map(|((_, g), m)| (*g, m))
+            .collect();
+        out.sort_by_key(|(g, _)| std::cmp::Reverse(*g));
+        out
     }
 
-    /// Resolves `addr` of `pid`. A return address (every frame but a sampled instruction
-    /// pointer) is looked up one byte back, inside the call instruction, so the line is the
-    /// call's even when the call ends its function.
-    pub fn resolve(&mut self, pid: u32, addr: u64, return_addr: bool) -> Frame {
+    /// The path of the module holding `addr` in image `generation` of `pid`, if captured.
+    pub fn module_of(&self, pid: u32, generation: u32, addr: u64) -> Option<&str> {
+        self.procs
+            .get(&(pid, generation))?
+            .find(addr)?
+            .path
+            .as_deref()
+    }
+
+    /// Resolves `addr` of `pid`'s image `generation`. A return address (every frame but a
+    /// sampled instruction pointer) is looked up one byte back, inside the call instruction,
+    /// so the line is the call's even when the call ends its function.
+    pub fn resolve(&mut self, pid: u32, generation: u32, addr: u64, return_addr: bool) -> Frame {
         let lookup = if return_addr {
             addr.saturating_sub(1)
         } else {
@@ -147,7 +166,7 @@ impl Symbolizer {
             addr,
             ..Frame::default()
         };
-        let Some(maps) = self.procs.get(&pid) else {
+        let Some(maps) = self.procs.get(&(pid, generation)) else {
             self.unknown_frames += 1;
             return frame;
         };
@@ -295,8 +314,8 @@ mod tests {
         assert_eq!(symbolize_probe_function(), 7);
 
         let mut sym = Symbolizer::new();
-        sym.set_maps(pid, maps.clone());
-        let f = sym.resolve(pid, addr, false);
+        sym.set_maps(pid, 0, maps.clone());
+        let f = sym.resolve(pid, 0, addr, false);
         assert!(
             f.function
                 .as_deref()
@@ -308,8 +327,8 @@ mod tests {
         let mut other = maps;
         other.build_ids.insert(exe.clone(), "00".repeat(20));
         let mut sym = Symbolizer::new();
-        sym.set_maps(pid, other);
-        let f = sym.resolve(pid, addr, false);
+        sym.set_maps(pid, 0, other);
+        let f = sym.resolve(pid, 0, addr, false);
         assert_eq!(f.function, None, "{f:?}");
         assert_eq!(f.module.as_deref(), Some(exe.as_str()));
         assert_eq!(sym.unknown_frames, 1);
@@ -338,8 +357,8 @@ mod libc_tests {
             .and_then(|e| e.path.clone())
             .expect("getpid is in a file mapping");
         let mut sym = Symbolizer::new();
-        sym.set_maps(pid, maps);
-        let f = sym.resolve(pid, addr, false);
+        sym.set_maps(pid, 0, maps);
+        let f = sym.resolve(pid, 0, addr, false);
         // The exported name (.dynsym) at least.
         assert!(
             f.function.as_deref().is_some_and(|n| n.contains("getpid")),
@@ -358,8 +377,8 @@ mod libc_tests {
         let maps = ProcMaps::read(pid).expect("own maps");
         let addr = &DATA as *const u64 as u64;
         let mut sym = Symbolizer::new();
-        sym.set_maps(pid, maps);
-        let f = sym.resolve(pid, addr, false);
+        sym.set_maps(pid, 0, maps);
+        let f = sym.resolve(pid, 0, addr, false);
         assert_eq!(f.function, None, "{f:?}");
         assert_eq!(std::hint::black_box(DATA), 7);
     }

@@ -97,6 +97,24 @@ pub fn empty(secs: u64) -> Arc<ReportFrame> {
     live(vec![target(4242, "demo")], secs, 0)
 }
 
+/// A leak of `count` from the function of `first` (called from main), listed by age, with
+/// nothing else set.
+fn leak(kind: LeakKind, count: u64, first: Frame) -> LeakReport {
+    LeakReport {
+        kind,
+        reason: LeakReason::Age,
+        inherited_from: None,
+        growth: None,
+        count,
+        bytes: 0,
+        oldest_age_ms: 0,
+        stack: main_stack(first),
+        fd_kind: None,
+        detail: Vec::new(),
+        runtime: false,
+    }
+}
+
 /// The demo workload after `secs` seconds, with a leak age of 1 s: a 1 KiB block leaked per
 /// 100 ms tick by cache_insert, three request sizes allocated and freed by handle_request,
 /// /etc/hostname opened once a second by open_config and never closed, and one thread,
@@ -141,47 +159,37 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
         t.leaks.push(LeakReport {
             reason: LeakReason::Growth,
             growth: Some(growing(10.0 * 1024.0, secs)),
-            kind: LeakKind::Heap,
-            count: leaked,
             bytes: leaked * 1024,
             oldest_age_ms: secs * 1000,
-            stack: main_stack(frame(0x1300, "cache_insert", 88)),
-            fd_kind: None,
-            detail: Vec::new(),
-            runtime: false,
+            ..leak(LeakKind::Heap, leaked, frame(0x1300, "cache_insert", 88))
         });
     }
     // One open per second from the first tick: those of the last second are too young.
     let opened = secs;
     if opened > 1 {
         t.leaks.push(LeakReport {
-            reason: LeakReason::Age,
             growth: Some(growing(1.0, secs)),
-            kind: LeakKind::Fd,
-            count: opened - 1,
-            bytes: 0,
             oldest_age_ms: secs * 1000,
-            stack: main_stack(frame(0x1380, "open_config", 79)),
             fd_kind: Some("file".into()),
             detail: vec!["/etc/hostname".into()],
-            runtime: false,
+            ..leak(LeakKind::Fd, opened - 1, frame(0x1380, "open_config", 79))
         });
     }
     if secs > 1 {
         t.leaks.push(LeakReport {
-            reason: LeakReason::Age,
-            growth: None,
-            kind: LeakKind::Thread,
-            count: 1,
             // Its stack (8 MiB and a guard page) and its thread descriptor.
             bytes: 8_392_704 + 272,
             oldest_age_ms: secs * 1000,
-            stack: main_stack(frame(0x1180, "start_worker", 55)),
-            fd_kind: None,
             detail: vec!["demo-worker".into()],
-            runtime: false,
+            ..leak(LeakKind::Thread, 1, frame(0x1180, "start_worker", 55))
         });
     }
+    demo_totals(&mut t, ticks, opened);
+    live(vec![t], secs, 4 * ticks + 100)
+}
+
+/// The demo's totals after `ticks` ticks and `opened` opens of /etc/hostname.
+fn demo_totals(t: &mut ProcessReport, ticks: u64, opened: u64) {
     // stdin, stdout and stderr (a terminal) were open at start.
     t.fds = FdReport {
         totals: FdTotals {
@@ -222,7 +230,61 @@ pub fn demo(secs: u64) -> Arc<ReportFrame> {
         live_blocks: ticks,
         live_bytes: ticks * 1024,
     }];
-    live(vec![t], secs, 4 * ticks + 100)
+}
+
+/// The kinds of fd the overflowing target holds.
+const FD_KINDS: [&str; 6] = ["file", "socket", "pipe", "epoll", "eventfd", "signalfd"];
+
+/// 60 fd leaks over every kind and 40 thread leaks, with long names.
+fn overflowing_fd_and_thread_leaks(a: &mut ProcessReport) {
+    for i in 0..60u64 {
+        let kind = FD_KINDS[i as usize % FD_KINDS.len()];
+        let detail = match kind {
+            "file" => (0..3)
+                .map(|j| format!("/var/lib/a-server/with/a/deep/tree/of/data/shard-{i}-{j}.db"))
+                .collect(),
+            "socket" => vec!["inet6 stream".into(), "inet stream".into()],
+            _ => Vec::new(),
+        };
+        a.leaks.push(LeakReport {
+            reason: LeakReason::Age,
+            inherited_from: None,
+            growth: None,
+            kind: LeakKind::Fd,
+            count: 1000 + i,
+            bytes: 0,
+            oldest_age_ms: 3_600_000 + i,
+            stack: main_stack(frame(
+                0x20_0000 + i * 16,
+                &format!("very::long::rust::module::path::Pool{i}::open_a_connection_or_file"),
+                i as u32 + 1,
+            )),
+            fd_kind: Some(kind.into()),
+            detail,
+            runtime: false,
+        });
+    }
+    for i in 0..40u64 {
+        a.leaks.push(LeakReport {
+            reason: LeakReason::Age,
+            inherited_from: None,
+            growth: None,
+            kind: LeakKind::Thread,
+            count: 500 + i,
+            bytes: 0,
+            oldest_age_ms: 7_200_000 + i,
+            stack: main_stack(frame(
+                0x30_0000 + i * 16,
+                &format!("very::long::rust::module::path::Executor{i}::spawn_a_worker_thread"),
+                i as u32 + 1,
+            )),
+            fd_kind: None,
+            detail: (0..3)
+                .map(|j| format!("tokio-runtime-worker-{i}-{j}"))
+                .collect(),
+            runtime: false,
+        });
+    }
 }
 
 /// More rows than any screen, with long names, in two targets, with losses.
@@ -241,6 +303,7 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
         });
         a.leaks.push(LeakReport {
             reason: LeakReason::Age,
+            inherited_from: None,
             growth: None,
             kind: if i % 3 == 0 {
                 LeakKind::Mmap
@@ -263,53 +326,7 @@ pub fn overflowing(secs: u64) -> Arc<ReportFrame> {
             live_bytes: (150 - i) << 10,
         });
     }
-    const FD_KINDS: [&str; 6] = ["file", "socket", "pipe", "epoll", "eventfd", "signalfd"];
-    for i in 0..60u64 {
-        let kind = FD_KINDS[i as usize % FD_KINDS.len()];
-        let detail = match kind {
-            "file" => (0..3)
-                .map(|j| format!("/var/lib/a-server/with/a/deep/tree/of/data/shard-{i}-{j}.db"))
-                .collect(),
-            "socket" => vec!["inet6 stream".into(), "inet stream".into()],
-            _ => Vec::new(),
-        };
-        a.leaks.push(LeakReport {
-            reason: LeakReason::Age,
-            growth: None,
-            kind: LeakKind::Fd,
-            count: 1000 + i,
-            bytes: 0,
-            oldest_age_ms: 3_600_000 + i,
-            stack: main_stack(frame(
-                0x20_0000 + i * 16,
-                &format!("very::long::rust::module::path::Pool{i}::open_a_connection_or_file"),
-                i as u32 + 1,
-            )),
-            fd_kind: Some(kind.into()),
-            detail,
-            runtime: false,
-        });
-    }
-    for i in 0..40u64 {
-        a.leaks.push(LeakReport {
-            reason: LeakReason::Age,
-            growth: None,
-            kind: LeakKind::Thread,
-            count: 500 + i,
-            bytes: 0,
-            oldest_age_ms: 7_200_000 + i,
-            stack: main_stack(frame(
-                0x30_0000 + i * 16,
-                &format!("very::long::rust::module::path::Executor{i}::spawn_a_worker_thread"),
-                i as u32 + 1,
-            )),
-            fd_kind: None,
-            detail: (0..3)
-                .map(|j| format!("tokio-runtime-worker-{i}-{j}"))
-                .collect(),
-            runtime: false,
-        });
-    }
+    overflowing_fd_and_thread_leaks(&mut a);
     a.fds = FdReport {
         totals: FdTotals {
             open: 123_456,

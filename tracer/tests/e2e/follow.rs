@@ -78,5 +78,13 @@ fn a_followed_child_that_executes_is_traced_in_its_new_program() {
             l.function
         );
     }
-    assert_eq!(leaks(child, "fd").len(), 1, "{:#}", child["leaks"]);
+    let fds = leaks(child, "fd");
+    assert_eq!(fds.len(), 1, "{:#}", child["leaks"]);
+    // Opened by forker's code before exec: named from forker's maps, not alloc_each's.
+    assert_eq!(
+        first_function(fds[0]),
+        Some(symbol::CHILD_LEAK),
+        "{:#}",
+        fds[0]
+    );
 }

@@ -8,12 +8,14 @@
 mod alerts;
 mod allocators;
 mod errors;
+mod exec;
 mod fds;
 mod follow;
 mod hardening;
 mod harness;
 mod heap;
 mod host;
+mod kernel_log;
 mod leaks;
 mod live;
 mod max_size;

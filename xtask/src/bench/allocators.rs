@@ -73,7 +73,10 @@ pub fn run(bench: &Bench, repeat: u32, drops: &mut u64) -> anyhow::Result<Vec<Sa
 pub fn probes(tracer: &std::path::Path, churn: &std::path::Path) -> anyhow::Result<String> {
     let out = checked(Command::new(tracer).arg("-v").arg("--").arg(churn).arg("1"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let places: Vec<_> = stderr.lines().filter_map(super::parse_placement).collect();
+    let places: Vec<_> = stderr
+        .lines()
+        .filter_map(super::places::parse_placement)
+        .collect();
     let mut text = Vec::new();
     for f in ["malloc", "free"] {
         let p = places

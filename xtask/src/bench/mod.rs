@@ -11,13 +11,18 @@
 //! - `heaptrack`: LD_PRELOAD based, when installed.
 //!
 //! Then [`recording`]: bytes per event, `record` and `report` speed, and tracer's peak
-//! memory for N and 4N pairs.
+//! memory for N and 4N pairs; [`stacks`]: walking stacks without frame pointers;
+//! [`logging`]: the kernel programs' aya-log diagnostics off, at debug and at trace
+//! (`--only-logging` runs that part alone and prints it without touching the results file).
 //!
 //! Results go to `bench/results.md` (overwritten) and stdout.
 
 mod allocators;
 mod floor;
 mod latency;
+mod logging;
+mod page;
+mod places;
 mod recording;
 mod report;
 mod stacks;
@@ -30,7 +35,7 @@ use std::{
 };
 
 use anyhow::{bail, ensure, Context as _};
-use report::{Page, Row, Summary};
+use report::Summary;
 
 use crate::util::{self, Metadata};
 
@@ -58,6 +63,9 @@ pub struct Args {
     /// Where to write the markdown results (relative to the workspace root).
     #[arg(long, default_value = "bench/results.md", value_name = "FILE")]
     output: PathBuf,
+    /// Only measure kernel-side logging off and on; print it, leave the results file alone.
+    #[arg(long)]
+    only_logging: bool,
 }
 
 /// The benchmarked configurations, in table order.
@@ -129,7 +137,16 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
         util::out(format_args!("{}", latency::markdown(&figures, args.repeat)));
         return Ok(ExitCode::SUCCESS);
     }
-    let (libc, sites) = probe_places(&tracer, &churn)?;
+    if args.only_logging {
+        let l = logging::run(&tracer, &churn, args.iterations, args.repeat, scratch)?;
+        let command = format!(
+            "sudo -E cargo xtask bench --only-logging --iterations {} --repeat {}",
+            args.iterations, args.repeat
+        );
+        util::out(format_args!("{}", logging::markdown(&l, &command)));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (libc, sites) = places::probe_places(&tracer, &churn)?;
     let heaptrack = which("heaptrack");
     let bench = Bench {
         iterations: args.iterations,
@@ -141,37 +158,9 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
         heaptrack,
         scratch: scratch.to_path_buf(),
     };
-    let configs: Vec<Config> = Config::ALL
-        .into_iter()
-        .filter(|&c| c != Config::Heaptrack || bench.heaptrack)
-        .collect();
-    let mut samples: Vec<(Config, Vec<f64>)> = configs.iter().map(|&c| (c, Vec::new())).collect();
-    let mut drops = 0u64;
-    for rep in 0..args.repeat {
-        let mut untraced = None;
-        let start = rep as usize % configs.len();
-        for &config in configs[start..].iter().chain(&configs[..start]) {
-            let ns = bench
-                .run(config, &mut drops)
-                .with_context(|| format!("repetition {}: {}", rep + 1, config.name()))?;
-            util::say(format_args!(
-                "bench: repetition {}/{}: {:<9} {:>8.3} µs/pair",
-                rep + 1,
-                args.repeat,
-                config.name(),
-                ns / 1000.0
-            ));
-            if config == Config::Untraced {
-                untraced = Some(ns);
-            }
-            if let Some((_, v)) = samples.iter_mut().find(|(c, _)| *c == config) {
-                v.push(ns);
-            }
-        }
-        check_floor(&samples, untraced)?;
-    }
+    let (samples, mut drops) = main_table(&bench, args.repeat)?;
     let others = allocators::run(&bench, args.repeat, &mut drops)?;
-    let page = page(args, &bench, &samples, drops);
+    let page = page::page(args, &bench, &samples, drops);
     let summary = |c: Config| {
         samples
             .iter()
@@ -187,24 +176,24 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
         ),
         &others,
     );
-    let mut runs = Vec::new();
-    for pairs in [args.iterations, 4 * args.iterations] {
-        let r = recording::run(&bench.tracer, &bench.churn, pairs, scratch)
-            .with_context(|| format!("recording churn {pairs}"))?;
-        util::say(format_args!(
-            "bench: record churn {pairs}: {} events, {} bytes, max RSS {} KiB; report {:.2} s",
-            r.events, r.file_bytes, r.record.max_rss_kib, r.report.secs
-        ));
-        runs.push(r);
-    }
+    let runs = recordings(&bench, args.iterations, scratch)?;
     let deep = stacks::run(&bench.tracer, args.iterations, args.repeat, scratch)
         .context("the stack-walking benchmark")?;
+    let logs = logging::run(
+        &bench.tracer,
+        &bench.churn,
+        args.iterations,
+        args.repeat,
+        scratch,
+    )
+    .context("the kernel logging benchmark")?;
     let latencies = latency::run(&bench.tracer, &forker, args.repeat, scratch)
         .context("the start and exit benchmark")?;
     let mut markdown = page.markdown();
     markdown.push_str(&others);
     markdown.push_str(&recording::markdown(&runs, &page.command));
     markdown.push_str(&stacks::markdown(&deep));
+    markdown.push_str(&logging::markdown(&logs, &page.command));
     markdown.push_str(&latency::markdown(&latencies, args.repeat));
     let output = util::workspace_root().join(&args.output);
     if let Some(dir) = output.parent() {
@@ -217,6 +206,59 @@ fn measure(args: &Args, meta: &Metadata, scratch: &Path) -> anyhow::Result<ExitC
         output.display()
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The recording runs, of N and 4N pairs.
+fn recordings(bench: &Bench, n: u64, scratch: &Path) -> anyhow::Result<Vec<recording::RecordRun>> {
+    let mut runs = Vec::new();
+    for pairs in [n, 4 * n] {
+        let r = recording::run(&bench.tracer, &bench.churn, pairs, scratch)
+            .with_context(|| format!("recording churn {pairs}"))?;
+        util::say(format_args!(
+            "bench: record churn {pairs}: {} events, {} bytes, max RSS {} KiB; report {:.2} s",
+            r.events, r.file_bytes, r.record.max_rss_kib, r.report.secs
+        ));
+        runs.push(r);
+    }
+    Ok(runs)
+}
+
+/// Each configuration's ns per pair, one per repetition.
+type Samples = Vec<(Config, Vec<f64>)>;
+
+/// The main table's runs: every configuration once per repetition, in rotating order.
+/// Returns each configuration's ns per pair and the events tracer dropped.
+fn main_table(bench: &Bench, repeat: u32) -> anyhow::Result<(Samples, u64)> {
+    let configs: Vec<Config> = Config::ALL
+        .into_iter()
+        .filter(|&c| c != Config::Heaptrack || bench.heaptrack)
+        .collect();
+    let mut samples: Vec<(Config, Vec<f64>)> = configs.iter().map(|&c| (c, Vec::new())).collect();
+    let mut drops = 0u64;
+    for rep in 0..repeat {
+        let mut untraced = None;
+        let start = rep as usize % configs.len();
+        for &config in configs[start..].iter().chain(&configs[..start]) {
+            let ns = bench
+                .run(config, &mut drops)
+                .with_context(|| format!("repetition {}: {}", rep + 1, config.name()))?;
+            util::say(format_args!(
+                "bench: repetition {}/{}: {:<9} {:>8.3} µs/pair",
+                rep + 1,
+                repeat,
+                config.name(),
+                ns / 1000.0
+            ));
+            if config == Config::Untraced {
+                untraced = Some(ns);
+            }
+            if let Some((_, v)) = samples.iter_mut().find(|(c, _)| *c == config) {
+                v.push(ns);
+            }
+        }
+        check_floor(&samples, untraced)?;
+    }
+    Ok((samples, drops))
 }
 
 /// Each repetition's floor must cost more than its untraced run by at least the price of
@@ -391,211 +433,12 @@ fn heaptrack_allocations(out: &Output) -> anyhow::Result<u64> {
         .with_context(|| format!("no `allocations:` count in heaptrack's output: {text:.2000}"))
 }
 
-/// A probe place from `tracer -v`: `(function, library, offset from entry, emulated)`.
-pub(super) type Placement = (String, PathBuf, u64, bool);
-
-/// Parses `tracer: info: free in /usr/lib/…/libc.so.6: probe at +0x3 (emulated)…`.
-pub(super) fn parse_placement(line: &str) -> Option<Placement> {
-    let rest = line.split("info: ").nth(1)?;
-    let (head, tail) = rest.split_once(": probe at +0x")?;
-    let (function, library) = head.split_once(" in ")?;
-    let (hex, kind) = tail.split_once(" (")?;
-    let offset = u64::from_str_radix(hex, 16).ok()?;
-    Some((
-        function.to_owned(),
-        library.into(),
-        offset,
-        kind.starts_with("emulated"),
-    ))
-}
-
-/// Runs `tracer -v -- churn 1` and returns the libc it probes and the floor's sites: malloc at
-/// tracer's offset, the malloc uretprobe, free at tracer's offset.
-fn probe_places(tracer: &Path, churn: &Path) -> anyhow::Result<(PathBuf, Vec<floor::Site>)> {
-    let out = checked(Command::new(tracer).arg("-v").arg("--").arg(churn).arg("1"))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let placements: Vec<Placement> = stderr.lines().filter_map(parse_placement).collect();
-    let find = |f: &str| {
-        placements
-            .iter()
-            .find(|p| p.0 == f)
-            .with_context(|| format!("`tracer -v` named no probe place for {f}: {stderr:.3000}"))
-    };
-    let malloc = find("malloc")?;
-    let free = find("free")?;
-    ensure!(
-        malloc.1 == free.1,
-        "malloc and free probed in different files ({} and {})",
-        malloc.1.display(),
-        free.1.display()
-    );
-    for p in [malloc, free] {
-        util::say(format_args!(
-            "bench: tracer probes {} in {} at +{:#x} ({})",
-            p.0,
-            p.1.display(),
-            p.2,
-            if p.3 { "emulated" } else { "single-stepped" }
-        ));
-    }
-    let site = |symbol: &str, offset, ret| floor::Site {
-        symbol: symbol.to_owned(),
-        offset,
-        ret,
-    };
-    let sites = vec![
-        site("malloc", malloc.2, false),
-        site("malloc", 0, true),
-        site("free", free.2, false),
-    ];
-    Ok((malloc.1.clone(), sites))
-}
-
 /// Whether `program` runs (`program --version` exits 0).
 fn which(program: &str) -> bool {
     Command::new(program)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-/// First line of `program --version`, for the record.
-fn version(program: &str) -> Option<String> {
-    let out = Command::new(program).arg("--version").output().ok()?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    text.lines()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| l.trim().to_owned())
-}
-
-fn page(args: &Args, bench: &Bench, samples: &[(Config, Vec<f64>)], drops: u64) -> Page {
-    let libc = bench.libc.display();
-    let site = |symbol: &str| {
-        bench
-            .sites
-            .iter()
-            .find(|s| s.symbol == symbol && !s.ret)
-            .map_or(0, |s| s.offset)
-    };
-    let what = |config: Config| match config {
-        Config::Untraced => "`churn N --report-ns`".to_owned(),
-        Config::Floor => format!(
-            "empty BPF programs: uprobe malloc+{:#x}, uretprobe malloc, uprobe free+{:#x} \
-             (tracer's places)",
-            site("malloc"),
-            site("free")
-        ),
-        Config::Tracer => format!(
-            "`tracer {}--format json -o FILE -- churn N --report-ns`",
-            args.ring_size
-                .as_ref()
-                .map_or_else(String::new, |s| format!("--ring-size {s} "))
-        ),
-        Config::Bpftrace => {
-            "memleak-style script, probes at function entry (`bpftrace -c`)".to_owned()
-        }
-        Config::Heaptrack => "`heaptrack churn N --report-ns` (LD_PRELOAD)".to_owned(),
-    };
-    let rows = Config::ALL
-        .into_iter()
-        .map(|config| Row {
-            name: config.name(),
-            what: what(config),
-            summary: samples
-                .iter()
-                .find(|(c, _)| *c == config)
-                .and_then(|(_, v)| Summary::of(v)),
-        })
-        .collect();
-    let mut notes = vec![
-        format!(
-            "tracer: every run's JSON report counted all {} allocations; {drops} events dropped \
-             over all runs.",
-            args.iterations
-        ),
-        format!(
-            "floor: Debian 12's bpftrace 0.17 refuses probes at an offset (`uprobe:{libc}:free+3`: \
-             \"Can't check if uprobe is in proper place\", built without the disassembler), \
-             so xtask loads an empty BPF program (`r0 = 0; exit`) itself with bpf(2) and \
-             attaches it through the uprobe PMU with perf_event_open(2) at the places tracer \
-             uses; each run is checked to cost more than the untraced one."
-        ),
-        "bpftrace: `uprobe:LIBC:malloc { @size[tid] = arg0; } uretprobe:LIBC:malloc { \
-         @live[retval] = @size[tid]; delete(@size[tid]); } uprobe:LIBC:free { \
-         delete(@live[arg0]); }`; its free probe sits on free's first instruction, which the \
-         kernel single-steps. With `-c` bpftrace starts churn only once its probes are attached."
-            .to_owned(),
-    ];
-    if let Some(size) = &args.ring_size {
-        notes.push(format!(
-            "tracer ran with `--ring-size {size}`: the ring must hold every event userspace has \
-             not drained yet when churn stops, and a run with dropped events fails the benchmark."
-        ));
-    }
-    if !bench.heaptrack {
-        notes
-            .push("heaptrack: not installed (`apt-get install heaptrack` failed), skipped.".into());
-    }
-    let versions = ["bpftrace", "heaptrack"]
-        .into_iter()
-        .filter_map(|p| version(p).map(|v| format!("{p}: {v}")))
-        .chain(git_revision().map(|r| format!("tracer: {r}")))
-        .collect();
-    Page {
-        date: report::utc_now(),
-        kernel: read_trimmed("/proc/sys/kernel/osrelease"),
-        cpu: cpu_model(),
-        iterations: args.iterations,
-        repeat: args.repeat,
-        command: format!(
-            "sudo -E cargo xtask bench --iterations {} --repeat {}{}",
-            args.iterations,
-            args.repeat,
-            args.ring_size
-                .as_ref()
-                .map_or_else(String::new, |s| format!(" --ring-size {s}"))
-        ),
-        versions,
-        rows,
-        ratios: vec![
-            ("tracer/untraced", "tracer", "untraced"),
-            ("tracer/floor", "tracer", "floor"),
-            ("bpftrace/tracer", "bpftrace", "tracer"),
-            ("heaptrack/tracer", "heaptrack", "tracer"),
-        ],
-        notes,
-    }
-}
-
-fn read_trimmed(path: &str) -> String {
-    fs::read_to_string(path).map_or_else(|_| "unknown".into(), |s| s.trim().to_owned())
-}
-
-/// `model name` from /proc/cpuinfo, with the number of CPUs.
-fn cpu_model() -> String {
-    let info = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = info
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")?
-                .split_once(':')
-                .map(|(_, m)| m.trim())
-        })
-        .unwrap_or("unknown");
-    let cpus = info.lines().filter(|l| l.starts_with("processor")).count();
-    format!("{model} ({cpus} CPUs)")
-}
-
-/// `git describe --always --dirty` of the workspace, if git is there.
-fn git_revision() -> Option<String> {
-    let out = util::command("git")
-        .args(["describe", "--always", "--dirty"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 #[cfg(test)]
@@ -610,31 +453,6 @@ mod tests {
             stdout: stdout.into(),
             stderr: stderr.into(),
         }
-    }
-
-    #[test]
-    fn parses_placements() {
-        let line = "tracer: info: free in /usr/lib/x86_64-linux-gnu/libc.so.6: probe at +0x3 \
-                    (emulated)";
-        assert_eq!(
-            parse_placement(line),
-            Some((
-                "free".into(),
-                "/usr/lib/x86_64-linux-gnu/libc.so.6".into(),
-                3,
-                true
-            ))
-        );
-        let line = "tracer: info: memalign in /lib/libc.so.6: probe at +0x1a (single-stepped), \
-                    also aligned_alloc";
-        assert_eq!(
-            parse_placement(line),
-            Some(("memalign".into(), "/lib/libc.so.6".into(), 0x1a, false))
-        );
-        assert_eq!(
-            parse_placement("tracer: info: tracing pid 5 (churn 1)"),
-            None
-        );
     }
 
     #[test]

@@ -219,6 +219,42 @@ pub fn age(ms: u64) -> String {
 
 pub struct Leaks<'a>(pub &'a App);
 
+/// The Leaks table's headers and widths: every column when wide, the essential ones when not.
+fn leak_columns(wide: bool) -> (Vec<&'static str>, Vec<Constraint>) {
+    if wide {
+        (
+            vec![
+                "kind",
+                "why",
+                "count",
+                "bytes",
+                "oldest",
+                "growth",
+                "call site",
+            ],
+            vec![
+                Constraint::Length(6),
+                Constraint::Length(6),
+                Constraint::Length(7),
+                Constraint::Length(10),
+                Constraint::Length(8),
+                Constraint::Length(13),
+                Constraint::Min(10),
+            ],
+        )
+    } else {
+        (
+            vec!["count", "bytes", "growth", "call site"],
+            vec![
+                Constraint::Length(6),
+                Constraint::Length(9),
+                Constraint::Length(12),
+                Constraint::Min(6),
+            ],
+        )
+    }
+}
+
 impl Widget for Leaks<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let app = self.0;
@@ -253,38 +289,7 @@ impl Widget for Leaks<'_> {
         } else {
             "none yet: nothing has been live longer than --leak-age"
         });
-        let (header, widths) = if wide {
-            (
-                vec![
-                    "kind",
-                    "why",
-                    "count",
-                    "bytes",
-                    "oldest",
-                    "growth",
-                    "call site",
-                ],
-                vec![
-                    Constraint::Length(6),
-                    Constraint::Length(6),
-                    Constraint::Length(7),
-                    Constraint::Length(10),
-                    Constraint::Length(8),
-                    Constraint::Length(13),
-                    Constraint::Min(10),
-                ],
-            )
-        } else {
-            (
-                vec!["count", "bytes", "growth", "call site"],
-                vec![
-                    Constraint::Length(6),
-                    Constraint::Length(9),
-                    Constraint::Length(12),
-                    Constraint::Min(6),
-                ],
-            )
-        };
+        let (header, widths) = leak_columns(wide);
         let mut heading = title(
             app,
             "Leaks",
