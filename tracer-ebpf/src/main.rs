@@ -12,6 +12,7 @@ mod emit;
 mod fd;
 mod filter;
 mod maps;
+mod memo;
 mod mmap;
 mod sysstack;
 mod task;
