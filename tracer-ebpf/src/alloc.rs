@@ -46,7 +46,10 @@ use tracer_common::{
 use crate::{
     emit::{copy_prefix_to_ring, emit, header},
     filter::{current, should_trace},
-    maps::{bump, CONFIG, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES},
+    maps::{
+        bump, CONFIG, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES,
+        STACK_TOP_SHORT,
+    },
     unwind::{walk, Regs, Start},
 };
 
@@ -111,12 +114,17 @@ fn enter(
             core::slice::from_raw_parts_mut(t.words.as_mut_ptr() as *mut u8, STACK_TOP_BYTES)
         };
         // SAFETY: reads the target's stack; a fault (stack top near the end of its mapping)
-        // returns an error and the walk falls back to reading frame by frame.
-        unsafe { bpf_probe_read_user_buf(sp as *const u8, bytes) }.ok()?;
-        Some(&*t)
+        // returns an error: then a shorter copy, and without one the walk reads frame by frame.
+        if unsafe { bpf_probe_read_user_buf(sp as *const u8, bytes) }.is_ok() {
+            return Some((&*t, STACK_TOP_BYTES as u64));
+        }
+        let short = &mut bytes[..STACK_TOP_SHORT];
+        // SAFETY: as above.
+        unsafe { bpf_probe_read_user_buf(sp as *const u8, short) }.ok()?;
+        Some((&*t, STACK_TOP_SHORT as u64))
     });
     let caller = match top {
-        Some(t) => t.words[0],
+        Some((t, _)) => t.words[0],
         // SAFETY: reads one word of the target's stack; a fault reads as 0.
         None => unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0),
     };
@@ -137,7 +145,7 @@ fn enter(
             stacks: config.stacks,
             regs,
             ip_is_return: true,
-            top_sp: top.is_some().then_some(sp),
+            top: top.map(|(_, len)| (sp, len)),
         };
         let w = walk(&start, &mut rec.frames);
         let (n, h, truncated) = (w.n, w.hash, w.truncated);

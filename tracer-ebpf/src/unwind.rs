@@ -59,6 +59,8 @@ pub struct Regs {
 /// the target's memory.
 pub struct Stack<'a> {
     pub sp: u64,
+    /// Bytes of the copy that are valid.
+    pub len: u64,
     pub top: Option<&'a StackTop>,
 }
 
@@ -67,7 +69,8 @@ impl Stack<'_> {
     fn word(&self, addr: u64) -> Option<u64> {
         if let Some(top) = self.top {
             let off = addr.wrapping_sub(self.sp);
-            if addr >= self.sp && off.is_multiple_of(8) && off < (STACK_TOP_BYTES - 8) as u64 {
+            let len = self.len.min(STACK_TOP_BYTES as u64);
+            if addr >= self.sp && off.is_multiple_of(8) && off + 8 <= len {
                 return Some(top.words[(off / 8) as usize & (STACK_TOP_WORDS - 1)]);
             }
         }
@@ -286,8 +289,9 @@ pub struct Start {
     /// The frame to start from; its `ip` is a return address when `ip_is_return`.
     pub regs: Regs,
     pub ip_is_return: bool,
-    /// The stack pointer the copy of the stack top (`STACK_TOP`) starts at, when it is valid.
-    pub top_sp: Option<u64>,
+    /// The stack pointer the copy of the stack top (`STACK_TOP`) starts at and its valid
+    /// bytes, when there is one.
+    pub top: Option<(u64, u64)>,
 }
 
 /// What a walk found.
@@ -323,6 +327,7 @@ pub struct WalkState {
     n: u64,
     hash: u64,
     top_sp: u64,
+    top_len: u64,
     regs: Regs,
     lookup: u64,
     m: ExecMapping,
@@ -346,7 +351,11 @@ extern "C" fn walk_frame(_index: u64, _ctx: *mut c_void) -> i64 {
     } else {
         None
     };
-    let stack = Stack { sp: w.top_sp, top };
+    let stack = Stack {
+        sp: w.top_sp,
+        len: w.top_len,
+        top,
+    };
     let m = if w.have_m != 0 { Some(&w.m) } else { None };
     let rule = if w.have_rule != 0 { Some(w.rule) } else { None };
     let exact = w.exact != 0;
@@ -465,8 +474,10 @@ pub fn walk(start: &Start, frames: &mut [u64; MAX_FRAMES]) -> Walked {
         bump(counter::UNWIND_NOT_CODE);
         return none;
     }
-    w.have_top = start.top_sp.is_some() as u32;
-    w.top_sp = start.top_sp.unwrap_or(0);
+    w.have_top = start.top.is_some() as u32;
+    let (top_sp, top_len) = start.top.unwrap_or((0, 0));
+    w.top_sp = top_sp;
+    w.top_len = top_len;
     w.truncated = 0;
     w.exact = !start.ip_is_return as u32;
     w.n = 0;
