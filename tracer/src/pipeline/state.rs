@@ -2,7 +2,7 @@
 //! kernel record has its call site resolved (stacks interned, maps captured for new code), then
 //! goes to the [`Aggregator`]; metadata records (exits, names, warnings) are applied beside.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use crate::{
     aggregate::Aggregator,
@@ -110,7 +110,7 @@ pub(crate) struct State {
     /// Shown with the attach failures.
     pub(super) warnings: Vec<String>,
     /// (pid, address) pairs whose module is known, so maps are read once per new code.
-    pub(super) known: HashSet<(u32, u64)>,
+    pub(super) known: crate::aggregate::FastSet<(u32, u64)>,
     pub(super) decode_errors: u64,
     /// Allocation records naming a stack whose frames never arrived (the record carrying them
     /// was dropped).
@@ -127,13 +127,13 @@ impl State {
     pub(super) fn new(inputs: Inputs, recorder: Option<Recorder>) -> Self {
         Self {
             agg: Aggregator::new(),
-            stacks: StackTable::new(),
+            stacks: StackTable::default(),
             sym: Symbolizer::new(),
             inputs,
             recorder,
             info: HashMap::new(),
             warnings: Vec::new(),
-            known: HashSet::new(),
+            known: Default::default(),
             decode_errors: 0,
             missing_stacks: 0,
             hash_collisions: 0,
