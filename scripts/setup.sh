@@ -78,11 +78,11 @@ apt_install() {
 # sqlite3 and heaptrack: the e2e test that checks stacks of a distribution program (built
 # without frame pointers) against heaptrack's. The tests' workloads also need: g++ (C++),
 # jemalloc, tcmalloc (gperftools) and mimalloc to link with, libc's debug symbols
-# (symbolization by build id), and redis-server with redis-benchmark (a real service on
-# jemalloc).
+# (symbolization by build id), redis-server with redis-benchmark (a real service on
+# jemalloc), and prometheus with promtool (the --metrics test scrapes tracer with it).
 pkgs=(llvm-22-dev libclang-22-dev clang-22 libpolly-22-dev zlib1g-dev libzstd-dev tmux sqlite3
     heaptrack g++ libc6-dbg libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev redis-server
-    redis-tools)
+    redis-tools prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
     installed "$p" || missing+=("$p")

@@ -14,6 +14,7 @@
 //! | [`ALLOC_EACH`] | `alloc_each [--no-leak]` | leaks one block through each of malloc, calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc ([`expect::ALLOC_EACH_LEAKS`]); `churn_each` allocates and frees one more block through each, then calls `free(NULL)`; `--no-leak` frees the leaks too (`free_leaks`) |
 //! | [`ATTACH_TARGET`] | `attach_target [--hold]` | quiescent until one byte (or EOF) on stdin; then [`expect::ATTACH_ALLOCS`] × malloc([`expect::ATTACH_SIZE`]), frees the first [`expect::ATTACH_FREES`], writes `d` to stdout and exits |
 //! | [`FDS_THREADS`] | `fds_threads [--hold]` | after one stdin byte (or EOF): opens every kind of fd and closes all but [`expect::FDS_LEAKED`] (one file, one socket, a pipe, an epoll fd, each from its own function), dup2s over an open fd, uses close_range, creates [`expect::FDS_THREADS`] threads and joins [`expect::FDS_THREADS_JOINED`], names one of the others [`expect::FDS_RENAMED_NAME`]; writes `d` and exits |
+//! | [`FD_LEAK`] | `fd_leak LIMIT PERIOD_MS [--hold]` | sets its RLIMIT_NOFILE to LIMIT, writes `r`, waits for one stdin byte (or EOF); then `leak_fd` opens /dev/null every PERIOD_MS ms and keeps it until open fails with EMFILE, writes `E <CLOCK_MONOTONIC ns> LIMIT` and exits (with `--hold`, after one more stdin byte) |
 //! | [`FORKER`] | `forker [--exec PROGRAM]`, `forker --children N [--hold]` | `fork_child` forks; the child's `child_leak` leaks [`expect::FORKER_CHILD_LEAK_SIZE`] bytes and one fd, then the child exits (or executes PROGRAM); the parent waits and exits without leaks. With `--children N`, `fork_children` forks N such children, all alive until it has forked the last (with `--hold`: until stdin ends or the parent is killed) |
 //! | [`MMAP_LEAK`] | `mmap_leak [--hold]` | after one stdin byte (or EOF): leaks a 7-page anonymous mapping, maps and unmaps 3 pages, maps 5 pages and unmaps the last 2; writes `d` and exits |
 //! | [`CHURN`] | `churn [ITERATIONS [THREADS]] [--wait] [--report-ns]` | each thread runs `churn_loop`: malloc([`expect::CHURN_BLOCK_SIZE`]) + free, ITERATIONS times; one thread runs on the main thread; `--wait` first waits for a stdin byte; `--report-ns` writes the elapsed nanoseconds of the loop (with several threads: from the first create to the last join) as one decimal line to stdout |
@@ -70,6 +71,8 @@ pub const DEEP_NOFP: &str = "deep_nofp";
 pub const DEMO: &str = "demo";
 /// `fds_threads`: every kind of fd, dup2 over an open fd, close_range, threads joined and not.
 pub const FDS_THREADS: &str = "fds_threads";
+/// `fd_leak`: leaks an fd every PERIOD_MS until its RLIMIT_NOFILE stops it (EMFILE).
+pub const FD_LEAK: &str = "fd_leak";
 /// `forker`: forks a child that leaks a block and an fd.
 pub const FORKER: &str = "forker";
 /// `mmap_leak`: anonymous mappings, one leaked and one partly unmapped.
@@ -88,6 +91,7 @@ pub const NAMES: &[&str] = &[
     DEEP_NOFP,
     DEMO,
     FDS_THREADS,
+    FD_LEAK,
     FORKER,
     MMAP_LEAK,
 ];
@@ -177,6 +181,8 @@ pub mod symbol {
     pub const HANDLE_REQUEST: &str = "handle_request";
     /// `demo`: leaks one block.
     pub const CACHE_INSERT: &str = "cache_insert";
+    /// `fd_leak`: opens /dev/null and keeps it.
+    pub const LEAK_FD: &str = "leak_fd";
     /// `demo`: leaks one fd.
     pub const OPEN_CONFIG: &str = "open_config";
     /// `demo`: creates the thread that never exits.

@@ -249,3 +249,30 @@ fn demo_runs() {
     assert_success(crate::DEMO, &["1"], b"", "");
     assert_eq!(run(crate::DEMO, &["soon"], b"").status.code(), Some(2));
 }
+
+#[test]
+fn fd_leak_runs_into_its_limit() {
+    // 3 inherited fds (stdin, stdout, stderr), then leak_fd until 16 are open.
+    let out = run(crate::FD_LEAK, &["16", "1"], b"");
+    assert!(out.status.success(), "{}", out.status);
+    let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("r"));
+    let e: Vec<&str> = lines.next().expect("an E line").split(' ').collect();
+    assert_eq!(e.len(), 3, "{stdout}");
+    assert_eq!(e[0], "E");
+    assert!(e[1].parse::<u64>().expect("ns") > 0);
+    assert_eq!(e[2], "16");
+    for bad in [
+        &["x", "1"][..],
+        &["0", "1"],
+        &["16"],
+        &["16", "1", "--bogus"],
+    ] {
+        assert_eq!(
+            run(crate::FD_LEAK, bad, b"").status.code(),
+            Some(2),
+            "{bad:?}"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! Command-line interface (clap derive). Parsing only: `main` dispatches.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 
@@ -15,8 +15,11 @@ Examples:
   sudo tracer --leak-age 10s -- ./batch-job   leaks: live for 10s, or never freed at exit
   sudo tracer record -o run.trc -- ./server   record, then: tracer report run.trc
 
+  sudo tracer --pid 1234 --metrics --alert 'fds>80%:critical' --alert 'eta<1h'
+                                              Prometheus at 127.0.0.1:9464/metrics, alerts
+
 Exit codes: 0 ok, 1 usage error, 2 runtime failure (with a one-line cause), 3 a diff
---fail-on threshold was crossed.";
+--fail-on threshold was crossed or an --alert held.";
 
 /// Finds where a Linux process spends and loses memory, by watching it from the kernel with
 /// eBPF: no restart, no LD_PRELOAD, no change to the target.
@@ -130,6 +133,28 @@ pub struct TraceArgs {
     #[arg(long, value_name = "WHICH", default_value = "auto")]
     pub allocator: crate::bpf::binding::Choice,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics while running (default
+    /// 127.0.0.1:9464; a bare PORT is 127.0.0.1:PORT; 0.0.0.0:PORT listens on every
+    /// interface, only when given).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_METRICS,
+        value_parser = parse_metrics_addr
+    )]
+    pub metrics: Option<SocketAddr>,
+
+    /// Warn when a threshold holds for a traced process (repeat for several): WHAT OP
+    /// VALUE[:LEVEL], WHAT one of heap, rss, mapped, fds, threads (VALUE a size, a count or a
+    /// percentage of the process's limit), their .growth (VALUE per s, min or h), or eta, eta.fds,
+    /// eta.memory, eta.threads (the time until a limit is reached); LEVEL warn (default) or
+    /// critical. E.g. rss>2G, fds>80%:critical, heap.growth>1M/min, eta<1h. Checked every
+    /// second; each start logs a line naming the process (and the site); exit code 3 at the
+    /// end when one held.
+    #[arg(long = "alert", value_name = "EXPR", value_parser = crate::alert::parse)]
+    pub alerts: Vec<crate::alert::Alert>,
+
     /// Log what is attached where.
     #[arg(long, short = 'v')]
     pub verbose: bool,
@@ -165,6 +190,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   sudo tracer record -o run.trc -- ./server --port 8080
   sudo tracer record -o run.trc --pid 1234 --duration 10m --snapshot-interval 10s
+  sudo tracer record -o run.trc --pid 1234 --duration 1h --max-size 1G --metrics
   tracer report run.trc")]
     Record {
         /// The recording to write (mode 0600; replaced if it exists).
@@ -173,6 +199,12 @@ pub enum Command {
         /// Store totals this often, for timelines.
         #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION")]
         snapshot_interval: Option<Duration>,
+        /// Stop when the file reaches SIZE (e.g. 500M, 1G): the probes come off, a launched
+        /// command gets SIGTERM as at the end of --duration, and the file is closed complete
+        /// (it ends at most one chunk of 256 KiB before compression, plus its closing symbols,
+        /// past SIZE).
+        #[arg(long, value_parser = parse_file_size, value_name = "SIZE")]
+        max_size: Option<u64>,
         #[command(flatten)]
         trace: TraceArgs,
     },
@@ -264,6 +296,40 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
         d if d.is_zero() => Err(format!("duration '{s}' must be more than zero")),
         d => Ok(d),
     }
+}
+
+/// Where `--metrics` listens when given without an address: this host only.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+
+/// Parses `IP:PORT` (`[::1]:PORT`), or a bare `PORT` on 127.0.0.1.
+pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        format!(
+            "'{s}' is not an address to listen on: give IP:PORT (e.g. {DEFAULT_METRICS}) or a PORT"
+        )
+    })
+}
+
+/// Parses a file size: `65536`, `64K`, `500M`, `1G`, `2T` (powers of 1024), at least 64K.
+pub fn parse_file_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        Some((i, 'T' | 't')) => (&t[..i], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size '{s}': expected e.g. 500M, 1G"))?;
+    n.checked_mul(mult)
+        .filter(|v| *v >= 64 << 10)
+        .ok_or_else(|| format!("size '{s}' out of range: at least 64K"))
 }
 
 /// Parses a process id: a positive whole number.
@@ -360,5 +426,73 @@ mod tests {
         let cli = Cli::try_parse_from(["tracer", "--", "report"]).expect("parses");
         assert_eq!(cli.trace.command, vec!["report"]);
         assert!(Cli::try_parse_from(["tracer", "--pid", "1", "report", "f"]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+
+    #[test]
+    fn metrics_listen_on_this_host_unless_told_otherwise() {
+        let cli = Cli::try_parse_from(["tracer", "--metrics", "--pid", "1"]).expect("parses");
+        assert_eq!(
+            cli.trace.metrics,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        let cli = Cli::try_parse_from(["tracer", "--pid", "1", "--metrics"]).expect("parses");
+        assert_eq!(cli.trace.metrics.map(|a| a.port()), Some(9464));
+        let cli = Cli::try_parse_from(["tracer", "--metrics", "9500", "--", "ls"]).expect("parses");
+        assert_eq!(
+            cli.trace.metrics,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9500)))
+        );
+        assert_eq!(cli.trace.command, vec!["ls"]);
+        let cli = Cli::try_parse_from(["tracer", "--metrics", "0.0.0.0:9464", "--pid", "1"])
+            .expect("parses");
+        assert_eq!(
+            cli.trace.metrics,
+            Some(SocketAddr::from(([0, 0, 0, 0], 9464)))
+        );
+        let cli = Cli::try_parse_from(["tracer", "--pid", "1"]).expect("parses");
+        assert_eq!(cli.trace.metrics, None);
+        let err = Cli::try_parse_from(["tracer", "--metrics", "localhost", "--pid", "1"])
+            .expect_err("not an address");
+        assert!(err.to_string().contains("IP:PORT"), "{err}");
+        let cli = Cli::try_parse_from(["tracer", "record", "-o", "f", "--metrics", "--", "ls"])
+            .expect("parses");
+        assert!(
+            matches!(cli.command, Some(Command::Record { trace, .. }) if trace.metrics.is_some())
+        );
+    }
+}
+
+#[cfg(test)]
+mod max_size_tests {
+    use super::*;
+
+    #[test]
+    fn file_sizes() {
+        assert_eq!(parse_file_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_file_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_file_size("2T"), Ok(2 << 40));
+        assert_eq!(parse_file_size("65536"), Ok(65536));
+        assert!(parse_file_size("1K").is_err_and(|e| e.contains("at least 64K")));
+        assert!(parse_file_size("lots").is_err_and(|e| e.contains("invalid size 'lots'")));
+        assert!(parse_file_size("99999999999T").is_err());
+        let cli = Cli::try_parse_from([
+            "tracer",
+            "record",
+            "-o",
+            "f",
+            "--max-size",
+            "1M",
+            "--",
+            "ls",
+        ])
+        .expect("parses");
+        assert!(
+            matches!(cli.command, Some(Command::Record { max_size: Some(m), .. }) if m == 1 << 20)
+        );
     }
 }

@@ -5,6 +5,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod aggregate;
+pub mod alert;
 pub mod bpf;
 pub mod cli;
 pub mod cmd;
@@ -14,6 +15,7 @@ pub mod event;
 pub mod export;
 pub mod fuzz;
 pub mod logger;
+pub mod metrics;
 pub mod outfile;
 pub mod pipeline;
 pub mod procfs;
@@ -21,6 +23,7 @@ pub mod record;
 pub mod report;
 pub mod symbolize;
 pub mod target;
+pub mod trend;
 pub mod tui;
 pub mod unwind;
 pub mod usage;

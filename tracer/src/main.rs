@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Some(Command::Record {
             output,
             snapshot_interval,
+            max_size,
             trace,
         }) => {
             let opts = live::Options {
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
                 interval: std::time::Duration::from_secs(5),
                 record: Some(output.clone()),
                 snapshot_interval: *snapshot_interval,
+                max_size: *max_size,
                 quiet: true,
                 tui: false,
             };
@@ -58,6 +60,7 @@ fn live_options(cli: &Cli) -> live::Options {
         interval: cli.interval,
         record: cli.record.clone(),
         snapshot_interval: None,
+        max_size: None,
         quiet: false,
         tui: cli.tui_allowed() && std::io::IsTerminal::is_terminal(&std::io::stdout()),
     }
@@ -72,7 +75,7 @@ fn run_live(
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("start the runtime: {e}"))?;
-    rt.block_on(async {
+    let outcome = rt.block_on(async {
         match output {
             Some(path) => {
                 // Buffered: a JSON report is thousands of small writes. Every output is flushed.
@@ -86,6 +89,14 @@ fn run_live(
             None => live::run(trace, opts, &mut std::io::stdout()).await,
         }
     })?;
+    if outcome.alerts_fired > 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "tracer: {} alert(s) held during the run: exit code 3",
+            outcome.alerts_fired
+        );
+        return Ok(ExitCode::from(3));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

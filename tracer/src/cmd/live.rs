@@ -40,14 +40,23 @@ pub struct Options {
     pub record: Option<PathBuf>,
     /// Period of the totals snapshots in the recording.
     pub snapshot_interval: Option<Duration>,
+    /// Stop when the recording reaches this many bytes.
+    pub max_size: Option<u64>,
     /// Write no report (the record command).
     pub quiet: bool,
     /// Show the live TUI (stdout is a terminal and nothing asked for another output).
     pub tui: bool,
 }
 
-/// Runs the live command to its end and writes the report. Returns the report.
-pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow::Result<Report> {
+/// What a finished live run gives its caller.
+pub struct Outcome {
+    pub report: Report,
+    /// Times an `--alert` started to hold (exit code 3 when any).
+    pub alerts_fired: u64,
+}
+
+/// Runs the live command to its end and writes the report.
+pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     check_args(cli)?;
     let launch_alloc = launch_allocator(cli)?;
     features::check_all()?;
@@ -56,6 +65,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         Some(path) => Some(Recorder::create(path)?),
         None => None,
     };
+    let metrics = start_metrics(cli)?;
     let mut signals = pipeline::StopSignals::install().context("install signal handlers")?;
     let allocs: Vec<(u32, Allocator)> = cli
         .pids
@@ -78,7 +88,7 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         None => attach(cli, &mut tracer, allocs, tx)?,
     };
     let use_tui = opts.tui && !opts.quiet;
-    let cfg = run_config(cli, opts, use_tui);
+    let cfg = run_config(cli, opts, use_tui, metrics.as_ref().map(|m| m.page.clone()));
     // Ends the launched command if the run ended first; once.
     let mut launched = (!cli.command.is_empty())
         .then(|| targets.first().map(|t| t.pid))
@@ -95,39 +105,21 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
         end,
         // Held to the end of this function: the report is out before the programs come off.
         detaching,
+        alerts_fired,
     } = if use_tui {
         run_with_tui(tracer, targets, &cfg, record, &mut io, &mut launched).await?
     } else {
         pipeline::run(tracer, targets, &cfg, record, None, io.reborrow()).await?
     };
     if use_tui {
-        // The TUI scrolled through more hotspots, leaks and modules than the printed report
-        // lists.
-        for t in &mut report.targets {
-            t.hotspots.truncate(cli.top);
-            t.modules.truncate(cli.top);
-            crate::report::keep_per_kind(&mut t.leaks, cli.top);
-        }
+        trim_to_top(&mut report, cli.top);
     }
-    if end == End::RecordingFailed {
-        // Its recording failed, not the command: it goes on, untraced.
-        if let Some(pid) = launched.take() {
-            if pipeline::alive_targets(&report).contains(&pid) {
-                log::warn!("pid {pid} keeps running, no longer traced");
-            }
-        }
-    }
+    say_end(end, opts, &report, &mut launched);
     end_launched(&mut launched, &report, io.targets).await;
     if !cli.show_runtime {
         report.hide_runtime();
     }
-    if !opts.quiet {
-        match opts.format {
-            Format::Json => export::json::write(&report, io.out)?,
-            Format::Text => export::text::write(&report, io.out)?,
-        }
-        io.out.flush()?;
-    }
+    write_report(&report, opts, io.out)?;
     if let (Some(stats), Some(path)) = (recording, &opts.record) {
         log_recording(&stats?, path, opts.quiet);
     }
@@ -138,7 +130,67 @@ pub async fn run(cli: &TraceArgs, opts: &Options, out: &mut dyn Write) -> anyhow
              (the kernel frees one probe at a time)"
         );
     }
-    Ok(report)
+    Ok(Outcome {
+        report,
+        alerts_fired,
+    })
+}
+
+/// The TUI scrolled through more hotspots, leaks and modules than the printed report lists.
+fn trim_to_top(report: &mut Report, top: usize) {
+    for t in &mut report.targets {
+        t.hotspots.truncate(top);
+        t.modules.truncate(top);
+        crate::report::keep_per_kind(&mut t.leaks, top);
+    }
+}
+
+/// The final report in the asked format (nothing for `record`).
+fn write_report(report: &Report, opts: &Options, out: &mut dyn Write) -> anyhow::Result<()> {
+    if opts.quiet {
+        return Ok(());
+    }
+    match opts.format {
+        Format::Json => export::json::write(report, out)?,
+        Format::Text => export::text::write(report, out)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Listens for `--metrics` before any target starts: a port in use ends the run first.
+fn start_metrics(cli: &TraceArgs) -> anyhow::Result<Option<crate::metrics::server::Server>> {
+    let Some(addr) = cli.metrics else {
+        return Ok(None);
+    };
+    let server = crate::metrics::server::Server::start(addr)?;
+    log::info!("metrics at http://{}/metrics", server.addr);
+    Ok(Some(server))
+}
+
+/// What the way the recording ended means for the user and the launched command.
+fn say_end(end: End, opts: &Options, report: &Report, launched: &mut Option<u32>) {
+    match end {
+        End::RecordingFailed => {
+            // Its recording failed, not the command: it goes on, untraced.
+            if let Some(pid) = launched.take() {
+                if pipeline::alive_targets(report).contains(&pid) {
+                    log::warn!("pid {pid} keeps running, no longer traced");
+                }
+            }
+        }
+        End::MaxSize => {
+            if let (Some(path), Some(max)) = (&opts.record, opts.max_size) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "tracer: {} reached --max-size {}: recording stopped",
+                    path.display(),
+                    export::text::human_bytes(max)
+                );
+            }
+        }
+        End::TargetsExited | End::Duration | End::Signal | End::Stopped => {}
+    }
 }
 
 /// Rejects command lines that cannot work (exit code 1) and pids that do not exist.
@@ -250,7 +302,12 @@ fn attach(
     Ok(targets)
 }
 
-fn run_config(cli: &TraceArgs, opts: &Options, use_tui: bool) -> RunConfig {
+fn run_config(
+    cli: &TraceArgs,
+    opts: &Options,
+    use_tui: bool,
+    metrics: Option<crate::metrics::server::Page>,
+) -> RunConfig {
     RunConfig {
         leak_age: cli.leak_age,
         duration: cli.duration,
@@ -270,6 +327,8 @@ fn run_config(cli: &TraceArgs, opts: &Options, use_tui: bool) -> RunConfig {
             cli.top
         },
         poll: Duration::from_millis(20),
+        metrics,
+        alerts: cli.alerts.clone(),
     }
 }
 
@@ -277,6 +336,7 @@ fn record_options(opts: &Options, recorder: Option<Recorder>) -> Option<RecordOp
     recorder.map(|recorder| RecordOptions {
         recorder,
         snapshot_interval: opts.snapshot_interval,
+        max_bytes: opts.max_size,
         progress: opts.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         // `tracer record` (quiet) exists for its file; a live run goes on without it.
         stop_on_failure: opts.quiet,

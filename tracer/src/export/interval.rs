@@ -89,6 +89,9 @@ fn line(t: &ProcessReport, before: Option<Seen>) -> String {
             .map_or_else(|| "(no stack)".into(), frame_label);
         s.push_str(&format!(", first: {site}"));
     }
+    if let Some(e) = t.trend.as_ref().and_then(|tr| tr.first_exhaustion()) {
+        s.push_str(&format!("  {}", crate::trend::text::forecast(e)));
+    }
     if t.exited {
         s.push_str("  (exited)");
     }
@@ -151,6 +154,27 @@ mod tests {
              [01:00:00 +2.0s] pid 7 (demo): heap 2.0 KiB (+0 B)  fds 5 (+0)  threads 0 (+0)  leaks 0\n\
              [01:00:02 +4.0s] events 10  dropped 0  stack errors 0\n\
              [01:00:02 +4.0s] pid 7 (demo): heap 1.0 KiB (-1.0 KiB)  fds 7 (+2)  threads 0 (+0)  leaks 3\n"
+        );
+    }
+
+    #[test]
+    fn a_line_ends_with_the_soonest_forecast() {
+        let mut t = fixtures::target(7, "demo");
+        t.rss_bytes = None;
+        t.trend = Some(crate::trend::TrendReport {
+            exhaustion: vec![crate::trend::Exhaustion {
+                resource: crate::trend::Resource::Fds,
+                limit: 1024,
+                now: 0,
+                eta_s: Some(40.0),
+                limit_from: "RLIMIT_NOFILE".into(),
+            }],
+            ..crate::trend::TrendReport::default()
+        });
+        assert!(
+            line(&t, None).ends_with("leaks 0  fds 1024 in ~40 s"),
+            "{}",
+            line(&t, None)
         );
     }
 }

@@ -134,6 +134,12 @@ fn target(t: &ProcessReport, out: &mut dyn Write) -> std::io::Result<()> {
         "threads: {} alive; {} created, {} exited; {} at start",
         th.alive, th.created_total, th.exited_total, th.baseline
     )?;
+    if let Some(tr) = &t.trend {
+        writeln!(out, "trend: {}", crate::trend::text::rates(tr))?;
+        if !tr.exhaustion.is_empty() {
+            writeln!(out, "limits: {}", crate::trend::text::forecasts(tr))?;
+        }
+    }
     leaks(t, out)?;
     hotspots(t, out)
 }

@@ -16,6 +16,7 @@ use std::{
 use super::{
     publish::Viewer,
     run::{End, RecordOptions, RecordingStats, RunConfig, RunIo, RunOutput, TracedProcess},
+    sample::{self, Sampler},
     state::{Inputs, State},
 };
 use crate::{
@@ -27,7 +28,7 @@ use crate::{
     counters::KernelCounters,
     export::{self, Format},
     procfs::{self, rss_bytes, Baseline},
-    record::{Meta, ProcessBaseline, Recorder},
+    record::{Meta, ProcessBaseline},
     report::{AllocatorInfo, ProcessStatus},
     symbolize::{unwind::Unwinder, ProcMaps},
     target::WatcherMsg,
@@ -81,6 +82,7 @@ fn maps_contain(maps: &ProcMaps, libc: &std::path::Path) -> bool {
 #[derive(Clone, Copy, Default)]
 struct RecordSettings {
     snapshot_interval: Option<Duration>,
+    max_bytes: Option<u64>,
     progress: bool,
     stop_on_failure: bool,
 }
@@ -101,6 +103,10 @@ pub struct LiveRun<'a> {
     started: Instant,
     /// What the last periodic text line said about each target.
     interval_seen: export::interval::Previous,
+    /// RSS and limits, read every [`sample::PERIOD`].
+    sampler: Sampler,
+    /// Alerts and the metrics page.
+    watch: super::watch::Watch,
 }
 
 /// Runs until every target has exited, the duration elapses, Ctrl-C / SIGTERM, or the viewer
@@ -133,6 +139,7 @@ impl<'a> LiveRun<'a> {
                 Some(r.recorder),
                 RecordSettings {
                     snapshot_interval: r.snapshot_interval,
+                    max_bytes: r.max_bytes,
                     progress: r.progress && !shares_terminal(&targets),
                     stop_on_failure: r.stop_on_failure,
                 },
@@ -174,7 +181,11 @@ impl<'a> LiveRun<'a> {
         for w in targets.iter().filter_map(|t| t.allocator.warning.clone()) {
             state.side(Meta::Warning { text: w });
         }
+        let mut sampler = Sampler::default();
+        sampler.sample(&mut state, targets.iter().map(|t| t.pid));
         Ok(Self {
+            sampler,
+            watch: super::watch::Watch::new(cfg.alerts.clone(), cfg.metrics.clone()),
             alive: targets.iter().map(|t| t.pid).collect(),
             libc_of: targets
                 .iter()
@@ -213,6 +224,7 @@ impl<'a> LiveRun<'a> {
         )
         .await;
         let mut progress_ticker = interval(Duration::from_millis(500)).await;
+        let mut sample_ticker = interval(sample::PERIOD).await;
         // Records were left in the ring last turn: come straight back for them.
         let mut more = false;
         while !self.alive.is_empty() {
@@ -241,6 +253,7 @@ impl<'a> LiveRun<'a> {
                 }
                 _ = snap_ticker.tick(), if snapshots => self.on_snapshot()?,
                 _ = progress_ticker.tick(), if self.record.progress => self.on_progress(),
+                _ = sample_ticker.tick() => self.on_sample()?,
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                     end = End::Duration;
                     break;
@@ -253,14 +266,24 @@ impl<'a> LiveRun<'a> {
                 _ = tokio::task::yield_now(), if more => {}
             }
             more = self.drain(DRAIN_BATCH);
-            if self.record.stop_on_failure
-                && self.state.recorder.as_ref().is_some_and(Recorder::failed)
-            {
-                end = End::RecordingFailed;
+            if let Some(e) = self.recording_ends() {
+                end = e;
                 break;
             }
         }
         self.finish(end)
+    }
+
+    /// Whether the recording ends the run: it failed (`record`), or reached its size.
+    fn recording_ends(&self) -> Option<End> {
+        let rec = self.state.recorder.as_ref()?;
+        if self.record.stop_on_failure && rec.failed() {
+            Some(End::RecordingFailed)
+        } else if self.record.max_bytes.is_some_and(|m| rec.file_bytes() >= m) {
+            Some(End::MaxSize)
+        } else {
+            None
+        }
     }
 
     /// Applies up to `max` ring records; true when it stopped with records left.
@@ -365,6 +388,19 @@ impl<'a> LiveRun<'a> {
         self.drain(DRAIN_ALL);
         self.state.side(Meta::Exited { pid, status });
         self.alive.remove(&pid);
+        self.sampler.forget(pid);
+    }
+
+    /// The sampling period: RSS and limits of the targets still alive, for their trends;
+    /// then alerts and metrics, when asked for.
+    fn on_sample(&mut self) -> anyhow::Result<()> {
+        self.drain(DRAIN_BATCH);
+        let alive = self.alive.clone();
+        self.sampler.sample(&mut self.state, alive);
+        if self.watch.active() {
+            self.on_watch()?;
+        }
+        Ok(())
     }
 
     /// The output period: a report to the viewer, or the periodic text.
@@ -397,6 +433,19 @@ impl<'a> LiveRun<'a> {
         Ok(())
     }
 
+    /// Alerts and the metrics page, from a report of now.
+    fn on_watch(&mut self) -> anyhow::Result<()> {
+        let rep = self.state.report(
+            monotonic_ns(),
+            &self.tracer.counters()?,
+            &self.tracer.attach_failures,
+            self.cfg.top,
+            self.leak_age_ns,
+        );
+        self.watch.observe(&rep);
+        Ok(())
+    }
+
     /// The recording's snapshot period: the targets' RSS and the totals, for timelines.
     fn on_snapshot(&mut self) -> anyhow::Result<()> {
         self.drain(DRAIN_BATCH);
@@ -406,6 +455,7 @@ impl<'a> LiveRun<'a> {
             self.state.side(Meta::Rss {
                 pid,
                 rss_bytes: rss_bytes(pid),
+                mono_ns: Some(monotonic_ns()),
             });
         }
         let meta =
@@ -440,7 +490,11 @@ impl<'a> LiveRun<'a> {
         pids.sort_unstable();
         for pid in pids {
             let rss_bytes = self.alive.contains(&pid).then(|| rss_bytes(pid)).flatten();
-            self.state.side(Meta::Rss { pid, rss_bytes });
+            self.state.side(Meta::Rss {
+                pid,
+                rss_bytes,
+                mono_ns: Some(monotonic_ns()),
+            });
         }
         if self.record.progress {
             let _ = writeln!(std::io::stderr());
@@ -458,11 +512,13 @@ impl<'a> LiveRun<'a> {
         if let Some(v) = self.viewer {
             v.publish(report.clone(), self.started, true);
         }
+        self.watch.observe(&report);
         Ok(RunOutput {
             report,
             recording,
             end,
             detaching,
+            alerts_fired: self.watch.fired(),
         })
     }
 

@@ -7,8 +7,10 @@ pub mod live;
 pub mod publish;
 pub mod replay;
 pub mod run;
+pub mod sample;
 pub mod signals;
 pub(crate) mod state;
+pub mod watch;
 
 pub use live::{run, LiveRun};
 pub use publish::{ReportFrame, Viewer};

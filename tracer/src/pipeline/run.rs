@@ -21,6 +21,10 @@ pub struct RunConfig {
     pub top: usize,
     /// Ring poll period.
     pub poll: Duration,
+    /// The `--metrics` page, rendered every [`super::sample::PERIOD`].
+    pub metrics: Option<crate::metrics::server::Page>,
+    /// `--alert`s, checked every [`super::sample::PERIOD`] and on the final report.
+    pub alerts: Vec<crate::alert::Alert>,
 }
 
 /// Why a run ended.
@@ -36,6 +40,8 @@ pub enum End {
     Stopped,
     /// The recording could not be written (a full disk) and it was all the run was for.
     RecordingFailed,
+    /// The recording reached its `--max-size`.
+    MaxSize,
 }
 
 /// One traced process as the live run knows it: what it had before tracing began, and the
@@ -56,6 +62,8 @@ pub struct RecordOptions {
     pub recorder: Recorder,
     /// Period of the totals snapshots stored in the file.
     pub snapshot_interval: Option<Duration>,
+    /// End the run when the file reaches this many bytes.
+    pub max_bytes: Option<u64>,
     /// Show a progress line on stderr.
     pub progress: bool,
     /// End the run when the recording cannot be written (`tracer record`: without the file
@@ -72,6 +80,8 @@ pub struct RunOutput {
     /// The programs, still attached; dropping this detaches them and waits for the kernel,
     /// [`Detaching::hand_off`] does not wait.
     pub detaching: Detaching,
+    /// Times an `--alert` started to hold.
+    pub alerts_fired: u64,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -12,6 +12,7 @@ use crate::{
     record::{Meta, ProcessBaseline, Recorder},
     report::{self, Health, ProcessStatus, Report, StackTable},
     symbolize::{unwind::Unwinder, ProcMaps, Symbolizer},
+    trend::{Amounts, Now, Trends},
 };
 
 fn is_loader(path: &str) -> bool {
@@ -121,6 +122,8 @@ pub(crate) struct State {
     pub(super) last_ts_ns: u64,
     /// Reports are for the TUI: hotspots also carry the leaders by allocations and live bytes.
     pub(super) every_sort: bool,
+    /// Each process's amounts over time, for its trend and forecasts.
+    pub(super) trends: Trends,
 }
 
 impl State {
@@ -139,6 +142,7 @@ impl State {
             hash_collisions: 0,
             last_ts_ns: 0,
             every_sort: false,
+            trends: Trends::new(),
         }
     }
 
@@ -217,7 +221,25 @@ impl State {
         };
         self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
         let ev = self.resolve(ev);
+        if self.agg.procs.get(&ev.pid).is_some_and(|p| p.exited)
+            && !matches!(ev.body, Body::TaskExit { .. })
+        {
+            // The aggregator keeps the old process apart; so do the trends.
+            self.trends.forget(ev.pid);
+        }
         self.agg.apply(&ev);
+        if let Some(p) = self.agg.procs.get(&ev.pid) {
+            self.trends.note(
+                ev.pid,
+                ev.ts_ns,
+                Amounts {
+                    heap_live_bytes: p.heap.totals.live_bytes,
+                    mapped_bytes: p.maps.totals.live_bytes,
+                    fds: p.fds.totals.open,
+                    threads: p.tasks.totals.alive,
+                },
+            );
+        }
     }
 
     /// The step from a decoded event to a resolved one: the frames an allocation record
@@ -298,9 +320,21 @@ impl State {
                 }
             }
             Meta::NewTarget { target } => self.start(&[target]),
-            Meta::Rss { pid, rss_bytes } => {
+            Meta::Rss {
+                pid,
+                rss_bytes,
+                mono_ns,
+            } => {
+                if let (Some(rss), Some(ts)) = (rss_bytes, mono_ns) {
+                    self.trends.note_rss(pid, ts, rss);
+                }
                 if let Some(i) = self.info.get_mut(&pid) {
                     i.rss_bytes = rss_bytes;
+                }
+            }
+            Meta::Limits { pid, limits } => {
+                if let Some(i) = self.info.get_mut(&pid) {
+                    i.limits = Some(limits);
                 }
             }
             Meta::Exited { pid, status } => {
@@ -341,7 +375,7 @@ impl State {
             ..Health::default()
         };
         health.set_kernel(counters);
-        report::build(
+        let mut report = report::build(
             &snap,
             &self.info,
             &self.stacks,
@@ -349,7 +383,26 @@ impl State {
             health,
             top,
             self.every_sort,
-        )
+        );
+        self.add_trends(&mut report, now_ns);
+        report
+    }
+
+    /// Each live target's trend and forecasts as of `now_ns` (an exited one has no future).
+    fn add_trends(&self, report: &mut Report, now_ns: u64) {
+        for t in report.targets.iter_mut().filter(|t| !t.exited) {
+            let now = Now {
+                amounts: Amounts {
+                    heap_live_bytes: t.heap.live_bytes,
+                    mapped_bytes: t.mappings.live_bytes,
+                    fds: t.fds.totals.open,
+                    threads: t.threads.alive,
+                },
+                rss_bytes: t.rss_bytes,
+            };
+            let limits = self.info.get(&t.pid).and_then(|i| i.limits.as_ref());
+            t.trend = self.trends.report(t.pid, now_ns, &now, limits);
+        }
     }
 
     pub(super) fn snapshot_meta(

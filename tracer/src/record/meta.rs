@@ -60,7 +60,18 @@ pub enum Meta {
     NewTarget { target: ProcessBaseline },
     /// A target's resident set size at a snapshot and when the final report was built (`None`
     /// once exited).
-    Rss { pid: u32, rss_bytes: Option<u64> },
+    Rss {
+        pid: u32,
+        rss_bytes: Option<u64>,
+        /// `CLOCK_MONOTONIC` when it was read (absent in recordings made before trends).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mono_ns: Option<u64>,
+    },
+    /// A target's limits (fds, memory, threads), at its start and whenever they change.
+    Limits {
+        pid: u32,
+        limits: crate::trend::Limits,
+    },
     /// Periodic totals, for timelines.
     Snapshot {
         mono_ns: u64,

@@ -108,6 +108,10 @@ pub struct ProcessReport {
     /// most live bytes first; at most `--top` (all of them in the TUI). Covers every call
     /// site, not only the listed hotspots.
     pub modules: Vec<ModuleReport>,
+    /// Rates of live heap, RSS, fds, threads and mappings, and when each limit is reached at
+    /// that rate (absent before the first sample).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trend: Option<crate::trend::TrendReport>,
     /// Modules before `--top` kept the first.
     pub modules_total: u64,
     /// The file mappings the hotspots' frames lie in, by address: for exporters whose
@@ -220,6 +224,8 @@ pub struct ProcessStatus {
     pub exit_status: Option<String>,
     /// Resident set size read by the caller while the target lives.
     pub rss_bytes: Option<u64>,
+    /// Its fd, memory and thread limits, when read.
+    pub limits: Option<crate::trend::Limits>,
 }
 
 /// Heap footprint per module of the allocating caller (malloc's caller), most live bytes
@@ -405,6 +411,7 @@ fn process_report(
         leaks_total,
         runtime,
         modules,
+        trend: None,
         modules_total,
         code,
     }

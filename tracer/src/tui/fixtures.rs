@@ -72,6 +72,7 @@ pub fn target(pid: u32, comm: &str) -> ProcessReport {
         leaks_total: 0,
         runtime: RuntimeLeaks::default(),
         modules: Vec::new(),
+        trend: None,
         modules_total: 0,
     }
 }

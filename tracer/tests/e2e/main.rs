@@ -5,6 +5,7 @@
 //! They need root (CI and these machines run as root) and fail, never skip, without it. Run
 //! them serially: `cargo test -p tracer --test e2e -- --test-threads=1`.
 
+mod alerts;
 mod allocators;
 mod errors;
 mod fds;
@@ -15,6 +16,8 @@ mod heap;
 mod host;
 mod leaks;
 mod live;
+mod max_size;
+mod metrics;
 mod mmap;
 mod oracle;
 mod rank;
@@ -22,5 +25,6 @@ mod record;
 mod redis;
 mod ring;
 mod teardown;
+mod trends;
 mod tui;
 mod unwind;

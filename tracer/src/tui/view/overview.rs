@@ -46,7 +46,7 @@ impl Widget for Overview<'_> {
             (Some(s), None) => (human_bytes(s), String::new()),
             (None, _) => ("…".into(), String::new()),
         };
-        let stats = vec![
+        let mut stats = vec![
             stat(
                 "live heap",
                 human_bytes(t.heap.live_bytes),
@@ -83,6 +83,19 @@ impl Widget for Overview<'_> {
                 t.threads.alive.to_string(),
                 format!("  {} created", t.threads.created_total),
             ),
+        ];
+        if let Some(tr) = &t.trend {
+            // The limit reached first at the present rates, or that none is approached.
+            let (value, note) = match tr.first_exhaustion() {
+                Some(e) => (crate::trend::text::forecast(e), String::new()),
+                None => (
+                    "no limit near".into(),
+                    format!("  over {:.0}s", tr.window_s),
+                ),
+            };
+            stats.push(stat("runs out", value, note));
+        }
+        stats.extend([
             stat(
                 "allocations",
                 t.heap.total_allocs.to_string(),
@@ -95,7 +108,7 @@ impl Widget for Overview<'_> {
                 human_bytes(t.heap.total_alloc_bytes),
                 String::new(),
             ),
-        ];
+        ]);
         let block = Block::bordered().title(Span::styled(
             format!(" pid {} {} ", t.pid, t.comm),
             theme::title(),

@@ -245,6 +245,35 @@ fn the_header_names_the_allocator_or_says_the_heap_is_not_traced() {
 }
 
 #[test]
+fn the_overview_says_which_limit_runs_out_first() {
+    let with = |eta_s: Option<f64>| {
+        let mut t = fixtures::target(4242, "demo");
+        t.trend = Some(crate::trend::TrendReport {
+            window_s: 12.0,
+            fds_per_s: 1.0,
+            exhaustion: vec![crate::trend::Exhaustion {
+                resource: crate::trend::Resource::Fds,
+                limit: 1024,
+                now: 984,
+                eta_s,
+                limit_from: "RLIMIT_NOFILE".into(),
+            }],
+            ..crate::trend::TrendReport::default()
+        });
+        let mut app = App::new();
+        app.on_report(fixtures::live(vec![t], 1, 0));
+        render(&app, 100, 30)
+    };
+    let soon = with(Some(40.0));
+    assert!(soon.contains("runs out     fds 1024 in ~40 s"), "{soon}");
+    let never = with(None);
+    assert!(
+        never.contains("runs out     no limit near  over 12s"),
+        "{never}"
+    );
+}
+
+#[test]
 fn the_leaks_title_counts_the_hidden_runtime_entries_and_r_shows_them() {
     let mut app = typical();
     let mut frame = (*app.live.clone().expect("a report")).clone();
