@@ -69,6 +69,10 @@ pub struct ProcMappings {
     /// bumps `UNWIND_GEN[pid]` when the process maps new code; until userspace catches up, an
     /// address outside these mappings may be new code and is walked with the frame pointer.
     pub generation: u64,
+    /// Changes with every write of a process's mappings (unique over all processes of a run):
+    /// what the kernel remembers about these mappings (`RULE_CACHE`) holds while it is the
+    /// same.
+    pub version: u64,
     /// Valid entries in `maps`.
     pub count: u32,
     /// `STOP_ON_CODE` (set by userspace), `SIGNALED` (set by the kernel).
@@ -146,7 +150,7 @@ pub mod mode {
 }
 
 const _: () = assert!(core::mem::size_of::<ExecMapping>() == 48);
-const _: () = assert!(core::mem::size_of::<ProcMappings>() == 16 + 48 * MAX_MAPPINGS);
+const _: () = assert!(core::mem::size_of::<ProcMappings>() == 24 + 48 * MAX_MAPPINGS);
 const _: () = assert!(core::mem::size_of::<PageChunk>() == 4 * PAGES_PER_CHUNK);
 const _: () = assert!(core::mem::size_of::<RowChunk>() == 8 * ROWS_PER_CHUNK);
 const _: () = assert!(ROWS_PER_CHUNK.is_power_of_two() && MAX_MAPPINGS.is_power_of_two());

@@ -53,7 +53,10 @@ use tracer_common::{
 use crate::{
     emit::{copy_prefix_to_ring, emit, header},
     filter::{current, should_trace},
-    maps::{bump, StackTop, CONFIG, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES},
+    maps::{
+        bump, StackTop, CONFIG, PENDING, PENDING_ZERO, STACK_SEEN, STACK_TOP, STACK_TOP_BYTES,
+        STACK_TOP_SHORT,
+    },
     unwind::{walk, Regs, Start},
 };
 
@@ -77,10 +80,11 @@ fn pending_slot(tid: u32) -> Option<*mut PendingAlloc> {
     PENDING.get_ptr_mut(tid)
 }
 
-/// The top of the user stack at `sp`, read at once into this CPU's scratch; `None` when the
-/// read faults (stack top near the end of its mapping: the walk then reads frame by frame).
+/// The top of the user stack at `sp`, read at once into this CPU's scratch, with how many
+/// bytes were read: `STACK_TOP_BYTES`, or `STACK_TOP_SHORT` when the long read faults (stack top
+/// near the end of its mapping); `None` when both fault (the walk then reads frame by frame).
 #[inline(always)]
-fn stack_top(sp: u64) -> Option<&'static StackTop> {
+fn stack_top(sp: u64) -> Option<(&'static StackTop, u64)> {
     let t = STACK_TOP.get_ptr_mut(0)?;
     // SAFETY: this CPU's own scratch slot; programs do not nest on one CPU here.
     let t = unsafe { &mut *t };
@@ -89,8 +93,13 @@ fn stack_top(sp: u64) -> Option<&'static StackTop> {
         core::slice::from_raw_parts_mut(t.words.as_mut_ptr() as *mut u8, STACK_TOP_BYTES)
     };
     // SAFETY: reads the target's stack; a fault returns an error.
-    unsafe { bpf_probe_read_user_buf(sp as *const u8, bytes) }.ok()?;
-    Some(&*t)
+    if unsafe { bpf_probe_read_user_buf(sp as *const u8, bytes) }.is_ok() {
+        return Some((&*t, STACK_TOP_BYTES as u64));
+    }
+    let short = &mut bytes[..STACK_TOP_SHORT];
+    // SAFETY: as above.
+    unsafe { bpf_probe_read_user_buf(sp as *const u8, short) }.ok()?;
+    Some((&*t, STACK_TOP_SHORT as u64))
 }
 
 #[inline(always)]
@@ -129,7 +138,7 @@ fn enter(
     // read costs about as much as the rest of this program.
     let top = stack_top(sp);
     let caller = match top {
-        Some(t) => t.words[0],
+        Some((t, _)) => t.words[0],
         // SAFETY: reads one word of the target's stack; a fault reads as 0.
         None => unsafe { bpf_probe_read_user(sp as *const u64) }.unwrap_or(0),
     };
@@ -150,7 +159,7 @@ fn enter(
             stacks: config.stacks,
             regs,
             ip_is_return: true,
-            top_sp: top.is_some().then_some(sp),
+            top: top.map(|(_, len)| (sp, len)),
         };
         let w = walk(&start, &mut rec.frames);
         let (n, h, truncated) = (w.n, w.hash, w.truncated);

@@ -14,6 +14,7 @@ mod fd;
 mod filter;
 mod log;
 mod maps;
+mod memo;
 mod mmap;
 mod sysstack;
 mod task;

@@ -23,8 +23,12 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::C
 #[map]
 pub static STACK_SEEN: PerCpuArray<u64> = PerCpuArray::with_max_entries(STACK_CACHE_SLOTS, 0);
 
-/// Bytes of user stack an allocation entry copies in one read.
-pub const STACK_TOP_BYTES: usize = 512;
+/// Bytes of user stack an allocation entry copies in one read: enough for the frames of most
+/// walks (a word read from the target costs about as much as copying 2 KiB).
+pub const STACK_TOP_BYTES: usize = 2048;
+/// What it copies when that read faults (the stack ends closer than `STACK_TOP_BYTES` to its
+/// pointer, as near the top of a main thread's stack with a small environment).
+pub const STACK_TOP_SHORT: usize = 512;
 /// Words in that copy (a power of two, for index masks).
 pub const STACK_TOP_WORDS: usize = STACK_TOP_BYTES / 8;
 

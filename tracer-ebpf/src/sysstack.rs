@@ -52,7 +52,7 @@ pub fn capture(out: &mut SysStack, pid: u32) {
         stacks,
         regs: Regs { ip, sp, bp },
         ip_is_return: false,
-        top_sp: None,
+        top: None,
     };
     let w = walk(&start, &mut out.frames);
     out.nframes = w.n.min(MAX_FRAMES as u32);

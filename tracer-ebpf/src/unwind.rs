@@ -25,7 +25,10 @@ use tracer_common::{
     MAX_FRAMES,
 };
 
-use crate::maps::{bump, StackTop, STACK_TOP, STACK_TOP_BYTES, STACK_TOP_WORDS};
+use crate::{
+    maps::{bump, StackTop, STACK_TOP, STACK_TOP_BYTES, STACK_TOP_WORDS},
+    memo,
+};
 
 /// Every loaded module's rows. Userspace sizes it before load.
 #[map]
@@ -56,6 +59,8 @@ pub struct Regs {
 /// the target's memory.
 pub struct Stack<'a> {
     pub sp: u64,
+    /// Bytes of the copy that are valid.
+    pub len: u64,
     pub top: Option<&'a StackTop>,
 }
 
@@ -64,7 +69,8 @@ impl Stack<'_> {
     fn word(&self, addr: u64) -> Option<u64> {
         if let Some(top) = self.top {
             let off = addr.wrapping_sub(self.sp);
-            if addr >= self.sp && off.is_multiple_of(8) && off < (STACK_TOP_BYTES - 8) as u64 {
+            let len = self.len.min(STACK_TOP_BYTES as u64);
+            if addr >= self.sp && off.is_multiple_of(8) && off + 8 <= len {
                 return Some(top.words[(off / 8) as usize & (STACK_TOP_WORDS - 1)]);
             }
         }
@@ -242,12 +248,14 @@ fn row_step(r: &Regs, rule: u64, stack: &Stack) -> Result<Regs, End> {
 }
 
 /// The caller's registers of the frame at `r`, whose code is `m` (None: not in a known
-/// mapping, only possible while the process's mappings are being loaded).
+/// mapping, only possible while the process's mappings are being loaded) and whose row
+/// (`rule`) is known when the walk's memo had it.
 #[inline(always)]
 fn step(
     r: &Regs,
     lookup: u64,
     m: Option<&ExecMapping>,
+    rule: Option<u64>,
     stacks: u32,
     exact: bool,
     stack: &Stack,
@@ -262,7 +270,7 @@ fn step(
         bump(counter::UNWIND_FP_FRAMES);
         return fp_step(r, stack);
     }
-    let rule = match find_row(m, lookup.wrapping_sub(m.bias)) {
+    let rule = match rule.or_else(|| find_row(m, lookup.wrapping_sub(m.bias))) {
         Some(rule) if row::cfa(rule) != row::CFA_NONE => rule,
         // Some syscall wrappers end their call-frame information before the syscall (glibc's
         // clone3: the child's frame differs); at the syscall they have pushed nothing, so the
@@ -281,8 +289,9 @@ pub struct Start {
     /// The frame to start from; its `ip` is a return address when `ip_is_return`.
     pub regs: Regs,
     pub ip_is_return: bool,
-    /// The stack pointer the copy of the stack top (`STACK_TOP`) starts at, when it is valid.
-    pub top_sp: Option<u64>,
+    /// The stack pointer the copy of the stack top (`STACK_TOP`) starts at and its valid
+    /// bytes, when there is one.
+    pub top: Option<(u64, u64)>,
 }
 
 /// What a walk found.
@@ -310,10 +319,15 @@ pub struct WalkState {
     truncated: u32,
     /// Nonzero: `regs.ip` is an interrupted instruction, not a return address.
     exact: u32,
-    _pad: u32,
+    /// Nonzero: `rule` holds the row of `lookup` (0 in it: none).
+    have_rule: u32,
+    /// The process's `ProcMappings::version`.
+    version: u64,
+    rule: u64,
     n: u64,
     hash: u64,
     top_sp: u64,
+    top_len: u64,
     regs: Regs,
     lookup: u64,
     m: ExecMapping,
@@ -337,11 +351,16 @@ extern "C" fn walk_frame(_index: u64, _ctx: *mut c_void) -> i64 {
     } else {
         None
     };
-    let stack = Stack { sp: w.top_sp, top };
+    let stack = Stack {
+        sp: w.top_sp,
+        len: w.top_len,
+        top,
+    };
     let m = if w.have_m != 0 { Some(&w.m) } else { None };
+    let rule = if w.have_rule != 0 { Some(w.rule) } else { None };
     let exact = w.exact != 0;
     w.exact = 0;
-    let next = match step(&w.regs, w.lookup, m, w.stacks, exact, &stack) {
+    let next = match step(&w.regs, w.lookup, m, rule, w.stacks, exact, &stack) {
         Ok(next) => next,
         Err(End::Done) => return 1,
         Err(End::Counted(c)) => {
@@ -353,19 +372,9 @@ extern "C" fn walk_frame(_index: u64, _ctx: *mut c_void) -> i64 {
         return 1;
     }
     let lookup = next.ip.wrapping_sub(1);
-    // Callers are mostly in the same module: the mapping of the last frame, when it holds
-    // this one, saves the search.
-    let same = w.have_m != 0 && w.m.start <= lookup && lookup < w.m.end;
-    match if same { Some(w.m) } else { find(w.pid, lookup) } {
-        Some(m) => {
-            w.m = m;
-            w.have_m = 1;
-        }
-        None if w.stale != 0 => w.have_m = 0,
-        None => {
-            bump(counter::UNWIND_NOT_CODE);
-            return 1;
-        }
+    if !locate(w, lookup) {
+        bump(counter::UNWIND_NOT_CODE);
+        return 1;
     }
     let n = w.n as usize;
     if n >= MAX_FRAMES {
@@ -378,6 +387,48 @@ extern "C" fn walk_frame(_index: u64, _ctx: *mut c_void) -> i64 {
     w.regs = next;
     w.lookup = lookup;
     0
+}
+
+/// Finds the mapping holding `lookup` and, when the walk follows rows there, its row: from the
+/// memo, else by search (then remembered). False when no mapping holds it and the process's
+/// mappings are current: not code.
+#[inline(always)]
+fn locate(w: &mut WalkState, lookup: u64) -> bool {
+    w.have_rule = 0;
+    if w.stale == 0 {
+        if let Some((m, rule)) = memo::get(w.pid, w.version, lookup) {
+            w.m = m;
+            w.have_m = 1;
+            w.rule = rule;
+            w.have_rule = 1;
+            return true;
+        }
+    }
+    // Callers are mostly in the same module: the mapping of the last frame, when it holds
+    // this one, saves the search.
+    let same = w.have_m != 0 && w.m.start <= lookup && lookup < w.m.end;
+    match if same { Some(w.m) } else { find(w.pid, lookup) } {
+        Some(m) => {
+            w.m = m;
+            w.have_m = 1;
+        }
+        None if w.stale != 0 => {
+            w.have_m = 0;
+            return true;
+        }
+        None => return false,
+    }
+    if w.stale == 0 {
+        let rule = if w.stacks == mode::FP || w.m.row_count == 0 {
+            0
+        } else {
+            find_row(&w.m, lookup.wrapping_sub(w.m.bias)).unwrap_or(0)
+        };
+        w.rule = rule;
+        w.have_rule = 1;
+        memo::put(w.pid, w.version, lookup, &w.m, rule);
+    }
+    true
 }
 
 /// Walks the stack from `start`, writing the callers' return addresses into `frames` (the
@@ -397,6 +448,7 @@ pub fn walk(start: &Start, frames: &mut [u64; MAX_FRAMES]) -> Walked {
     let pid = start.pid;
     // SAFETY: map values are plain integers; the pointer lives for this program run.
     let procs = UNWIND_PROCS.get_ptr(pid).map(|p| unsafe { &*p });
+    let version = procs.map_or(0, |p| p.version);
     let stale = match procs {
         None => true,
         // SAFETY: as above.
@@ -413,22 +465,19 @@ pub fn walk(start: &Start, frames: &mut [u64; MAX_FRAMES]) -> Walked {
     } else {
         r.ip
     };
-    match find(pid, lookup) {
-        Some(m) => {
-            w.m = m;
-            w.have_m = 1;
-        }
-        None if stale => w.have_m = 0,
-        None => {
-            bump(counter::UNWIND_NOT_CODE);
-            return none;
-        }
-    }
     w.pid = pid;
     w.stacks = start.stacks;
     w.stale = stale as u32;
-    w.have_top = start.top_sp.is_some() as u32;
-    w.top_sp = start.top_sp.unwrap_or(0);
+    w.version = version;
+    w.have_m = 0;
+    if !locate(w, lookup) {
+        bump(counter::UNWIND_NOT_CODE);
+        return none;
+    }
+    w.have_top = start.top.is_some() as u32;
+    let (top_sp, top_len) = start.top.unwrap_or((0, 0));
+    w.top_sp = top_sp;
+    w.top_len = top_len;
     w.truncated = 0;
     w.exact = !start.ip_is_return as u32;
     w.n = 0;

@@ -5,7 +5,7 @@
 //!
 //! Pure: no clock; the same events give the same fit, live or replayed.
 
-use std::{collections::HashMap, hash::Hash};
+use std::hash::Hash;
 
 /// Period of the first samples; it doubles whenever [`MAX_SAMPLES`] would be exceeded.
 pub const PERIOD_NS: u64 = 250_000_000;
@@ -147,13 +147,13 @@ pub fn judged(series: &Series, now_ns: u64) -> Option<Fit> {
 /// series, for growth suspects of resources the heap's own site statistics do not cover.
 #[derive(Debug)]
 pub struct Tracker<K> {
-    sites: HashMap<K, (u64, Series)>,
+    sites: super::FastMap<K, (u64, Series)>,
 }
 
 impl<K> Default for Tracker<K> {
     fn default() -> Self {
         Self {
-            sites: HashMap::new(),
+            sites: super::FastMap::default(),
         }
     }
 }

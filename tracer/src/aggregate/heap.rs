@@ -12,7 +12,7 @@
 //! longer live, before the thread allocates again; they are part of the outer call. (A program
 //! that frees a block with `delete` and then again with `free` has them counted as one.)
 
-use std::collections::HashMap;
+use super::FastMap as HashMap;
 
 use tracer_common::kind::AllocFunc;
 
@@ -94,13 +94,13 @@ pub struct Heap {
 impl Default for Heap {
     fn default() -> Self {
         Self {
-            live: HashMap::new(),
+            live: HashMap::default(),
             max_live: MAX_LIVE_BLOCKS,
-            sites: HashMap::new(),
+            sites: HashMap::default(),
             totals: HeapTotals::default(),
-            last_free: HashMap::new(),
-            outer_free: HashMap::new(),
-            growth: HashMap::new(),
+            last_free: HashMap::default(),
+            outer_free: HashMap::default(),
+            growth: HashMap::default(),
             ts_ns: 0,
         }
     }

@@ -2,7 +2,7 @@
 //! kernel record has its call site resolved (stacks interned, maps captured for new code), then
 //! goes to the [`Aggregator`]; metadata records (exits, names, warnings) are applied beside.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use crate::{
     aggregate::Aggregator,
@@ -138,7 +138,7 @@ pub(crate) struct State {
     /// Shown with the attach failures.
     pub(super) warnings: Vec<String>,
     /// (pid, generation, address) whose module is known, so maps are read once per new code.
-    pub(super) known: HashSet<(u32, u32, u64)>,
+    pub(super) known: crate::aggregate::FastSet<(u32, u32, u64)>,
     /// Execs of each process in the event stream so far: the generation of its next events.
     pub(super) generations: HashMap<u32, u32>,
     pub(super) decode_errors: u64,
@@ -159,13 +159,13 @@ impl State {
     pub(super) fn new(inputs: Inputs, recorder: Option<Recorder>) -> Self {
         Self {
             agg: Aggregator::new(),
-            stacks: StackTable::new(),
+            stacks: StackTable::default(),
             sym: Symbolizer::new(),
             inputs,
             recorder,
             info: HashMap::new(),
             warnings: Vec::new(),
-            known: HashSet::new(),
+            known: Default::default(),
             generations: HashMap::new(),
             decode_errors: 0,
             missing_stacks: 0,

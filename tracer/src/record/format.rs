@@ -5,8 +5,10 @@
 //! header  = MAGIC (8 bytes) | version u32 LE | abi u32 LE            (16 bytes)
 //! chunk   = payload_len u32 | raw_len u32 | crc32 u32 | head_crc u32 | payload
 //!           (crc32 of the payload; head_crc: crc32 of the 12 bytes before it)
-//! payload = DEFLATE(records);  record = tag u8 | len u32 | bytes
+//! payload = ZSTD(records);  record = tag u8 | len u32 | bytes
 //! ```
+//! Versions 1 and 2 compressed the payload with DEFLATE (level 1); version 3 uses zstd (level
+//! 1), which makes churn's recordings about half the size and reads back faster.
 //! Chunks are written whole, so a file cut short (kill -9, full disk) is readable up to its last
 //! complete chunk. The chunk header has a checksum of its own, so a damaged length is told from
 //! a file cut short: a length whose header checksum fails is corruption, never "truncated".
@@ -22,7 +24,10 @@ use thiserror::Error;
 /// First bytes of every recording.
 pub const MAGIC: [u8; 8] = *b"\x89TRACER\n";
 /// Version of the layout below and of the record meanings in `record::Meta`.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+/// zstd's level for chunks: its fastest regular level (higher ones gain under 1 % on
+/// allocation records and cost several times the time).
+const ZSTD_LEVEL: i32 = 1;
 /// The oldest version still read.
 pub const OLDEST_VERSION: u32 = 1;
 pub const HEADER_LEN: u64 = 16;
@@ -107,7 +112,7 @@ impl<W: Write> Writer<W> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let payload = miniz_oxide::deflate::compress_to_vec(&self.buf, 1);
+        let payload = zstd::bulk::compress(&self.buf, ZSTD_LEVEL)?;
         let too_big = || std::io::Error::other("chunk too large");
         let plen = u32::try_from(payload.len()).map_err(|_| too_big())?;
         let rlen = u32::try_from(self.buf.len()).map_err(|_| too_big())?;
@@ -291,8 +296,13 @@ impl<R: Read> Reader<R> {
         if crc32fast::hash(&payload) != crc {
             return Err(corrupt("checksum mismatch".into()));
         }
-        let raw = miniz_oxide::inflate::decompress_to_vec_with_limit(&payload, rlen as usize)
-            .map_err(|e| corrupt(format!("cannot decompress: {:?}", e.status)))?;
+        let raw = if self.version >= 3 {
+            zstd::bulk::decompress(&payload, rlen as usize)
+                .map_err(|e| corrupt(format!("cannot decompress: {e}")))?
+        } else {
+            miniz_oxide::inflate::decompress_to_vec_with_limit(&payload, rlen as usize)
+                .map_err(|e| corrupt(format!("cannot decompress: {:?}", e.status)))?
+        };
         if raw.len() != rlen as usize {
             return Err(corrupt(format!(
                 "decompressed to {} bytes, header says {rlen}",
@@ -411,11 +421,11 @@ mod tests {
         }
     }
 
-    /// A file as version 1 wrote it: 12-byte chunk headers.
-    fn version_1(records: &[(u8, &[u8])]) -> Vec<u8> {
+    /// A file as version 1 (12-byte chunk headers) or 2 (16 bytes) wrote it, DEFLATE chunks.
+    fn deflate_file(version: u32, records: &[(u8, &[u8])]) -> Vec<u8> {
         let mut file = Vec::new();
         file.extend_from_slice(&MAGIC);
-        file.extend_from_slice(&1u32.to_le_bytes());
+        file.extend_from_slice(&version.to_le_bytes());
         file.extend_from_slice(&tracer_common::ABI_VERSION.to_le_bytes());
         for (tag, bytes) in records {
             let mut raw = vec![*tag];
@@ -424,22 +434,45 @@ mod tests {
             let payload = miniz_oxide::deflate::compress_to_vec(&raw, 1);
             file.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             file.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+            let start = file.len();
             file.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            if version >= 2 {
+                let head_crc = crc32fast::hash(&file[start - 8..]);
+                file.extend_from_slice(&head_crc.to_le_bytes());
+            }
             file.extend_from_slice(&payload);
         }
         file
     }
 
     #[test]
-    fn version_1_files_stay_readable() {
-        let file = version_1(&[(1, b"first"), (2, b"second")]);
-        let (recs, tail) = read_all(&file).expect("reads");
-        assert_eq!(tail, Tail::Clean);
-        let got: Vec<(u8, &[u8])> = recs.iter().map(|r| (r.tag, &r.bytes[..])).collect();
-        assert_eq!(got, vec![(1, &b"first"[..]), (2, &b"second"[..])]);
-        let (recs, tail) = read_all(&file[..file.len() - 3]).expect("reads");
-        assert_eq!(recs.len(), 1);
-        assert!(matches!(tail, Tail::Truncated { .. }));
+    fn version_1_and_2_files_stay_readable() {
+        for version in [1, 2] {
+            let file = deflate_file(version, &[(1, b"first"), (2, b"second")]);
+            let (recs, tail) = read_all(&file).expect("reads");
+            assert_eq!(tail, Tail::Clean);
+            let got: Vec<(u8, &[u8])> = recs.iter().map(|r| (r.tag, &r.bytes[..])).collect();
+            assert_eq!(got, vec![(1, &b"first"[..]), (2, &b"second"[..])]);
+            let (recs, tail) = read_all(&file[..file.len() - 3]).expect("reads");
+            assert_eq!(recs.len(), 1);
+            assert!(matches!(tail, Tail::Truncated { .. }));
+        }
+    }
+
+    #[test]
+    fn chunks_are_zstd_and_a_deflate_chunk_in_a_version_3_file_is_corruption() {
+        let file = sample(30, 10);
+        assert_eq!(u32_at(&file, 8), 3);
+        let first = HEADER_LEN as usize + 16;
+        assert_eq!(
+            file[first..first + 4],
+            [0x28, 0xb5, 0x2f, 0xfd],
+            "zstd frame magic"
+        );
+        let mut v3 = deflate_file(2, &[(1, b"first")]);
+        v3[8..12].copy_from_slice(&3u32.to_le_bytes());
+        let err = read_all(&v3).expect_err("deflate is not zstd");
+        assert!(err.to_string().contains("cannot decompress"), "{err}");
     }
 
     #[test]

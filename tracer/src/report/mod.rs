@@ -22,7 +22,7 @@ pub const SCHEMA: u32 = 1;
 
 /// Stacks → frames, innermost first: kernel stack ids read from the stack map, and the frames
 /// allocation records carried.
-pub type StackTable = HashMap<StackRef, Vec<u64>>;
+pub type StackTable = crate::aggregate::FastMap<StackRef, Vec<u64>>;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Health {

@@ -302,6 +302,7 @@ impl Inner {
         let own = same_file(&format!("/proc/{pid}/exe"), "/proc/self/exe");
         let mut value = ProcMappings {
             generation,
+            version: 0,
             count: 0,
             flags: if self.held.contains(&pid) && self.mode != StackMode::None {
                 STOP_ON_CODE
@@ -327,6 +328,8 @@ impl Inner {
         }
         value.count = list.len() as u32;
         self.stats.reloads += 1;
+        // Unique per write: the kernel's per-CPU memo of rows (`RULE_CACHE`) is keyed by it.
+        value.version = self.stats.reloads;
         if let Err(e) = self.procs.insert(pid, value, 0) {
             log::warn!("unwind mappings of pid {pid} not loaded: {e}");
         }

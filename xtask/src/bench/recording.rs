@@ -173,6 +173,19 @@ fn write_markdown(md: &mut String, runs: &[RecordRun], command: &str) -> std::fm
             r.report.max_rss_kib / 1024
         )?;
     }
+    if let Some(last) = runs.last() {
+        let per_event = last.file_bytes as f64 / last.events.max(1) as f64;
+        let rate = last.events as f64 / last.report.secs.max(1e-9) / 1e6;
+        let met = |ok: bool| if ok { "met" } else { "not met" };
+        writeln!(
+            md,
+            "\nGoals (issue 12), largest run: bytes/event ≤ 4: {per_event:.1}, {}; whole \
+             `tracer report` (read, decompress, decode, aggregate, symbolize, JSON; wall time) \
+             ≥ 5 M events/s: {rate:.2} M, {}.",
+            met(per_event <= 4.0),
+            met(rate >= 5.0)
+        )?;
+    }
     if let [first, .., last] = runs {
         writeln!(
             md,

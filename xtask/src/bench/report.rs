@@ -2,6 +2,9 @@
 
 use std::{fmt::Write as _, time::SystemTime};
 
+/// The goal for tracer's cost per pair over the floor's (issue 12).
+const FLOOR_GOAL: f64 = 1.2;
+
 /// Median and range of one configuration's samples (ns per malloc + free pair).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
@@ -138,6 +141,17 @@ impl Page {
             .collect();
         if !ratios.is_empty() {
             writeln!(md, "Ratios of the medians: {}.\n", ratios.join(", "))?;
+        }
+        if let Some((_, v)) = self
+            .ratio_values()
+            .iter()
+            .find(|(label, _)| *label == "tracer/floor")
+        {
+            writeln!(
+                md,
+                "Goal (issue 12): tracer/floor ≤ {FLOOR_GOAL:.1}: {v:.2}, {}.\n",
+                if *v <= FLOOR_GOAL { "met" } else { "not met" }
+            )?;
         }
         if !self.notes.is_empty() {
             writeln!(md, "Notes:\n")?;
