@@ -40,75 +40,7 @@ impl Widget for Overview<'_> {
         let Some(t) = app.target() else { return };
         let empty = TargetHistory::default();
         let hist = app.target_history().unwrap_or(&empty);
-        let steady = match (hist.steady_heap(STEADY), hist.heap_slope(STEADY)) {
-            (Some(s), Some(slope)) if slope.abs() < 1.0 => (human_bytes(s), "  flat".to_string()),
-            (Some(s), Some(slope)) => (human_bytes(s), format!("  {}", per_sec(slope))),
-            (Some(s), None) => (human_bytes(s), String::new()),
-            (None, _) => ("…".into(), String::new()),
-        };
-        let mut stats = vec![
-            stat(
-                "live heap",
-                human_bytes(t.heap.live_bytes),
-                format!("  {} blocks", t.heap.live_blocks),
-            ),
-            stat("peak", human_bytes(t.heap.peak_live_bytes), String::new()),
-            stat("steady state", steady.0, steady.1),
-            stat(
-                "mapped",
-                human_bytes(t.mappings.live_bytes),
-                format!("  {} regions", t.mappings.live_regions),
-            ),
-            stat(
-                "RSS",
-                t.rss_bytes.map_or("–".into(), human_bytes),
-                if t.exited {
-                    "  (exited)".into()
-                } else {
-                    String::new()
-                },
-            ),
-            // Open fds and live threads next to the memory numbers: a narrow screen cuts the
-            // counters below first.
-            stat(
-                "open fds",
-                t.fds.totals.open.to_string(),
-                format!(
-                    "  {} sockets",
-                    t.fds.by_kind.get("socket").copied().unwrap_or(0)
-                ),
-            ),
-            stat(
-                "threads",
-                t.threads.alive.to_string(),
-                format!("  {} created", t.threads.created_total),
-            ),
-        ];
-        if let Some(tr) = &t.trend {
-            // The limit reached first at the present rates, or that none is approached.
-            let (value, note) = match tr.first_exhaustion() {
-                Some(e) => (crate::trend::text::forecast(e), String::new()),
-                None => (
-                    "no limit near".into(),
-                    format!("  over {:.0}s", tr.window_s),
-                ),
-            };
-            stats.push(stat("runs out", value, note));
-        }
-        stats.extend([
-            stat(
-                "allocations",
-                t.heap.total_allocs.to_string(),
-                hist.alloc_rate()
-                    .map_or(String::new(), |r| format!("  {}/s", count(r))),
-            ),
-            stat("frees", t.heap.total_frees.to_string(), String::new()),
-            stat(
-                "allocated",
-                human_bytes(t.heap.total_alloc_bytes),
-                String::new(),
-            ),
-        ]);
+        let stats = stats(t, hist);
         let block = Block::bordered().title(Span::styled(
             format!(" pid {} {} ", t.pid, t.comm),
             theme::title(),
@@ -125,6 +57,81 @@ impl Widget for Overview<'_> {
         Paragraph::new(stats).render(left, buf);
         Timelines { hist }.render(right, buf);
     }
+}
+
+/// The numbers of the Overview's left column: memory first, then fds, threads, the forecast and
+/// the allocation counts.
+fn stats<'a>(t: &'a crate::report::ProcessReport, hist: &TargetHistory) -> Vec<Line<'a>> {
+    let steady = match (hist.steady_heap(STEADY), hist.heap_slope(STEADY)) {
+        (Some(s), Some(slope)) if slope.abs() < 1.0 => (human_bytes(s), "  flat".to_string()),
+        (Some(s), Some(slope)) => (human_bytes(s), format!("  {}", per_sec(slope))),
+        (Some(s), None) => (human_bytes(s), String::new()),
+        (None, _) => ("…".into(), String::new()),
+    };
+    let mut stats = vec![
+        stat(
+            "live heap",
+            human_bytes(t.heap.live_bytes),
+            format!("  {} blocks", t.heap.live_blocks),
+        ),
+        stat("peak", human_bytes(t.heap.peak_live_bytes), String::new()),
+        stat("steady state", steady.0, steady.1),
+        stat(
+            "mapped",
+            human_bytes(t.mappings.live_bytes),
+            format!("  {} regions", t.mappings.live_regions),
+        ),
+        stat(
+            "RSS",
+            t.rss_bytes.map_or("–".into(), human_bytes),
+            if t.exited {
+                "  (exited)".into()
+            } else {
+                String::new()
+            },
+        ),
+        // Open fds and live threads next to the memory numbers: a narrow screen cuts the
+        // counters below first.
+        stat(
+            "open fds",
+            t.fds.totals.open.to_string(),
+            format!(
+                "  {} sockets",
+                t.fds.by_kind.get("socket").copied().unwrap_or(0)
+            ),
+        ),
+        stat(
+            "threads",
+            t.threads.alive.to_string(),
+            format!("  {} created", t.threads.created_total),
+        ),
+    ];
+    if let Some(tr) = &t.trend {
+        // The limit reached first at the present rates, or that none is approached.
+        let (value, note) = match tr.first_exhaustion() {
+            Some(e) => (crate::trend::text::forecast(e), String::new()),
+            None => (
+                "no limit near".into(),
+                format!("  over {:.0}s", tr.window_s),
+            ),
+        };
+        stats.push(stat("runs out", value, note));
+    }
+    stats.extend([
+        stat(
+            "allocations",
+            t.heap.total_allocs.to_string(),
+            hist.alloc_rate()
+                .map_or(String::new(), |r| format!("  {}/s", count(r))),
+        ),
+        stat("frees", t.heap.total_frees.to_string(), String::new()),
+        stat(
+            "allocated",
+            human_bytes(t.heap.total_alloc_bytes),
+            String::new(),
+        ),
+    ]);
+    stats
 }
 
 /// A timeline: name, points, how a value reads.
