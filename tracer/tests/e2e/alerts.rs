@@ -3,12 +3,12 @@
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
-    process::{Command, Stdio},
+    process::Stdio,
     time::Duration,
 };
 
 use crate::harness::{
-    require_root, tracer_command, tracer_ok, wait_output, wait_reading_stdin, workload, Guard,
+    require_root, spawn_fd_leak, tracer_command, tracer_ok, wait_output, workload,
 };
 
 #[test]
@@ -16,17 +16,7 @@ fn a_process_crossing_an_alert_threshold_is_named_and_the_run_exits_3() {
     require_root();
     // 40 fds at most, one more every 50 ms: over half of them within a second or two. Open
     // for 500 ms is a leak here, so the alert can name the site opening them.
-    let mut leaker = Guard(
-        Command::new(workload(tracer_workloads::FD_LEAK))
-            .args(["40", "50", "--hold"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn fd_leak"),
-    );
-    let mut lines = BufReader::new(leaker.0.stdout.take().expect("stdout")).lines();
-    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("r"));
-    wait_reading_stdin(leaker.pid());
+    let (mut leaker, _stdout) = spawn_fd_leak(40, 50); // its stdout stays open
     let pid = leaker.pid().to_string();
     let mut tracer = tracer_command(&[])
         .args([

@@ -298,3 +298,23 @@ pub fn build_rust_workload(package: &str) -> String {
         .expect("target/release");
     release.join(package).display().to_string()
 }
+
+/// `fd_leak LIMIT PERIOD_MS --hold`, started and waited for until it reads its stdin (its
+/// `r` line read): the running workload and the rest of its stdout.
+pub fn spawn_fd_leak(
+    limit: u64,
+    period_ms: u64,
+) -> (Guard, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    let mut leaker = Guard(
+        Command::new(workload(tracer_workloads::FD_LEAK))
+            .args([&limit.to_string(), &period_ms.to_string(), "--hold"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn fd_leak"),
+    );
+    let mut lines = BufReader::new(leaker.0.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("r"));
+    wait_reading_stdin(leaker.pid());
+    (leaker, lines)
+}

@@ -3,7 +3,7 @@
 //! the page; a port in use ends the run before the target starts.
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -11,8 +11,7 @@ use std::{
 use serde_json::Value;
 
 use crate::harness::{
-    finish, only_target, require_root, start_tracer, tracer_error, u, wait_reading_stdin, workload,
-    Guard, TempDir,
+    finish, only_target, require_root, spawn_fd_leak, start_tracer, tracer_error, u, Guard, TempDir,
 };
 
 /// A port free on 127.0.0.1 a moment ago.
@@ -68,17 +67,7 @@ fn prometheus_scrapes_tracer_and_reads_back_its_exact_numbers() {
     let report = dir.file("report.json");
     let (port, prom_port) = (free_port(), free_port());
     // Reaches its fd limit within a second, then holds every fd.
-    let mut leaker = Guard(
-        Command::new(workload(tracer_workloads::FD_LEAK))
-            .args([&LIMIT.to_string(), "10", "--hold"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn fd_leak"),
-    );
-    let mut lines = BufReader::new(leaker.0.stdout.take().expect("stdout")).lines();
-    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("r"));
-    wait_reading_stdin(leaker.pid());
+    let (mut leaker, mut lines) = spawn_fd_leak(LIMIT, 10);
     let pid = leaker.pid().to_string();
     let addr = format!("127.0.0.1:{port}");
     let tracer = start_tracer(&["--pid", &pid, "--metrics", &addr], &report);

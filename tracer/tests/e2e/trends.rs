@@ -1,17 +1,12 @@
 //! Trends and forecasts: a process leaking fds at a known rate under a low RLIMIT_NOFILE is
 //! forecast to run out when it really does (its open fails with EMFILE).
 
-use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{io::Write as _, process::Command, time::Duration};
 
 use serde_json::Value;
 
 use crate::harness::{
-    finish, only_target, require_root, start_tracer, u, wait_reading_stdin, workload, Guard,
-    TempDir, TRACER,
+    finish, only_target, require_root, spawn_fd_leak, start_tracer, u, TempDir, TRACER,
 };
 
 /// `clock`'s time in nanoseconds.
@@ -45,17 +40,7 @@ fn an_fd_leak_is_forecast_to_hit_its_limit_when_it_really_does() {
     let dir = TempDir::new("trend");
     let report = dir.file("report.json");
     let recording = dir.file("run.trc");
-    let mut leaker = Guard(
-        Command::new(workload(tracer_workloads::FD_LEAK))
-            .args([&LIMIT.to_string(), &PERIOD_MS.to_string(), "--hold"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn fd_leak"),
-    );
-    let mut lines = BufReader::new(leaker.0.stdout.take().expect("stdout")).lines();
-    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("r"));
-    wait_reading_stdin(leaker.pid());
+    let (mut leaker, mut lines) = spawn_fd_leak(LIMIT, PERIOD_MS);
     let pid = leaker.pid().to_string();
     let rec = recording.display().to_string();
     let tracer = start_tracer(
